@@ -1,0 +1,63 @@
+/**
+ * Q5_0 (spec §3.4): `{ f16 d; u8 qh[4]; u8 qs[16] }` = 22 bytes per 32 values, value = (q - 16) * d, q in [0, 31].
+ * qh (little-endian u32) bit j is bit 4 of element j; qs holds the low nibbles as in Q4_0.
+ */
+import { type Codec, defineCodec, throwNonFinite } from './codec.js';
+import { fp16Table, fp32ToFp16 } from './half.js';
+
+const fround = Math.fround;
+
+/** Q5_0: |error| <= amax/32 per element (amax/16 at -max). */
+export const q5_0: Codec = /* @__PURE__ */ defineCodec('q5_0', '|error| <= amax/32 per element (amax/16 at -max)', {
+  quantizeRow(src, srcOff, n, dst, dstOff, row) {
+    for (let b = 0; b < n / 32; b++) {
+      const o = srcOff + 32 * b;
+      const q = dstOff + 22 * b;
+      let amax = 0;
+      let max = 0;
+      let sum = 0;
+      for (let j = 0; j < 32; j++) {
+        const v = src[o + j];
+        sum += v;
+        if (amax < Math.abs(v)) {
+          amax = Math.abs(v);
+          max = v;
+        }
+      }
+      if (!Number.isFinite(sum)) throwNonFinite('q5_0', src, o, 32, srcOff, row);
+      const d = fround(max / -16);
+      const id = d !== 0 ? fround(1 / d) : 0;
+      const h = fp32ToFp16(d);
+      dst[q] = h & 0xff;
+      dst[q + 1] = h >>> 8;
+      let qh = 0;
+      for (let j = 0; j < 16; j++) {
+        let a = fround(fround(src[o + j] * id) + 16.5) | 0;
+        let c = fround(fround(src[o + j + 16] * id) + 16.5) | 0;
+        a = a < 31 ? a : 31;
+        c = c < 31 ? c : 31;
+        dst[q + 6 + j] = (a & 15) | ((c & 15) << 4);
+        qh |= ((a >>> 4) & 1) << j;
+        qh |= ((c >>> 4) & 1) << (j + 16);
+      }
+      dst[q + 2] = qh & 0xff;
+      dst[q + 3] = (qh >>> 8) & 0xff;
+      dst[q + 4] = (qh >>> 16) & 0xff;
+      dst[q + 5] = qh >>> 24;
+    }
+  },
+  dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
+    const half = fp16Table();
+    for (let b = 0; b < nBlocks; b++) {
+      const q = srcOff + 22 * b;
+      const d = half[src[q] | (src[q + 1] << 8)];
+      const qh = src[q + 2] | (src[q + 3] << 8) | (src[q + 4] << 16) | (src[q + 5] << 24);
+      const o = dstOff + 32 * b;
+      for (let j = 0; j < 16; j++) {
+        const byte = src[q + 6 + j];
+        dst[o + j] = (((byte & 15) | (((qh >>> j) & 1) << 4)) - 16) * d;
+        dst[o + j + 16] = (((byte >>> 4) | (((qh >>> (j + 16)) & 1) << 4)) - 16) * d;
+      }
+    }
+  },
+});
