@@ -1,1 +1,2 @@
-export {};
+export type { Command } from './main.js';
+export { main } from './main.js';

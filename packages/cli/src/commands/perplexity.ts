@@ -1,0 +1,7 @@
+import { UsageError } from '../args.js';
+
+export const summary = 'not yet available';
+
+export async function run(_args: string[]): Promise<number> {
+  throw new UsageError('perplexity: not implemented yet');
+}
