@@ -1,12 +1,4 @@
-import {
-  type DTypeInfo,
-  type DTypeName,
-  DTypeError,
-  ShapeError,
-  SizeError,
-  ValueError,
-  dtypes,
-} from '@nibble/tensor';
+import { DTypeError, type DTypeInfo, type DTypeName, dtypes, ShapeError, SizeError, ValueError } from '@nibble/tensor';
 
 /** Options of {@link Codec.quantize} and {@link Codec.quantizeInto}. */
 export interface QuantizeOptions {
@@ -75,7 +67,14 @@ export interface BlockKernels {
  * Throws the {@link ValueError} for the first non-finite value in `src[off, off+n)`. Format kernels call it after
  * a cheap per-block check fails (a double-precision sum of a block is finite iff every element is).
  */
-export function throwNonFinite(name: string, src: Float32Array, off: number, n: number, rowStart: number, row: number): never {
+export function throwNonFinite(
+  name: string,
+  src: Float32Array,
+  off: number,
+  n: number,
+  rowStart: number,
+  row: number,
+): never {
   for (let i = off; i < off + n; i++) {
     if (!Number.isFinite(src[i])) {
       const column = i - rowStart;
@@ -135,7 +134,9 @@ export function defineCodec(name: DTypeName, errorBound: string, kernels: BlockK
     }
     const nBlocks = dst.length / blockSize;
     if (src.length < nBlocks * bytesPerBlock) {
-      throw new SizeError(`${name}: ${dst.length} values need ${nBlocks * bytesPerBlock} bytes, source has ${src.length}`);
+      throw new SizeError(
+        `${name}: ${dst.length} values need ${nBlocks * bytesPerBlock} bytes, source has ${src.length}`,
+      );
     }
     kernels.dequantizeBlocks(src, 0, dst, 0, nBlocks);
   }

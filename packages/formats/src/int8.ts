@@ -19,7 +19,7 @@
  * ```
  * value = (q - zeroPoint) * scale, with zeroPoint = 0 when symmetric.
  */
-import { NibbleError, ShapeError, SizeError, ValueError, dtypes } from '@nibble/tensor';
+import { dtypes, NibbleError, ShapeError, SizeError, ValueError } from '@nibble/tensor';
 import { throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
 
@@ -91,8 +91,10 @@ function layoutFor(
 
 /** Reads and validates the header of an INT8 buffer. Throws a `NibbleError` (`E_FORMAT`) naming the bad field. */
 export function int8Layout(src: Uint8Array): Int8Layout {
-  if (src.length < HEADER) throw new NibbleError('E_FORMAT', `int8: ${src.length} bytes is shorter than the 24-byte header`);
-  if (src[0] !== 0x4e || src[1] !== 0x49 || src[2] !== 0x38) throw new NibbleError('E_FORMAT', 'int8: bad magic (expected "NI8")');
+  if (src.length < HEADER)
+    throw new NibbleError('E_FORMAT', `int8: ${src.length} bytes is shorter than the 24-byte header`);
+  if (src[0] !== 0x4e || src[1] !== 0x49 || src[2] !== 0x38)
+    throw new NibbleError('E_FORMAT', 'int8: bad magic (expected "NI8")');
   if (src[3] !== 1) throw new NibbleError('E_FORMAT', `int8: unsupported version ${src[3]} (expected 1)`);
   const granularity = GRANULARITY[src[4]];
   if (granularity === undefined) throw new NibbleError('E_FORMAT', `int8: bad granularity ${src[4]} at offset 4`);
@@ -106,7 +108,10 @@ export function int8Layout(src: Uint8Array): Int8Layout {
   const n = rows * rowLength;
   const expectGroup = granularity === 'tensor' ? n : granularity === 'channel' ? rowLength : groupSize;
   if (groupSize !== expectGroup || (granularity === 'group' && (groupSize === 0 || rowLength % groupSize !== 0))) {
-    throw new NibbleError('E_FORMAT', `int8: group size ${groupSize} at offset 16 does not fit ${granularity} of ${rows}x${rowLength}`);
+    throw new NibbleError(
+      'E_FORMAT',
+      `int8: group size ${groupSize} at offset 16 does not fit ${granularity} of ${rows}x${rowLength}`,
+    );
   }
   const layout = layoutFor(rows, rowLength, granularity, groupSize, (flags & 1) === 0, flags & 2 ? 'f16' : 'f32');
   if (layout.groups !== groups) {
@@ -131,11 +136,17 @@ function quantize(src: Float32Array, options: Int8Options = {}): Uint8Array {
   const symmetric = options.symmetric ?? true;
   const scaleType = options.scaleType ?? 'f32';
   if (!GRANULARITY.includes(granularity)) throw new ShapeError(`int8: unknown granularity '${granularity}'`);
-  if (!Number.isSafeInteger(rowLength) || rowLength < 0 || (rowLength === 0 && src.length > 0) || (rowLength > 0 && src.length % rowLength !== 0)) {
+  if (
+    !Number.isSafeInteger(rowLength) ||
+    rowLength < 0 ||
+    (rowLength === 0 && src.length > 0) ||
+    (rowLength > 0 && src.length % rowLength !== 0)
+  ) {
     throw new ShapeError(`int8: ${src.length} values are not a whole number of rows of ${rowLength}`);
   }
   const rows = rowLength === 0 ? 0 : src.length / rowLength;
-  const groupSize = granularity === 'tensor' ? src.length : granularity === 'channel' ? rowLength : (options.groupSize ?? 32);
+  const groupSize =
+    granularity === 'tensor' ? src.length : granularity === 'channel' ? rowLength : (options.groupSize ?? 32);
   if (granularity === 'group' && (!Number.isSafeInteger(groupSize) || groupSize <= 0 || rowLength % groupSize !== 0)) {
     throw new ShapeError(`int8: group size ${groupSize} does not divide the row length ${rowLength}`);
   }
@@ -169,7 +180,11 @@ function quantize(src: Float32Array, options: Int8Options = {}): Uint8Array {
     if (scaleType === 'f16') {
       const h = scaleUp16(scale);
       if (!Number.isFinite(half[h])) {
-        throw new ValueError(`int8: group ${g} needs scale ${scale}, beyond f16; use scaleType 'f32'`, Math.floor(start / rowLength), start % rowLength);
+        throw new ValueError(
+          `int8: group ${g} needs scale ${scale}, beyond f16; use scaleType 'f32'`,
+          Math.floor(start / rowLength),
+          start % rowLength,
+        );
       }
       view.setUint16(layout.scalesOffset + 2 * g, h, true);
       scale = half[h];
@@ -229,6 +244,8 @@ export const int8 = Object.freeze({
   errorBound: '|error| <= scale/2 per element, scale = amax/127 (symmetric) or (max-min)/255 (asymmetric) of its group',
   quantize,
   dequantizeInto,
+  /** Reads and validates the header of an INT8 buffer (same as {@link int8Layout}). */
+  layout: int8Layout,
   dequantize(src: Uint8Array): Float32Array {
     const layout = int8Layout(src);
     const dst = new Float32Array(layout.rows * layout.rowLength);
@@ -238,7 +255,9 @@ export const int8 = Object.freeze({
   /** Bytes an INT8 buffer of this shape and options takes. */
   byteLength(rows: number, rowLength: number, options: Omit<Int8Options, 'rowLength'> = {}): number {
     const granularity = options.granularity ?? 'channel';
-    const groupSize = granularity === 'tensor' ? rows * rowLength : granularity === 'channel' ? rowLength : (options.groupSize ?? 32);
-    return layoutFor(rows, rowLength, granularity, groupSize, options.symmetric ?? true, options.scaleType ?? 'f32').byteLength;
+    const groupSize =
+      granularity === 'tensor' ? rows * rowLength : granularity === 'channel' ? rowLength : (options.groupSize ?? 32);
+    return layoutFor(rows, rowLength, granularity, groupSize, options.symmetric ?? true, options.scaleType ?? 'f32')
+      .byteLength;
   },
 });

@@ -112,7 +112,7 @@ export const dtypes: Readonly<Record<DTypeName, DTypeInfo>> = Object.freeze({
   i32: row('i32', 26, 1, 4, 'i32', 'int32 scalar'),
   i64: row('i64', 27, 1, 8, 'i64', 'int64 scalar'),
   f64: row('f64', 28, 1, 8, 'f64', 'IEEE binary64'),
-  int8: row('int8', -1, 1, 1, 'f32', "nibble INT8: per tensor/channel/group, symmetric or with zero point"),
+  int8: row('int8', -1, 1, 1, 'f32', 'nibble INT8: per tensor/channel/group, symmetric or with zero point'),
 });
 
 const byGgmlType = new Map<number, DTypeInfo>();

@@ -1,6 +1,6 @@
 import { type DTypeInfo, type DTypeName, dtypes, rowBytes } from './dtype.js';
 import { DTypeError, SizeError } from './errors.js';
-import { type Shape, rowsOf } from './shape.js';
+import { rowsOf, type Shape } from './shape.js';
 
 /**
  * A tensor in host memory: dtype, shape and a byte view of its data. `data` is a view, never a copy: it may point
@@ -30,11 +30,7 @@ export function byteLength(dtype: DTypeName | DTypeInfo, shape: Shape): number {
  * t.data.byteLength; // 24
  * ```
  */
-export function hostTensor(
-  dtype: DTypeName,
-  shape: Shape,
-  data: ArrayBufferView | ArrayBufferLike,
-): HostTensor {
+export function hostTensor(dtype: DTypeName, shape: Shape, data: ArrayBufferView | ArrayBufferLike): HostTensor {
   if (!Object.hasOwn(dtypes, dtype)) throw new DTypeError(`unknown dtype '${dtype}'`);
   const bytes = ArrayBuffer.isView(data)
     ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)

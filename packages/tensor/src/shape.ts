@@ -9,7 +9,8 @@ export type Shape = readonly number[];
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new ShapeError(`invalid dimension ${d} in shape [${shape.join(', ')}]`);
+    if (!Number.isSafeInteger(d) || d < 0)
+      throw new ShapeError(`invalid dimension ${d} in shape [${shape.join(', ')}]`);
     n *= d;
     if (!Number.isSafeInteger(n)) throw new ShapeError(`shape [${shape.join(', ')}] has too many elements`);
   }
