@@ -3,30 +3,34 @@
  * returns the process exit code.
  */
 import { NibbleError } from '@nibble/tensor';
-import * as bench from './commands/bench.js';
-import * as demo from './commands/demo.js';
-import * as formats from './commands/formats.js';
-import * as inspect from './commands/inspect.js';
-import * as perplexity from './commands/perplexity.js';
-import * as quantize from './commands/quantize.js';
-import * as runModel from './commands/run.js';
-import * as tokenize from './commands/tokenize.js';
-
-/** A subcommand: a one-line summary for `nibble help`, and its entry point. */
+/** A subcommand: a one-line summary for `nibble help`, and a loader for its module. */
 export interface Command {
   summary: string;
-  run(args: string[]): Promise<number>;
+  load(): Promise<{ run(args: string[]): Promise<number> }>;
 }
 
+// Loaded on demand so that `nibble inspect` never pays for the model runner, and the reverse.
 const commands: Record<string, Command> = {
-  demo,
-  formats,
-  inspect,
-  quantize,
-  tokenize,
-  run: runModel,
-  perplexity,
-  bench,
+  demo: {
+    summary: 'quantize the bundled stories260K to every format: size, error, perplexity, a story each',
+    load: () => import('./commands/demo.js'),
+  },
+  formats: {
+    summary: 'the format table (ggml id, block, bytes, bits per weight, imatrix)',
+    load: () => import('./commands/formats.js'),
+  },
+  inspect: {
+    summary: 'GGUF header, metadata and tensor table of a file or URL',
+    load: () => import('./commands/inspect.js'),
+  },
+  quantize: { summary: 'write a quantized copy of a GGUF model', load: () => import('./commands/quantize.js') },
+  tokenize: {
+    summary: 'token ids of a text, or of a llama.cpp .inp test file',
+    load: () => import('./commands/tokenize.js'),
+  },
+  run: { summary: 'generate text from a prompt, streaming', load: () => import('./commands/run.js') },
+  perplexity: { summary: 'perplexity of a model on a text file', load: () => import('./commands/perplexity.js') },
+  bench: { summary: 'run the benchmarks beside their peers', load: () => import('./commands/bench.js') },
 };
 
 function help(): string {
@@ -47,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(args);
+    return await (await command.load()).run(args);
   } catch (err) {
     // Expected failures (bad file, bad option) print their message only; anything else is a bug and keeps its stack.
     if (err instanceof NibbleError || (err instanceof Error && err.name === 'UsageError')) {

@@ -1,7 +1,199 @@
-import { UsageError } from '../args.js';
+/**
+ * `nibble demo`: the main job on the bundled model. Quantize every weight tensor of stories260K to each format and
+ * show what users know from llama.cpp: bits per weight, model size, ratio to F32 and the error against the F32
+ * weights.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { formats, type Int8Options, int8 } from '@nibble/formats';
+import { type GgufFile, parseGguf } from '@nibble/gguf';
+import { type DTypeName, dtypes } from '@nibble/tensor';
+import { parseArgs, stringFlag } from '../args.js';
+import { isQuantizable, storedType, tensorToF32 } from '../model-quant.js';
 
-export const summary = 'not yet available';
+/** The bundled model, found from the source tree or the published package. */
+export const bundledModel = fileURLToPath(new URL('../../../../fixtures/models/stories260K.gguf', import.meta.url));
 
-export async function run(_args: string[]): Promise<number> {
-  throw new UsageError('demo: not implemented yet');
+/** One weight tensor of the model, as f32. */
+interface Weight {
+  name: string;
+  shape: readonly number[];
+  rowLength: number;
+  values: Float32Array; // [rows, rowLength]
+}
+
+/** How one variant stores each weight tensor. */
+export interface Variant {
+  /** Label in the table, e.g. `Q4_0` or `INT8 g32 asym f16`. */
+  label: string;
+  /** Encodes one tensor; returns its stored bytes, its values decoded, and the dtype it was stored as. */
+  encode(w: Weight): { bytes: number; decoded: Float32Array; storedAs: string };
+}
+
+/** One row of the table. */
+export interface DemoRow {
+  format: string;
+  bitsPerWeight: number;
+  modelBytes: number;
+  ratioToF32: number;
+  rmse: number;
+  maxAbsError: number;
+  /** Tensors stored in another type because their rows do not fit the block size (llama.cpp's rule). */
+  fallbacks: Record<string, number>;
+}
+
+function blockVariant(name: DTypeName): Variant {
+  return {
+    label: name.toUpperCase().replace(/_K$/, '_K'),
+    encode(w) {
+      const type = storedType(name, w.rowLength);
+      const codec = formats[type];
+      const q = codec.quantize(w.values, { rowLength: w.rowLength });
+      return { bytes: q.length, decoded: codec.dequantize(q, w.values.length), storedAs: type };
+    },
+  };
+}
+
+function int8Variant(label: string, options: Omit<Int8Options, 'rowLength'>): Variant {
+  return {
+    label,
+    encode(w) {
+      const groupSize = options.groupSize ?? 32;
+      // A group must divide the row: rows that don't fit fall back to one scale per channel, as noted in the table.
+      const fits = options.granularity !== 'group' || w.rowLength % groupSize === 0;
+      const opts = fits ? options : { ...options, granularity: 'channel' as const };
+      const q = int8.quantize(w.values, { rowLength: w.rowLength, ...opts });
+      return { bytes: q.length, decoded: int8.dequantize(q), storedAs: fits ? 'int8' : 'int8 per channel' };
+    },
+  };
+}
+
+/** Every variant of the table: the block and float formats of `@nibble/formats`, then INT8 flavours. */
+export function demoVariants(): Variant[] {
+  const block = Object.values(formats)
+    .filter((c) => !c.info.internal && c.name !== 'f32')
+    .sort((a, b) => b.info.bitsPerWeight - a.info.bitsPerWeight)
+    .map((c) => blockVariant(c.name));
+  return [
+    ...block,
+    int8Variant('INT8 channel sym f32', { granularity: 'channel' }),
+    int8Variant('INT8 g32 sym f16', { granularity: 'group', groupSize: 32, scaleType: 'f16' }),
+    int8Variant('INT8 g32 asym f16', { granularity: 'group', groupSize: 32, symmetric: false, scaleType: 'f16' }),
+  ];
+}
+
+function loadWeights(file: GgufFile): { weights: Weight[]; otherBytes: number; f32Bytes: number } {
+  const weights: Weight[] = [];
+  let otherBytes = 0;
+  let f32Bytes = 0;
+  for (const info of file.tensors) {
+    f32Bytes += info.elementCount * 4;
+    if (!isQuantizable(info.name, info.shape)) {
+      otherBytes += info.byteLength;
+      continue;
+    }
+    const values = tensorToF32(file.readTensorSync(info.name));
+    weights.push({ name: info.name, shape: info.shape, rowLength: info.shape[info.shape.length - 1], values });
+  }
+  return { weights, otherBytes, f32Bytes };
+}
+
+/** Computes the table for a model held in memory. */
+export function demoTable(file: GgufFile, variants = demoVariants()): DemoRow[] {
+  const { weights, otherBytes, f32Bytes } = loadWeights(file);
+  const params = weights.reduce((n, w) => n + w.values.length, 0);
+  const rows: DemoRow[] = [
+    { format: 'F32', bitsPerWeight: 32, modelBytes: f32Bytes, ratioToF32: 1, rmse: 0, maxAbsError: 0, fallbacks: {} },
+  ];
+  for (const v of variants) {
+    let bytes = 0;
+    let sumSq = 0;
+    let maxAbs = 0;
+    const fallbacks: Record<string, number> = {};
+    for (const w of weights) {
+      const r = v.encode(w);
+      bytes += r.bytes;
+      if (r.storedAs.toLowerCase() !== v.label.toLowerCase() && r.storedAs !== 'int8') {
+        fallbacks[r.storedAs] = (fallbacks[r.storedAs] ?? 0) + 1;
+      }
+      for (let i = 0; i < w.values.length; i++) {
+        const e = Math.abs(r.decoded[i] - w.values[i]);
+        sumSq += e * e;
+        if (e > maxAbs) maxAbs = e;
+      }
+    }
+    const modelBytes = bytes + otherBytes;
+    rows.push({
+      format: v.label,
+      bitsPerWeight: (8 * bytes) / params,
+      modelBytes,
+      ratioToF32: f32Bytes / modelBytes,
+      rmse: Math.sqrt(sumSq / params),
+      maxAbsError: maxAbs,
+      fallbacks,
+    });
+  }
+  return rows;
+}
+
+function describeModel(file: GgufFile): string {
+  const m = file.metadata;
+  const params = file.tensors.reduce((n, t) => n + t.elementCount, 0);
+  const arch = String(m.get('general.architecture') ?? '?');
+  const get = (k: string) => m.get(`${arch}.${k}`);
+  return (
+    `${String(m.get('general.name') ?? 'model')}: ${arch}, ${get('block_count')} layers, dim ${get('embedding_length')}, ` +
+    `${get('attention.head_count')} heads (${get('attention.head_count_kv')} KV), ${(params / 1000).toFixed(1)}K parameters`
+  );
+}
+
+/** Formats the rows as an aligned text table. */
+export function formatTable(rows: DemoRow[]): string {
+  const header = ['format', 'bpw', 'size', 'vs F32', 'RMSE', 'max |err|', 'stored otherwise (llama.cpp fallback)'];
+  const body = rows.map((r) => [
+    r.format,
+    r.bitsPerWeight.toFixed(2),
+    `${(r.modelBytes / 1024).toFixed(1)} KiB`,
+    `${r.ratioToF32.toFixed(2)}x`,
+    r.rmse === 0 ? '0' : r.rmse.toExponential(2),
+    r.maxAbsError === 0 ? '0' : r.maxAbsError.toExponential(2),
+    Object.entries(r.fallbacks)
+      .map(([t, n]) => `${n} as ${t.includes(' ') ? t : t.toUpperCase()}`)
+      .join(', '),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)]
+    .map((l) => l.trimEnd())
+    .join('\n');
+}
+
+export async function run(args: string[]): Promise<number> {
+  const p = parseArgs(args, ['json', 'help']);
+  if (p.flags.has('help')) {
+    console.log(
+      'usage: nibble demo [--model FILE.gguf] [--json]\n\nQuantizes every weight tensor of an F32 llama model (default: the bundled stories260K)\nto each format and prints size and error against the F32 weights.',
+    );
+    return 0;
+  }
+  const path = stringFlag(p, 'model', bundledModel) as string;
+  const file = parseGguf(new Uint8Array(readFileSync(path)));
+  const rows = demoTable(file);
+  if (p.flags.has('json')) {
+    console.log(JSON.stringify({ model: describeModel(file), rows }, null, 2));
+    return 0;
+  }
+  console.log(describeModel(file));
+  console.log(
+    'Weights: every 2-D weight tensor (norms stay F32). Error: against the F32 weights, over all quantized weights.\n',
+  );
+  console.log(formatTable(rows));
+  const k = rows.find((r) => Object.keys(r.fallbacks).length > 0 && r.format.endsWith('_K'));
+  if (k) {
+    console.log(
+      `\nK-quants, IQ4_XS and TQ types need rows of ${dtypes.q4_K.blockSize}; this model's rows are 64 and 172 wide, so llama.cpp's fallback types apply.`,
+    );
+  }
+  return 0;
 }
