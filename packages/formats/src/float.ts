@@ -4,18 +4,49 @@
  */
 import { type Codec, defineCodec } from './codec.js';
 import { bf16ToFp32, fp16Table, fp32ToBf16, fp32ToFp16 } from './half.js';
+import { u16Of, u32Of } from './views.js';
 
 /** IEEE binary32, stored little-endian. Lossless. */
 export const f32: Codec = /* @__PURE__ */ defineCodec('f32', 'exact', {
   quantizeRow(src, srcOff, n, dst, dstOff) {
+    if ((dst.byteOffset + dstOff) % 4 === 0) {
+      new Float32Array(dst.buffer, dst.byteOffset + dstOff, n).set(src.subarray(srcOff, srcOff + n));
+      return;
+    }
     const view = new DataView(dst.buffer, dst.byteOffset + dstOff, n * 4);
     for (let i = 0; i < n; i++) view.setFloat32(i * 4, src[srcOff + i], true);
   },
   dequantizeBlocks(src, srcOff, dst, dstOff, n) {
+    if ((src.byteOffset + srcOff) % 4 === 0) {
+      dst.set(new Float32Array(src.buffer, src.byteOffset + srcOff, n), dstOff);
+      return;
+    }
     const view = new DataView(src.buffer, src.byteOffset + srcOff, n * 4);
     for (let i = 0; i < n; i++) dst[dstOff + i] = view.getFloat32(i * 4, true);
   },
 });
+
+/**
+ * Rounds binary32 bits to binary16 bits, round-to-nearest-even, like ggml. The common cases (normal halves, Inf,
+ * NaN) are integer arithmetic on the bits; halves in the subnormal range take the general routine.
+ */
+function halfBits(w: number): number {
+  const sign = (w >>> 16) & 0x8000;
+  const abs = w & 0x7fffffff;
+  if (abs >= 0x38800000) {
+    if (abs >= 0x477ff000) return sign | (abs > 0x7f800000 ? 0x7e00 : 0x7c00); // NaN, or >= 65520 -> Inf
+    // Rebias the exponent and round the 13 dropped bits to nearest even; a carry bumps the exponent correctly.
+    return sign | ((abs - 0x38000000 + 0x0fff + ((abs >>> 13) & 1)) >>> 13);
+  }
+  return fp32ToFp16(fromBits(w));
+}
+
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+function fromBits(w: number): number {
+  scratchBits[0] = w;
+  return scratch[0];
+}
 
 /** IEEE binary16, round-to-nearest-even. Relative error <= 2^-11 for normal halves; |x| >= 65520 becomes ±Inf. */
 export const f16: Codec = /* @__PURE__ */ defineCodec(
@@ -23,14 +54,30 @@ export const f16: Codec = /* @__PURE__ */ defineCodec(
   'relative error <= 2^-11 in the normal range (|x| >= 2^-14), absolute <= 2^-25 below; |x| >= 65520 becomes ±Inf',
   {
     quantizeRow(src, srcOff, n, dst, dstOff) {
+      const bits = u32Of(src.buffer);
+      const s = (src.byteOffset >> 2) + srcOff;
+      const at = dst.byteOffset + dstOff;
+      if (at % 2 === 0) {
+        const out = u16Of(dst.buffer);
+        const o = at >> 1;
+        for (let i = 0; i < n; i++) out[o + i] = halfBits(bits[s + i]);
+        return;
+      }
       for (let i = 0; i < n; i++) {
-        const h = fp32ToFp16(src[srcOff + i]);
+        const h = halfBits(bits[s + i]);
         dst[dstOff + 2 * i] = h & 0xff;
         dst[dstOff + 2 * i + 1] = h >>> 8;
       }
     },
     dequantizeBlocks(src, srcOff, dst, dstOff, n) {
       const table = fp16Table();
+      const at = src.byteOffset + srcOff;
+      if (at % 2 === 0) {
+        const h = u16Of(src.buffer);
+        const o = at >> 1;
+        for (let i = 0; i < n; i++) dst[dstOff + i] = table[h[o + i]];
+        return;
+      }
       for (let i = 0; i < n; i++) dst[dstOff + i] = table[src[srcOff + 2 * i] | (src[srcOff + 2 * i + 1] << 8)];
     },
   },
@@ -39,6 +86,19 @@ export const f16: Codec = /* @__PURE__ */ defineCodec(
 /** bfloat16 (the top half of binary32), round-to-nearest-even. Relative error <= 2^-8. */
 export const bf16: Codec = /* @__PURE__ */ defineCodec('bf16', 'relative error <= 2^-8 (2^-9 for normal values)', {
   quantizeRow(src, srcOff, n, dst, dstOff) {
+    const bits = u32Of(src.buffer);
+    const s = (src.byteOffset >> 2) + srcOff;
+    const at = dst.byteOffset + dstOff;
+    if (at % 2 === 0) {
+      const out = u16Of(dst.buffer);
+      const o = at >> 1;
+      for (let i = 0; i < n; i++) {
+        const u = bits[s + i];
+        // NaN keeps its sign and top payload with the quiet bit forced; the rest rounds to nearest even.
+        out[o + i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+      }
+      return;
+    }
     for (let i = 0; i < n; i++) {
       const b = fp32ToBf16(src[srcOff + i]);
       dst[dstOff + 2 * i] = b & 0xff;
@@ -46,6 +106,15 @@ export const bf16: Codec = /* @__PURE__ */ defineCodec('bf16', 'relative error <
     }
   },
   dequantizeBlocks(src, srcOff, dst, dstOff, n) {
+    const at = src.byteOffset + srcOff;
+    if (at % 2 === 0) {
+      const h = u16Of(src.buffer);
+      const out = u32Of(dst.buffer);
+      const o = at >> 1;
+      const d = (dst.byteOffset >> 2) + dstOff;
+      for (let i = 0; i < n; i++) out[d + i] = h[o + i] << 16;
+      return;
+    }
     for (let i = 0; i < n; i++) dst[dstOff + i] = bf16ToFp32(src[srcOff + 2 * i] | (src[srcOff + 2 * i + 1] << 8));
   },
 });

@@ -7,6 +7,7 @@
 import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
 import { roundAway } from './rounding.js';
+import { i8Of } from './views.js';
 
 const fround = Math.fround;
 
@@ -42,11 +43,14 @@ export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/
   },
   dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
     const half = fp16Table();
+    const qs = i8Of(src.buffer); // the quants as int8, read in place
+    const base = src.byteOffset;
     for (let b = 0; b < nBlocks; b++) {
       const q = srcOff + 34 * b;
       const d = half[src[q] | (src[q + 1] << 8)];
       const o = dstOff + 32 * b;
-      for (let j = 0; j < 32; j++) dst[o + j] = ((src[q + 2 + j] << 24) >> 24) * d;
+      const k = base + q + 2;
+      for (let j = 0; j < 32; j++) dst[o + j] = qs[k + j] * d;
     }
   },
 });

@@ -1,7 +1,59 @@
-import { UsageError } from '../args.js';
+/**
+ * `nibble bench`: how fast each format quantizes and dequantizes on this machine (GB/s of f32, one thread, median of
+ * several runs). The side-by-side benchmarks against peers are in the repository's benchmarks/ (`pnpm bench`).
+ */
+import { formats } from '@nibble/formats';
+import { numberFlag, parseArgs } from '../args.js';
 
-export const summary = 'not yet available';
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
 
-export async function run(_args: string[]): Promise<number> {
-  throw new UsageError('bench: not implemented yet');
+export async function run(args: string[]): Promise<number> {
+  const p = parseArgs(args, ['json', 'help']);
+  if (p.flags.has('help')) {
+    console.log(
+      'usage: nibble bench [--values N] [--runs R] [--json]\n\nQuantize/dequantize throughput of every format.',
+    );
+    return 0;
+  }
+  const n = Math.max(4096, Math.floor(numberFlag(p, 'values', 1 << 22) / 4096) * 4096);
+  const runs = Math.max(1, Math.floor(numberFlag(p, 'runs', 5)));
+  const x = new Float32Array(n);
+  let s = 1;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0; // a fixed pseudo-random fill, the same every run
+    x[i] = (s / 2 ** 32 - 0.5) * 2;
+  }
+  const y = new Float32Array(n);
+  const rows: { format: string; quantizeGBs: number; dequantizeGBs: number }[] = [];
+  for (const codec of Object.values(formats)) {
+    if (codec.info.internal) continue;
+    const q = new Uint8Array((n / codec.info.blockSize) * codec.info.bytesPerBlock);
+    const tq: number[] = [];
+    const td: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      let t0 = performance.now();
+      codec.quantizeInto(x, q, { rowLength: 4096 });
+      tq.push(performance.now() - t0);
+      t0 = performance.now();
+      codec.dequantizeInto(q, y);
+      td.push(performance.now() - t0);
+    }
+    const gb = (4 * n) / 1e9;
+    rows.push({ format: codec.name, quantizeGBs: gb / (median(tq) / 1e3), dequantizeGBs: gb / (median(td) / 1e3) });
+  }
+  if (p.flags.has('json')) {
+    console.log(JSON.stringify({ values: n, runs, rows }, null, 2));
+    return 0;
+  }
+  console.log(`${n} f32 values, median of ${runs} runs, one thread (GB/s of f32)\n`);
+  console.log('format    quantize  dequantize');
+  for (const r of rows) {
+    console.log(
+      `${r.format.padEnd(8)}  ${r.quantizeGBs.toFixed(2).padStart(8)}  ${r.dequantizeGBs.toFixed(2).padStart(10)}`,
+    );
+  }
+  return 0;
 }
