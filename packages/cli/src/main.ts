@@ -54,7 +54,9 @@ export async function main(argv: string[]): Promise<number> {
     return await (await command.load()).run(args);
   } catch (err) {
     // Expected failures (bad file, bad option) print their message only; anything else is a bug and keeps its stack.
-    if (err instanceof NibbleError || (err instanceof Error && err.name === 'UsageError')) {
+    // TokenizerError carries a `code` too but is not a NibbleError: @nibble/tokenizer depends on no other package.
+    const coded = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+    if (err instanceof NibbleError || coded || (err instanceof Error && err.name === 'UsageError')) {
       console.error(`nibble ${name}: ${err.message}`);
       return 1;
     }

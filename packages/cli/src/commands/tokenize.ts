@@ -1,7 +1,82 @@
-import { UsageError } from '../args.js';
+/**
+ * `nibble tokenize FILE (--text T | --inp F.inp) [--json]`: token ids of a text with the tokenizer of a GGUF file, a
+ * llama2.c `tokenizer.bin` or a Hugging Face `tokenizer.json`. `--inp` reads llama.cpp's test-case format (cases
+ * separated by `\n__ggml_vocab_test__\n`, no BOS, no special parsing) and prints one line of ids per case, in the
+ * `.out` format (every id preceded by a space), so the output can be compared with llama.cpp's `.out` files.
+ */
+import { readFile } from 'node:fs/promises';
+import { tokenizerMetadata } from '@nibble/gguf';
+import { openGgufFile } from '@nibble/gguf/node';
+import {
+  fromGgufMetadata,
+  fromHfTokenizerJson,
+  fromLlama2cTokenizer,
+  type Tokenizer,
+  TokenizerError,
+} from '@nibble/tokenizer';
+import { parseArgs, stringFlag, UsageError } from '../args.js';
 
-export const summary = 'not yet available';
+export const summary = 'token ids of a text (or of llama.cpp .inp test cases) with a GGUF / tokenizer.bin / .json';
 
-export async function run(_args: string[]): Promise<number> {
-  throw new UsageError('tokenize: not implemented yet');
+const usage =
+  'usage: nibble tokenize FILE (--text T | --inp F.inp) [--json] [--add-special] [--parse-special]\n' +
+  '  FILE  a GGUF file, a llama2.c tokenizer.bin or a Hugging Face tokenizer.json';
+
+const SEPARATOR = '\n__ggml_vocab_test__\n';
+
+async function loadTokenizer(path: string): Promise<Tokenizer> {
+  const head = new Uint8Array(await readFile(path).then((b) => b.subarray(0, 4)));
+  if (head[0] === 0x47 && head[1] === 0x47 && head[2] === 0x55 && head[3] === 0x46) {
+    // GGUF: only the header is read
+    const file = await openGgufFile(path);
+    try {
+      return fromGgufMetadata(tokenizerMetadata(file));
+    } finally {
+      await file.close();
+    }
+  }
+  if (path.endsWith('.json')) return fromHfTokenizerJson(await readFile(path, 'utf8'));
+  const bytes = await readFile(path);
+  return fromLlama2cTokenizer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+export async function run(args: string[]): Promise<number> {
+  const p = parseArgs(args, ['json', 'add-special', 'parse-special', 'help']);
+  if (p.flags.has('help')) {
+    console.log(usage);
+    return 0;
+  }
+  const [path] = p.positionals;
+  if (path === undefined || p.positionals.length > 1) throw new UsageError(usage);
+  const text = stringFlag(p, 'text');
+  const inp = stringFlag(p, 'inp');
+  if ((text === undefined) === (inp === undefined))
+    throw new UsageError(`give exactly one of --text and --inp\n${usage}`);
+  const json = p.flags.has('json');
+
+  let tok: Tokenizer;
+  try {
+    tok = await loadTokenizer(path);
+  } catch (e) {
+    // the tokenizer package has its own error type (it depends on no other nibble package)
+    if (e instanceof TokenizerError) throw new UsageError(`${path}: ${e.message}`);
+    throw e;
+  }
+
+  if (text !== undefined) {
+    const ids = tok.encode(text, {
+      addSpecial: p.flags.has('add-special'),
+      parseSpecial: p.flags.has('parse-special'),
+    });
+    if (json) console.log(JSON.stringify({ ids, pieces: ids.map((id) => tok.tokenToPiece(id)) }));
+    else console.log(ids.join(' '));
+    return 0;
+  }
+
+  const cases = (await readFile(inp!, 'utf8')).split(SEPARATOR);
+  if (cases.length > 1 && cases[cases.length - 1] === '') cases.pop(); // the file ends with a separator
+  const all = cases.map((c) => tok.encode(c));
+  if (json) console.log(JSON.stringify(all));
+  else console.log(all.map((ids) => ids.map((id) => ` ${id}`).join('')).join('\n'));
+  return 0;
 }
