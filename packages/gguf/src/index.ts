@@ -21,7 +21,7 @@ export type { GgufSource, OpenGgufOptions } from './file.js';
 export { GgufFile, openGguf, openGgufSource, parseGguf } from './file.js';
 export type { ImportLlama2cOptions, Llama2cConfig, Llama2cVocab } from './llama2c.js';
 export { importLlama2c, readLlama2cConfig, readLlama2cTokenizer } from './llama2c.js';
-export type { GeneralMetadata, LlamaHyperparams, TokenizerMetadata } from './metadata.js';
+export type { GeneralMetadata, LlamaHyperparams, Meta, TokenizerMetadata } from './metadata.js';
 export {
   generalMetadata,
   getBool,
@@ -33,6 +33,7 @@ export {
   requireString,
   tokenizerMetadata,
 } from './metadata.js';
+export type { ParsedHeader } from './parse.js';
 export { alignUp, DEFAULT_ALIGNMENT } from './parse.js';
 export type { ByteSource, UrlSourceOptions } from './source.js';
 export { blobSource, bytesSource, urlSource } from './source.js';

@@ -6,7 +6,8 @@ import { GgufError } from './errors.js';
 import type { GgufFile } from './file.js';
 import type { GgufValue } from './types.js';
 
-type Meta = Pick<GgufFile, 'metadata'>;
+/** Anything with GGUF metadata: a {@link GgufFile}, or a plain `{ metadata }` object. */
+export type Meta = Pick<GgufFile, 'metadata'>;
 
 function wrongType(key: string, expected: string, value: GgufValue): GgufError {
   const found = Array.isArray(value) ? 'array' : ArrayBuffer.isView(value) ? value.constructor.name : typeof value;
