@@ -3,54 +3,100 @@
  */
 import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
+import { checkImportance, imatrixWeights, makeQkx3Quants, searchOut, sumSquares } from './search.js';
 
 const fround = Math.fround;
 const FLT_MAX = 3.4028234663852886e38;
+const F005 = /* @__PURE__ */ fround(0.05);
+const FM09 = /* @__PURE__ */ fround(-0.9);
+
+// Scratch of the imatrix path (one block at a time).
+const L = new Uint8Array(32);
+const Laux = new Uint8Array(32);
+const weight = new Float32Array(32);
+
+/**
+ * The imatrix path of `ggml_quantize_chunk` (spec §3.21): `make_qkx3_quants(32, 15, x, w, L, &min, Laux, -0.9f,
+ * 0.05f, 36)` per block with `w = importance · sqrtf(sigma2 + x²)`, `sigma2` the mean square of the whole row;
+ * stores fp16(scale) and fp16(−min).
+ */
+function quantizeRowImatrix(
+  src: Float32Array,
+  srcOff: number,
+  n: number,
+  dst: Uint8Array,
+  dstOff: number,
+  row: number,
+  qw: Float32Array,
+): void {
+  if (row === 0) checkImportance('q4_1', qw);
+  const sigma2 = fround(sumSquares(src, srcOff, n) / n);
+  for (let b = 0; b < n / 32; b++) {
+    const o = srcOff + 32 * b;
+    const q = dstOff + 20 * b;
+    let sum = 0;
+    for (let j = 0; j < 32; j++) sum += src[o + j];
+    if (!Number.isFinite(sum)) throwNonFinite('q4_1', src, o, 32, srcOff, row);
+    imatrixWeights(32, src, o, qw, 32 * b, sigma2, weight);
+    const hd = fp32ToFp16(makeQkx3Quants(32, 15, src, o, weight, 0, L, 0, Laux, FM09, F005, 36));
+    const hm = fp32ToFp16(-searchOut.min);
+    dst[q] = hd & 0xff;
+    dst[q + 1] = hd >>> 8;
+    dst[q + 2] = hm & 0xff;
+    dst[q + 3] = hm >>> 8;
+    for (let j = 0; j < 16; j++) dst[q + 4 + j] = L[j] | (L[j + 16] << 4);
+  }
+}
 
 /** Q4_1: |error| <= (max - min)/30 per element (+ fp16 rounding of d and m). */
-export const q4_1: Codec = /* @__PURE__ */ defineCodec('q4_1', '|error| <= (max-min)/30 per element (+ fp16 rounding of d, m)', {
-  quantizeRow(src, srcOff, n, dst, dstOff, row) {
-    for (let b = 0; b < n / 32; b++) {
-      const o = srcOff + 32 * b;
-      const q = dstOff + 20 * b;
-      let min = FLT_MAX;
-      let max = -FLT_MAX;
-      let sum = 0;
-      for (let j = 0; j < 32; j++) {
-        const v = src[o + j];
-        sum += v;
-        if (v < min) min = v;
-        if (v > max) max = v;
+export const q4_1: Codec = /* @__PURE__ */ defineCodec(
+  'q4_1',
+  '|error| <= (max-min)/30 per element (+ fp16 rounding of d, m)',
+  {
+    quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
+      if (importance) return quantizeRowImatrix(src, srcOff, n, dst, dstOff, row, importance);
+      for (let b = 0; b < n / 32; b++) {
+        const o = srcOff + 32 * b;
+        const q = dstOff + 20 * b;
+        let min = FLT_MAX;
+        let max = -FLT_MAX;
+        let sum = 0;
+        for (let j = 0; j < 32; j++) {
+          const v = src[o + j];
+          sum += v;
+          if (v < min) min = v;
+          if (v > max) max = v;
+        }
+        if (!Number.isFinite(sum)) throwNonFinite('q4_1', src, o, 32, srcOff, row);
+        const d = fround(fround(max - min) / 15);
+        const id = d !== 0 ? fround(1 / d) : 0;
+        const hd = fp32ToFp16(d);
+        const hm = fp32ToFp16(min);
+        dst[q] = hd & 0xff;
+        dst[q + 1] = hd >>> 8;
+        dst[q + 2] = hm & 0xff;
+        dst[q + 3] = hm >>> 8;
+        for (let j = 0; j < 16; j++) {
+          const a = fround(fround(fround(src[o + j] - min) * id) + 0.5) | 0;
+          const c = fround(fround(fround(src[o + j + 16] - min) * id) + 0.5) | 0;
+          dst[q + 4 + j] = (a < 15 ? a : 15) | ((c < 15 ? c : 15) << 4);
+        }
       }
-      if (!Number.isFinite(sum)) throwNonFinite('q4_1', src, o, 32, srcOff, row);
-      const d = fround(fround(max - min) / 15);
-      const id = d !== 0 ? fround(1 / d) : 0;
-      const hd = fp32ToFp16(d);
-      const hm = fp32ToFp16(min);
-      dst[q] = hd & 0xff;
-      dst[q + 1] = hd >>> 8;
-      dst[q + 2] = hm & 0xff;
-      dst[q + 3] = hm >>> 8;
-      for (let j = 0; j < 16; j++) {
-        const a = fround(fround(fround(src[o + j] - min) * id) + 0.5) | 0;
-        const c = fround(fround(fround(src[o + j + 16] - min) * id) + 0.5) | 0;
-        dst[q + 4 + j] = (a < 15 ? a : 15) | ((c < 15 ? c : 15) << 4);
+    },
+    dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
+      const half = fp16Table();
+      for (let b = 0; b < nBlocks; b++) {
+        const q = srcOff + 20 * b;
+        const d = half[src[q] | (src[q + 1] << 8)];
+        const m = half[src[q + 2] | (src[q + 3] << 8)];
+        const o = dstOff + 32 * b;
+        for (let j = 0; j < 16; j++) {
+          const byte = src[q + 4 + j];
+          // q*d is exact in binary32; the one rounding is the add, which the Float32Array store performs.
+          dst[o + j] = (byte & 15) * d + m;
+          dst[o + j + 16] = (byte >>> 4) * d + m;
+        }
       }
-    }
+    },
   },
-  dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
-    const half = fp16Table();
-    for (let b = 0; b < nBlocks; b++) {
-      const q = srcOff + 20 * b;
-      const d = half[src[q] | (src[q + 1] << 8)];
-      const m = half[src[q + 2] | (src[q + 3] << 8)];
-      const o = dstOff + 32 * b;
-      for (let j = 0; j < 16; j++) {
-        const byte = src[q + 4 + j];
-        // q*d is exact in binary32; the one rounding is the add, which the Float32Array store performs.
-        dst[o + j] = (byte & 15) * d + m;
-        dst[o + j + 16] = (byte >>> 4) * d + m;
-      }
-    }
-  },
-});
+);

@@ -29,6 +29,16 @@ export type DTypeName =
   | 'tq1_0'
   | 'tq2_0'
   | 'mxfp4'
+  | 'iq2_xxs'
+  | 'iq2_xs'
+  | 'iq3_xxs'
+  | 'iq1_s'
+  | 'iq3_s'
+  | 'iq2_s'
+  | 'iq1_m'
+  | 'nvfp4'
+  | 'q1_0'
+  | 'q2_0'
   | 'i8'
   | 'i16'
   | 'i32'
@@ -56,6 +66,11 @@ export interface DTypeInfo {
   readonly internal: boolean;
   /** One-line description for tables and docs. */
   readonly description: string;
+  /**
+   * Whether ggml refuses to quantize to this type without an importance matrix (`ggml_quantize_requires_imatrix`:
+   * IQ2_XXS, IQ2_XS, IQ1_S).
+   */
+  readonly needsImatrix: boolean;
 }
 
 function row(
@@ -66,6 +81,7 @@ function row(
   vecDotType: DTypeName,
   description: string,
   internal = false,
+  needsImatrix = false,
 ): DTypeInfo {
   return Object.freeze({
     name,
@@ -77,6 +93,7 @@ function row(
     vecDotType,
     internal,
     description,
+    needsImatrix,
   });
 }
 
@@ -107,6 +124,17 @@ export const dtypes: Readonly<Record<DTypeName, DTypeInfo>> = Object.freeze({
   tq1_0: row('tq1_0', 34, 256, 54, 'q8_K', 'ternary, base-3 packed, 1.69 bpw'),
   tq2_0: row('tq2_0', 35, 256, 66, 'q8_K', 'ternary, 2 bits per value'),
   mxfp4: row('mxfp4', 39, 32, 17, 'q8_0', 'OCP MX FP4 (E2M1) with E8M0 scale per 32'),
+  // Layout rows only: nibble has no codec for these yet (GGUF files that hold them can still be read and sized).
+  iq2_xxs: row('iq2_xxs', 16, 256, 66, 'q8_K', '2-bit E8 lattice grid (no nibble codec)', false, true),
+  iq2_xs: row('iq2_xs', 17, 256, 74, 'q8_K', '2-bit E8 lattice grid, 4-bit scales (no nibble codec)', false, true),
+  iq3_xxs: row('iq3_xxs', 18, 256, 98, 'q8_K', '3-bit grid (no nibble codec)'),
+  iq1_s: row('iq1_s', 19, 256, 50, 'q8_K', '1-bit grid with shift (no nibble codec)', false, true),
+  iq3_s: row('iq3_s', 21, 256, 110, 'q8_K', '3-bit grid with sign bits (no nibble codec)'),
+  iq2_s: row('iq2_s', 22, 256, 82, 'q8_K', '2-bit grid with sign bits (no nibble codec)'),
+  iq1_m: row('iq1_m', 29, 256, 56, 'q8_K', '1-bit grid, 3-bit scales (no nibble codec)'),
+  nvfp4: row('nvfp4', 40, 64, 36, 'q8_0', 'NVIDIA FP4 (E2M1) with UE4M3 scale per 16 (no nibble codec)'),
+  q1_0: row('q1_0', 41, 128, 18, 'q8_0', 'sign bit per value, fp16 mean |x| per 128 (no nibble codec)'),
+  q2_0: row('q2_0', 42, 64, 18, 'q8_0', '2-bit levels {-1,0,1,2}·d per 64 (no nibble codec)'),
   i8: row('i8', 24, 1, 1, 'i8', 'int8 scalar'),
   i16: row('i16', 25, 1, 2, 'i16', 'int16 scalar'),
   i32: row('i32', 26, 1, 4, 'i32', 'int32 scalar'),

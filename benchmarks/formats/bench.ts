@@ -1,0 +1,162 @@
+/**
+ * Quantize / dequantize throughput of every @nibble/formats codec, in GB/s of f32 (input bytes for quantize,
+ * output bytes for dequantize), one thread, median of runs, beside ggml's native reference figures measured on
+ * this machine kind (single-threaded C, quoted from the formats issue; ggml cannot run here).
+ *
+ * Also measures what the imatrix path buys on real weights: the importance-weighted squared error of the
+ * stories260K token embedding quantized with and without a fixed log-normal importance vector.
+ *
+ *   npx tsx --conditions=source benchmarks/formats/bench.ts [--values 16777216] [--runs 5] [--only q4_K,q6_K]
+ *
+ * Writes benchmarks/results/formats.json and prints markdown tables.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Codec, formats } from '@nibble/formats';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '../..');
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
+};
+const nValues = Number(flag('values', String(16 * 1024 * 1024)));
+const runs = Number(flag('runs', '5'));
+const only = flag('only', '');
+const rowLength = 4096;
+
+/** ggml's single-thread figures on this machine kind, GB/s of f32: [quantize, dequantize]. */
+const ggmlRef: Record<string, [number, number]> = {
+  q4_K: [0.06, 21.4],
+  q6_K: [0.14, 3.5],
+  q4_0: [3.6, 8.0],
+  q8_0: [1.0, 19.4],
+  f16: [2.2, 3.5],
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+// Deterministic N(0, 1) weights (a typical weight distribution, scale does not matter to these codecs' speed).
+const x = new Float32Array(nValues - (nValues % rowLength));
+{
+  let s = 1;
+  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) + 0.5) / 2 ** 32;
+  for (let i = 0; i < x.length; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(rand()));
+    const t = 2 * Math.PI * rand();
+    x[i] = r * Math.cos(t);
+    x[i + 1] = r * Math.sin(t);
+  }
+}
+const gb = (x.length * 4) / 1e9;
+
+interface Row {
+  format: string;
+  bitsPerWeight: number;
+  quantizeGBs: number;
+  dequantizeGBs: number;
+  /** The same from process CPU time instead of wall time: less sensitive to other jobs on the machine. */
+  quantizeCpuGBs: number;
+  dequantizeCpuGBs: number;
+  ggmlQuantizeGBs?: number;
+  ggmlDequantizeGBs?: number;
+}
+const rows: Row[] = [];
+const codecs: Codec[] = Object.values(formats).filter((c) => only === '' || only.split(',').includes(c.name));
+for (const codec of codecs) {
+  const q = new Uint8Array((x.length / codec.info.blockSize) * codec.info.bytesPerBlock);
+  const y = new Float32Array(x.length);
+  const tq: number[] = [];
+  const td: number[] = [];
+  const cq: number[] = [];
+  const cd: number[] = [];
+  const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
+  for (let r = 0; r < runs; r++) {
+    let c0 = process.cpuUsage();
+    let t0 = performance.now();
+    codec.quantizeInto(x, q, { rowLength });
+    tq.push(performance.now() - t0);
+    cq.push(cpuMs(process.cpuUsage(c0)));
+    c0 = process.cpuUsage();
+    t0 = performance.now();
+    codec.dequantizeInto(q, y);
+    td.push(performance.now() - t0);
+    cd.push(cpuMs(process.cpuUsage(c0)));
+  }
+  const ref = ggmlRef[codec.name];
+  rows.push({
+    format: codec.name,
+    bitsPerWeight: codec.info.bitsPerWeight,
+    quantizeGBs: gb / (median(tq) / 1000),
+    dequantizeGBs: gb / (median(td) / 1000),
+    quantizeCpuGBs: gb / (median(cq) / 1000),
+    dequantizeCpuGBs: gb / (median(cd) / 1000),
+    ...(ref ? { ggmlQuantizeGBs: ref[0], ggmlDequantizeGBs: ref[1] } : {}),
+  });
+  console.error(`${codec.name}: done`);
+}
+
+// What the imatrix path buys: weighted error Σ w_j (x - y)^2 / Σ w_j x^2 on the real stories260K embedding.
+const embBytes = readFileSync(join(root, 'fixtures/golden/ggml-real/stories260K-token_embd.f32'));
+const emb = new Float32Array(embBytes.buffer.slice(embBytes.byteOffset, embBytes.byteOffset + embBytes.byteLength));
+const embRow = 256;
+const impBytes = readFileSync(join(root, 'fixtures/golden/ggml-imatrix/importance-lognormal256.f32'));
+const importance = new Float32Array(
+  impBytes.buffer.slice(impBytes.byteOffset, impBytes.byteOffset + impBytes.byteLength),
+);
+const wErr = (y: Float32Array) => {
+  let e = 0;
+  let n = 0;
+  for (let i = 0; i < emb.length; i++) {
+    e += importance[i % embRow] * (emb[i] - y[i]) ** 2;
+    n += importance[i % embRow] * emb[i] ** 2;
+  }
+  return e / n;
+};
+const imatrix = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K', 'q3_K', 'q4_K', 'q5_K', 'q6_K', 'iq4_nl', 'iq4_xs'].map(
+  (name) => {
+    const c = formats[name];
+    const plain = wErr(c.dequantize(c.quantize(emb, { rowLength: embRow })));
+    const weighted = wErr(c.dequantize(c.quantize(emb, { rowLength: embRow, importance })));
+    return {
+      format: name,
+      plainWeightedRelErr: plain,
+      imatrixWeightedRelErr: weighted,
+      reduction: 1 - weighted / plain,
+    };
+  },
+);
+
+mkdirSync(join(here, '../results'), { recursive: true });
+const load = loadavg()[0];
+writeFileSync(
+  join(here, '../results/formats.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, loadAverage1m: load, threads: 1, values: x.length, rowLength, runs, rows, imatrix }, null, 2)}\n`,
+);
+
+const f = (v: number | undefined) => (v === undefined ? '' : v < 0.1 ? v.toFixed(3) : v.toFixed(2));
+console.log(`Throughput, GB/s of f32, one thread, ${x.length} values, median of ${runs}:\n`);
+console.log(
+  '| format | bpw | quantize | dequantize | quantize (CPU time) | dequantize (CPU time) | ggml quantize | ggml dequantize |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(
+    `| ${r.format} | ${r.bitsPerWeight} | ${f(r.quantizeGBs)} | ${f(r.dequantizeGBs)} | ${f(r.quantizeCpuGBs)} | ${f(r.dequantizeCpuGBs)} | ${f(r.ggmlQuantizeGBs)} | ${f(r.ggmlDequantizeGBs)} |`,
+  );
+}
+console.log('\nImportance-weighted relative error on stories260K token_embd (128 x 256), log-normal importance:\n');
+console.log('| format | without imatrix | with imatrix | reduction |');
+console.log('|---|---|---|---|');
+for (const r of imatrix) {
+  console.log(
+    `| ${r.format} | ${r.plainWeightedRelErr.toExponential(3)} | ${r.imatrixWeightedRelErr.toExponential(3)} | ${(100 * r.reduction).toFixed(1)}% |`,
+  );
+}

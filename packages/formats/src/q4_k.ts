@@ -1,0 +1,67 @@
+/**
+ * Q4_K (spec §3.12): `{ f16 d; f16 dmin; u8 scales[12]; u8 qs[128] }` = 144 bytes per 256 values. Eight
+ * sub-blocks of 32 with 6-bit scales and mins; value = d·sc·q − dmin·m, q in [0, 15]. Element e sits in
+ * `qs[32·(e/64) + e%32]`, low nibble when `e%64 < 32`.
+ */
+import { type Codec, defineCodec, throwNonFinite } from './codec.js';
+import { fp16Table } from './half.js';
+import { checkImportance, kBlockScales, scaleMinK4 } from './search.js';
+
+const fround = Math.fround;
+
+const L = new Uint8Array(256);
+
+/**
+ * Q4_K: |error| <= (max-min)/15 of the 256-value block (typically range/30 of the 32-value sub-block).
+ *
+ * @example
+ * ```ts
+ * import { q4_K } from '@nibble/formats/q4_k';
+ * const bytes = q4_K.quantize(new Float32Array(512).fill(0.5), { rowLength: 256 }); // 2 rows x 144 bytes
+ * const back = q4_K.dequantize(bytes);
+ * ```
+ */
+export const q4_K: Codec = /* @__PURE__ */ defineCodec(
+  'q4_K',
+  '|error| <= (max-min)/15 of its 256-value block (typically range/30 of the 32-value sub-block)',
+  {
+    quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
+      if (importance && row === 0) checkImportance('q4_K', importance);
+      for (let b = 0; b < n / 256; b++) {
+        const o = srcOff + 256 * b;
+        const q = dstOff + 144 * b;
+        let sum = 0;
+        for (let j = 0; j < 256; j++) sum += src[o + j];
+        if (!Number.isFinite(sum)) throwNonFinite('q4_K', src, o, 256, srcOff, row);
+        kBlockScales(15, src, o, importance, 256 * b, dst, q, L);
+        for (let c = 0; c < 4; c++) {
+          for (let l = 0; l < 32; l++) dst[q + 16 + 32 * c + l] = L[64 * c + l] | (L[64 * c + 32 + l] << 4);
+        }
+      }
+    },
+    dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
+      const half = fp16Table();
+      for (let b = 0; b < nBlocks; b++) {
+        const q = srcOff + 144 * b;
+        const d = half[src[q] | (src[q + 1] << 8)];
+        const dmin = half[src[q + 2] | (src[q + 3] << 8)];
+        const y = dstOff + 256 * b;
+        for (let c = 0; c < 4; c++) {
+          const s1 = scaleMinK4(2 * c, src, q + 4);
+          const s2 = scaleMinK4(2 * c + 1, src, q + 4);
+          const d1 = fround(d * (s1 & 0xff));
+          const m1 = fround(dmin * (s1 >> 8));
+          const d2 = fround(d * (s2 & 0xff));
+          const m2 = fround(dmin * (s2 >> 8));
+          const qs = q + 16 + 32 * c;
+          const yo = y + 64 * c;
+          for (let l = 0; l < 32; l++) {
+            // d·sc·q is exact in binary32 (<= 21 bits, spec §1.6): the store rounds the difference once.
+            dst[yo + l] = d1 * (src[qs + l] & 15) - m1;
+            dst[yo + 32 + l] = d2 * (src[qs + l] >> 4) - m2;
+          }
+        }
+      }
+    },
+  },
+);
