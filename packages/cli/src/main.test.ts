@@ -84,7 +84,7 @@ describe('nibble', () => {
   });
 
   it('demo prints the size and error table for every format', async () => {
-    const r = await cli('demo', '--json');
+    const r = await cli('demo', '--json', '--table-only');
     expect(r.code).toBe(0);
     const { rows } = JSON.parse(r.out) as { rows: { format: string; bitsPerWeight: number; rmse: number }[] };
     const byName = new Map(rows.map((x) => [x.format, x]));

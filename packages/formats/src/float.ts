@@ -3,7 +3,7 @@
  * as ggml does, so their quantizers never throw on values.
  */
 import { type Codec, defineCodec } from './codec.js';
-import { bf16ToFp32, fp16Table, fp32ToBf16, fp32ToFp16 } from './half.js';
+import { bf16ToFp32, fp16BitsTable, fp16Table, fp32ToBf16, fp32ToFp16 } from './half.js';
 import { u16Of, u32Of } from './views.js';
 
 /** IEEE binary32, stored little-endian. Lossless. */
@@ -60,7 +60,15 @@ export const f16: Codec = /* @__PURE__ */ defineCodec(
       if (at % 2 === 0) {
         const out = u16Of(dst.buffer);
         const o = at >> 1;
-        for (let i = 0; i < n; i++) out[o + i] = halfBits(bits[s + i]);
+        for (let i = 0; i < n; i++) {
+          const w = bits[s + i];
+          const abs = w & 0x7fffffff;
+          // Normal halves inline (see halfBits); the rest (subnormal, overflow, NaN) take the general routine.
+          out[o + i] =
+            abs >= 0x38800000 && abs < 0x477ff000
+              ? ((w >>> 16) & 0x8000) | ((abs - 0x38000000 + 0x0fff + ((abs >>> 13) & 1)) >>> 13)
+              : halfBits(w);
+        }
         return;
       }
       for (let i = 0; i < n; i++) {
@@ -73,9 +81,20 @@ export const f16: Codec = /* @__PURE__ */ defineCodec(
       const table = fp16Table();
       const at = src.byteOffset + srcOff;
       if (at % 2 === 0) {
+        // Copy each half's binary32 bits: no float conversion on the way.
+        const bitsTable = fp16BitsTable();
         const h = u16Of(src.buffer);
+        const out = u32Of(dst.buffer);
         const o = at >> 1;
-        for (let i = 0; i < n; i++) dst[dstOff + i] = table[h[o + i]];
+        const d = (dst.byteOffset >> 2) + dstOff;
+        let i = 0;
+        for (; i + 4 <= n; i += 4) {
+          out[d + i] = bitsTable[h[o + i]];
+          out[d + i + 1] = bitsTable[h[o + i + 1]];
+          out[d + i + 2] = bitsTable[h[o + i + 2]];
+          out[d + i + 3] = bitsTable[h[o + i + 3]];
+        }
+        for (; i < n; i++) out[d + i] = bitsTable[h[o + i]];
         return;
       }
       for (let i = 0; i < n; i++) dst[dstOff + i] = table[src[srcOff + 2 * i] | (src[srcOff + 2 * i + 1] << 8)];

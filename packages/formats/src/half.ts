@@ -56,6 +56,7 @@ export function fp32ToFp16(x: number): number {
 }
 
 let halfTable: Float32Array | undefined;
+let halfBitsTable: Uint32Array | undefined;
 
 /**
  * The 65,536 binary16 values as binary32, built on first use. Index it with the half's bits; the hot loops of the
@@ -80,6 +81,22 @@ export function fp16Table(): Float32Array {
   }
   halfTable = t;
   return t;
+}
+
+/**
+ * {@link fp16Table} as binary32 bit patterns: dequantizers whose every output is one of 16 or 65,536 values copy
+ * these words, with no float conversion on the way (NaN payloads kept as ggml keeps them).
+ *
+ * @example
+ * ```ts
+ * fp16BitsTable()[0x3c00]; // 0x3f800000 (1.0)
+ * ```
+ */
+export function fp16BitsTable(): Uint32Array {
+  if (halfBitsTable) return halfBitsTable;
+  const t = fp16Table();
+  halfBitsTable = new Uint32Array(t.buffer, t.byteOffset, t.length);
+  return halfBitsTable;
 }
 
 /** Converts binary16 bits to a number, exactly (`ggml_compute_fp16_to_fp32`). */

@@ -26,7 +26,7 @@ import { fp16Table, fp32ToFp16 } from './half.js';
 /** How many values share one scale. */
 export type Int8Granularity = 'tensor' | 'channel' | 'group';
 
-/** Options of {@link int8.quantize}. */
+/** Options of `int8.quantize`. */
 export interface Int8Options {
   /** Length of one row (channel). Default: the whole input is one row. */
   rowLength?: number;

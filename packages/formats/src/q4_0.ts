@@ -5,6 +5,7 @@
 import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
 import { checkImportance, imatrixWeights, makeQxQuants, sumSquares } from './search.js';
+import { amaxIndex, u16Of, u32Of } from './views.js';
 
 const fround = Math.fround;
 
@@ -42,40 +43,89 @@ function quantizeRowImatrix(
 }
 
 /** Q4_0: |error| <= |d|/2 per element inside the block's range, d = max/-8 (the -max end clamps to 7d). */
+/** Q4_0: |error| <= |d|/2 per element inside the block's range, d = max/-8 (the -max end clamps to 7d). */
 export const q4_0: Codec = /* @__PURE__ */ defineCodec('q4_0', '|error| <= amax/16 per element (amax/8 at -max)', {
   quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
     if (importance) return quantizeRowImatrix(src, srcOff, n, dst, dstOff, row, importance);
-    for (let b = 0; b < n / 32; b++) {
+    // The input as binary32 bits (a Float32Array is always 4-byte aligned).
+    const bits = u32Of(src.buffer);
+    const base = src.byteOffset >> 2;
+    // Blocks start at even byte offsets from dstOff: with an even start, the quants go out as u16 words.
+    const w16 = (dst.byteOffset + dstOff) % 2 === 0 ? u16Of(dst.buffer) : undefined;
+    const nb = n >> 5;
+    for (let b = 0; b < nb; b++) {
       const o = srcOff + 32 * b;
       const q = dstOff + 18 * b;
-      // The signed value of largest magnitude; strict > keeps the first.
-      let amax = 0;
-      let max = 0;
-      let sum = 0;
-      for (let j = 0; j < 32; j++) {
-        const v = src[o + j];
-        sum += v;
-        if (amax < Math.abs(v)) {
-          amax = Math.abs(v);
-          max = v;
-        }
+      // The signed value of largest magnitude, the first one on ties; an all-zero block keeps C's initial
+      // max = +0 (so d = -0) whatever the zeros' signs.
+      const at = amaxIndex(bits, base + o, 32);
+      if (at >= 0 && (bits[base + o + at] & 0x7fffffff) >= 0x7f800000) {
+        throwNonFinite('q4_0', src, o, 32, srcOff, row);
       }
-      if (!Number.isFinite(sum)) throwNonFinite('q4_0', src, o, 32, srcOff, row);
+      const max = at < 0 ? 0 : src[o + at];
       const d = fround(max / -8);
       const id = d !== 0 ? fround(1 / d) : 0;
       const h = fp32ToFp16(d);
       dst[q] = h & 0xff;
       dst[q + 1] = h >>> 8;
-      for (let j = 0; j < 16; j++) {
-        // (int8_t)(x*id + 8.5f): f32 multiply, f32 add, truncate. NaN/Inf truncate to 0 as on x86.
-        const a = fround(fround(src[o + j] * id) + 8.5) | 0;
-        const c = fround(fround(src[o + j + 16] * id) + 8.5) | 0;
-        dst[q + 2 + j] = (a < 15 ? a : 15) | ((c < 15 ? c : 15) << 4);
+      // (int8_t)(x*id + 8.5f): f32 multiply, f32 add, truncate. The sum is in (0, 17): | 0 truncates.
+      if (w16 !== undefined) {
+        const w = (dst.byteOffset + q + 2) >> 1;
+        for (let j = 0; j < 16; j += 2) {
+          let a = fround(fround(src[o + j] * id) + 8.5) | 0;
+          let c = fround(fround(src[o + j + 16] * id) + 8.5) | 0;
+          let e = fround(fround(src[o + j + 1] * id) + 8.5) | 0;
+          let f = fround(fround(src[o + j + 17] * id) + 8.5) | 0;
+          a = a < 15 ? a : 15;
+          c = c < 15 ? c : 15;
+          e = e < 15 ? e : 15;
+          f = f < 15 ? f : 15;
+          w16[w + (j >> 1)] = a | (c << 4) | (e << 8) | (f << 12);
+        }
+      } else {
+        for (let j = 0; j < 16; j++) {
+          const a = fround(fround(src[o + j] * id) + 8.5) | 0;
+          const c = fround(fround(src[o + j + 16] * id) + 8.5) | 0;
+          dst[q + 2 + j] = (a < 15 ? a : 15) | ((c < 15 ? c : 15) << 4);
+        }
       }
     }
   },
   dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
     const half = fp16Table();
+    if ((src.byteOffset + srcOff) % 2 === 0) {
+      // Aligned: read the 16 quant bytes as 8 little-endian u16 words (bytes j, j+1 -> elements j, j+1 and
+      // j+16, j+17), four words per step.
+      const w16 = u16Of(src.buffer);
+      for (let b = 0; b < nBlocks; b++) {
+        let w = ((src.byteOffset + srcOff) >> 1) + 9 * b;
+        const d = half[w16[w++]];
+        let k = dstOff + 32 * b;
+        for (let step = 0; step < 2; step++, w += 4, k += 8) {
+          const x = w16[w];
+          const y = w16[w + 1];
+          const z = w16[w + 2];
+          const t = w16[w + 3];
+          dst[k] = ((x & 15) - 8) * d;
+          dst[k + 1] = (((x >> 8) & 15) - 8) * d;
+          dst[k + 2] = ((y & 15) - 8) * d;
+          dst[k + 3] = (((y >> 8) & 15) - 8) * d;
+          dst[k + 4] = ((z & 15) - 8) * d;
+          dst[k + 5] = (((z >> 8) & 15) - 8) * d;
+          dst[k + 6] = ((t & 15) - 8) * d;
+          dst[k + 7] = (((t >> 8) & 15) - 8) * d;
+          dst[k + 16] = (((x >> 4) & 15) - 8) * d;
+          dst[k + 17] = ((x >> 12) - 8) * d;
+          dst[k + 18] = (((y >> 4) & 15) - 8) * d;
+          dst[k + 19] = ((y >> 12) - 8) * d;
+          dst[k + 20] = (((z >> 4) & 15) - 8) * d;
+          dst[k + 21] = ((z >> 12) - 8) * d;
+          dst[k + 22] = (((t >> 4) & 15) - 8) * d;
+          dst[k + 23] = ((t >> 12) - 8) * d;
+        }
+      }
+      return;
+    }
     for (let b = 0; b < nBlocks; b++) {
       const q = srcOff + 18 * b;
       const d = half[src[q] | (src[q + 1] << 8)];

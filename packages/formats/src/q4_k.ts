@@ -6,6 +6,7 @@
 import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table } from './half.js';
 import { checkImportance, kBlockScales, scaleMinK4 } from './search.js';
+import { u32Of } from './views.js';
 
 const fround = Math.fround;
 
@@ -41,6 +42,8 @@ export const q4_K: Codec = /* @__PURE__ */ defineCodec(
     },
     dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
       const half = fp16Table();
+      // Blocks are 144 bytes and the quants start 16 bytes in: with a 4-aligned start they are u32 words.
+      const w32 = (src.byteOffset + srcOff) % 4 === 0 ? u32Of(src.buffer) : undefined;
       for (let b = 0; b < nBlocks; b++) {
         const q = srcOff + 144 * b;
         const d = half[src[q] | (src[q + 1] << 8)];
@@ -55,10 +58,25 @@ export const q4_K: Codec = /* @__PURE__ */ defineCodec(
           const m2 = fround(dmin * (s2 >> 8));
           const qs = q + 16 + 32 * c;
           const yo = y + 64 * c;
-          for (let l = 0; l < 32; l++) {
-            // d·sc·q is exact in binary32 (<= 21 bits, spec §1.6): the store rounds the difference once.
-            dst[yo + l] = d1 * (src[qs + l] & 15) - m1;
-            dst[yo + 32 + l] = d2 * (src[qs + l] >> 4) - m2;
+          // d·sc·q is exact in binary32 (<= 21 bits, spec §1.6): the store rounds the difference once.
+          if (w32 !== undefined) {
+            const w = (src.byteOffset + qs) >> 2;
+            for (let l = 0; l < 32; l += 4) {
+              const x = w32[w + (l >> 2)];
+              dst[yo + l] = d1 * (x & 15) - m1;
+              dst[yo + l + 1] = d1 * ((x >>> 8) & 15) - m1;
+              dst[yo + l + 2] = d1 * ((x >>> 16) & 15) - m1;
+              dst[yo + l + 3] = d1 * ((x >>> 24) & 15) - m1;
+              dst[yo + 32 + l] = d2 * ((x >>> 4) & 15) - m2;
+              dst[yo + 33 + l] = d2 * ((x >>> 12) & 15) - m2;
+              dst[yo + 34 + l] = d2 * ((x >>> 20) & 15) - m2;
+              dst[yo + 35 + l] = d2 * (x >>> 28) - m2;
+            }
+          } else {
+            for (let l = 0; l < 32; l++) {
+              dst[yo + l] = d1 * (src[qs + l] & 15) - m1;
+              dst[yo + 32 + l] = d2 * (src[qs + l] >> 4) - m2;
+            }
           }
         }
       }

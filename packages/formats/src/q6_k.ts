@@ -97,17 +97,21 @@ export const q6_K: Codec = /* @__PURE__ */ defineCodec(
           const qh = q + 128 + 32 * hh;
           const sc = q + 192 + 8 * hh;
           const y = dstOff + 256 * b + 128 * hh;
-          for (let l = 0; l < 32; l++) {
-            const is = l >> 4;
-            const h = src[qh + l];
-            const q1 = ((src[ql + l] & 15) | ((h & 3) << 4)) - 32;
-            const q2 = ((src[ql + l + 32] & 15) | (((h >> 2) & 3) << 4)) - 32;
-            const q3 = ((src[ql + l] >> 4) | (((h >> 4) & 3) << 4)) - 32;
-            const q4 = ((src[ql + l + 32] >> 4) | (((h >> 6) & 3) << 4)) - 32;
-            dst[y + l] = fround(d * ((src[sc + is] << 24) >> 24)) * q1;
-            dst[y + l + 32] = fround(d * ((src[sc + is + 2] << 24) >> 24)) * q2;
-            dst[y + l + 64] = fround(d * ((src[sc + is + 4] << 24) >> 24)) * q3;
-            dst[y + l + 96] = fround(d * ((src[sc + is + 6] << 24) >> 24)) * q4;
+          // Sixteen elements share each of the eight scales of this half: form d·scale once per run of 16.
+          for (let is = 0; is < 2; is++) {
+            const s1 = fround(d * ((src[sc + is] << 24) >> 24));
+            const s2 = fround(d * ((src[sc + is + 2] << 24) >> 24));
+            const s3 = fround(d * ((src[sc + is + 4] << 24) >> 24));
+            const s4 = fround(d * ((src[sc + is + 6] << 24) >> 24));
+            for (let l = 16 * is; l < 16 * is + 16; l++) {
+              const h = src[qh + l];
+              const lo = src[ql + l];
+              const hi = src[ql + l + 32];
+              dst[y + l] = s1 * (((lo & 15) | ((h & 3) << 4)) - 32);
+              dst[y + l + 32] = s2 * (((hi & 15) | ((h & 12) << 2)) - 32);
+              dst[y + l + 64] = s3 * (((lo >> 4) | (h & 48)) - 32);
+              dst[y + l + 96] = s4 * (((hi >> 4) | ((h >> 2) & 48)) - 32);
+            }
           }
         }
       }

@@ -7,34 +7,54 @@
 import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
 import { roundAway } from './rounding.js';
-import { i8Of } from './views.js';
+import { amaxIndex, i8Of, u32Of } from './views.js';
 
 const fround = Math.fround;
 
-/** Quantizes one 32-value block like `quantize_row_q8_0_ref`; returns the unrounded f32 scale `d`. */
-function q8Block(x: Float32Array, o: number, dst: Uint8Array, qOff: number): number {
-  let amax = 0;
-  let sum = 0;
-  for (let j = 0; j < 32; j++) {
-    const v = x[o + j];
-    sum += v;
-    const a = Math.abs(v);
-    if (amax < a) amax = a;
-  }
-  if (!Number.isFinite(sum)) return Number.NaN;
+/**
+ * C `roundf` of a binary32 value `v` with |v| <= 127.5 (the scaled quants): floor(v + 0.5) through truncation of
+ * the positive v + 128.5 (exact in binary64), then the negative ties, which round away from zero, one lower.
+ * Branch-free but for the rare tie.
+ */
+function round127(v: number): number {
+  const r = ((v + 128.5) | 0) - 128;
+  return v + 0.5 === r && r <= 0 ? r - 1 : r;
+}
+
+/**
+ * Quantizes one 32-value block like `quantize_row_q8_0_ref` (`bits` is the source as binary32 words, `k` its
+ * offset there); returns the unrounded f32 scale `d`, or NaN for a non-finite block.
+ */
+function q8Block(x: Float32Array, o: number, bits: Uint32Array, k: number, dst: Uint8Array, qOff: number): number {
+  const at = amaxIndex(bits, k, 32);
+  if (at >= 0 && (bits[k + at] & 0x7fffffff) >= 0x7f800000) return Number.NaN;
+  const amax = at < 0 ? 0 : Math.abs(x[o + at]);
   const d = fround(amax / 127);
   const id = d !== 0 ? fround(1 / d) : 0;
-  for (let j = 0; j < 32; j++) dst[qOff + j] = roundAway(fround(x[o + j] * id)) & 0xff;
+  if (id === Number.POSITIVE_INFINITY) {
+    // A tiny d whose inverse overflows: products are ±Inf or NaN, which C's cast (and ours) turns into 0.
+    for (let j = 0; j < 32; j++) dst[qOff + j] = roundAway(fround(x[o + j] * id)) & 0xff;
+    return d;
+  }
+  // |x·id| <= 127 (plus rounding): round127 applies. A Uint8Array store keeps the int mod 256, like C's int8_t.
+  for (let j = 0; j < 32; j += 4) {
+    dst[qOff + j] = round127(fround(x[o + j] * id));
+    dst[qOff + j + 1] = round127(fround(x[o + j + 1] * id));
+    dst[qOff + j + 2] = round127(fround(x[o + j + 2] * id));
+    dst[qOff + j + 3] = round127(fround(x[o + j + 3] * id));
+  }
   return d;
 }
 
 /** Q8_0: error per element <= d/2 with d = amax/127 of its block (plus fp16 rounding of d). */
 export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/254 per block (+ fp16 rounding of d)', {
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
+    const bits = u32Of(src.buffer);
+    const base = src.byteOffset >> 2;
     for (let b = 0; b < n / 32; b++) {
       const o = srcOff + 32 * b;
       const q = dstOff + 34 * b;
-      const d = q8Block(src, o, dst, q + 2);
+      const d = q8Block(src, o, bits, base + o, dst, q + 2);
       if (Number.isNaN(d)) throwNonFinite('q8_0', src, o, 32, srcOff, row);
       const h = fp32ToFp16(d);
       dst[q] = h & 0xff;
@@ -50,7 +70,16 @@ export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/
       const d = half[src[q] | (src[q + 1] << 8)];
       const o = dstOff + 32 * b;
       const k = base + q + 2;
-      for (let j = 0; j < 32; j++) dst[o + j] = qs[k + j] * d;
+      for (let j = 0; j < 32; j += 8) {
+        dst[o + j] = qs[k + j] * d;
+        dst[o + j + 1] = qs[k + j + 1] * d;
+        dst[o + j + 2] = qs[k + j + 2] * d;
+        dst[o + j + 3] = qs[k + j + 3] * d;
+        dst[o + j + 4] = qs[k + j + 4] * d;
+        dst[o + j + 5] = qs[k + j + 5] * d;
+        dst[o + j + 6] = qs[k + j + 6] * d;
+        dst[o + j + 7] = qs[k + j + 7] * d;
+      }
     }
   },
 });
@@ -61,10 +90,12 @@ export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/
  */
 export const q8_1: Codec = /* @__PURE__ */ defineCodec('q8_1', '|error| <= amax/254 per block (+ fp16 rounding of d)', {
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
+    const bits = u32Of(src.buffer);
+    const base = src.byteOffset >> 2;
     for (let b = 0; b < n / 32; b++) {
       const o = srcOff + 32 * b;
       const q = dstOff + 36 * b;
-      const d = q8Block(src, o, dst, q + 4);
+      const d = q8Block(src, o, bits, base + o, dst, q + 4);
       if (Number.isNaN(d)) throwNonFinite('q8_1', src, o, 32, srcOff, row);
       let sum = 0;
       for (let j = 0; j < 32; j++) sum += (dst[q + 4 + j] << 24) >> 24;

@@ -39,6 +39,22 @@ export function nint(x: number): number {
   return (i32[0] & 0x007fffff) - 0x00400000;
 }
 
+const MAGIC = 6755399441055744; // 1.5·2^52
+
+/**
+ * `nint(v)` clamped to the integers `[lo, hi]` (lo <= 0 <= hi), as the searches' level loops need it. Inside
+ * `[lo, hi]` one pair of compares does both jobs. Below `lo` or above `hi` (within nint's exact range) the result is
+ * the bound, since nint is monotone and fixes integers. NaN and the huge values whose C rounding wraps take
+ * {@link nint} itself.
+ */
+function nintClamp(v: number, lo: number, hi: number): number {
+  if (v >= lo && v <= hi) return (v + MAGIC - MAGIC) | 0;
+  if (v < lo && v > -4194303) return lo;
+  if (v > hi && v < 4194303) return hi;
+  const l = nint(v);
+  return l < lo ? lo : l > hi ? hi : l;
+}
+
 // `x - min` (binary32, the Float32Array store rounds it) for the current min of the asymmetric searches.
 const xm = new Float32Array(32);
 
@@ -100,17 +116,15 @@ export function makeQxQuants(
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
     iscale = fround(-fround(nmax + fround(F01 * is)) / max);
-    let same = havePrev;
+    // Any level differing from the previous step's shows in the OR of the XORs (no branch per element).
+    let change = 0;
     for (let i = 0; i < n; i++) {
-      let l = nint(fround(iscale * x[xo + i]));
-      l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
-      if (l !== qxAux[i]) {
-        same = false;
-        qxAux[i] = l;
-      }
+      const l = nintClamp(fround(iscale * x[xo + i]), -nmax, nmax - 1);
+      change |= l ^ qxAux[i];
+      qxAux[i] = l;
     }
+    if (havePrev && change === 0) continue;
     havePrev = true;
-    if (same) continue;
     sumlx = 0;
     suml2 = 0;
     for (let i = 0; i < n; i++) {
@@ -252,17 +266,14 @@ export function makeQkx2Quants(
       for (let i = 0; i < n; i++) xm[i] = x[xo + i] - min;
       xmMin = min;
     }
-    let same = havePrev;
+    let change = 0;
     for (let i = 0; i < n; i++) {
-      let l = nint(fround(iscale * xm[i]));
-      l = l < 0 ? 0 : l > nmax ? nmax : l;
-      if (l !== Laux[i]) {
-        same = false;
-        Laux[i] = l;
-      }
+      const l = nintClamp(fround(iscale * xm[i]), 0, nmax);
+      change |= l ^ Laux[i];
+      Laux[i] = l;
     }
+    if (havePrev && change === 0) continue;
     havePrev = true;
-    if (same) continue;
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
@@ -363,18 +374,17 @@ export function makeQkx3Quants(
       for (let i = 0; i < n; i++) xm[i] = x[xo + i] - min;
       xmMin = min;
     }
-    let same = havePrev;
+    let change = 0;
     for (let i = 0; i < n; i++) {
-      // The current min may sit near max, so v can be huge or NaN: ggml saturates before rounding.
+      // The current min may sit near max, so v can be huge or NaN: ggml saturates before rounding (so the
+      // argument of nint is in [0, nmax], where the 1.5·2^52 trick is nint).
       const v = fround(iscale * xm[i]);
-      const l = v > 0 ? nint(v < nmax ? v : nmax) : 0;
-      if (l !== Laux[i]) {
-        same = false;
-        Laux[i] = l;
-      }
+      const l = v > 0 ? ((v < nmax ? v : nmax) + MAGIC - MAGIC) | 0 : 0;
+      change |= l ^ Laux[i];
+      Laux[i] = l;
     }
+    if (havePrev && change === 0) continue;
     havePrev = true;
-    if (same) continue;
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;

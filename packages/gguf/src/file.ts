@@ -144,7 +144,7 @@ export function parseGguf(bytes: Uint8Array | ArrayBuffer): GgufFile {
   }
 }
 
-/** Options of {@link openGguf} and {@link readGgufHeader}. */
+/** Options of {@link openGguf} and {@link openGgufSource}. */
 export interface OpenGgufOptions extends UrlSourceOptions {
   /** Bytes read at first from a non-memory source; more are read, doubling, if the header is longer. Default 1 MiB. */
   initialReadBytes?: number;

@@ -1,1 +1,57 @@
-export {};
+/**
+ * @nibble/runner: load a llama-family GGUF model onto any backend and generate text, score text, keep sessions.
+ *
+ * @example
+ * ```ts
+ * import '@nibble/backend-js';
+ * import { loadModel } from '@nibble/runner';
+ * const model = await loadModel(new URL('https://example.com/stories260K.gguf'), { backend: 'js' });
+ * for await (const { text } of model.generate('Once upon a time', { maxTokens: 50, temperature: 0 })) {
+ *   console.log(text);
+ * }
+ * await model.dispose();
+ * ```
+ * @packageDocumentation
+ */
+import { type GgufSource, openGguf } from '@nibble/gguf';
+import { type LoadModelOptions, loadModelFrom, type Model } from './model.js';
+import { fromGgufFile } from './text.js';
+
+export type { FinishReason, GeneratedToken, GenerationStats } from './generation.js';
+export { Generation } from './generation.js';
+export type { LlamaHparams, Metadata } from './hparams.js';
+export { llamaHparams, supportedArchitectures } from './hparams.js';
+export type { KvCache, LayerWeights, LlamaWeights, LoadProgress, ModelFile } from './llama.js';
+export { allocKvCache, buildLlamaGraph, graphNames, uploadLlamaWeights } from './llama.js';
+export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';
+export { loadModelFrom, Model } from './model.js';
+export type { PerplexityResult, Window } from './perplexity.js';
+export { logProbAt, splitDocuments, windows } from './perplexity.js';
+export { Xorshift64Star } from './rng.js';
+export type { ResolvedSampling, SamplingOptions } from './sampler.js';
+export { argmax, resolveSampling, Sampler } from './sampler.js';
+export type { GenerateOptions, SessionConfig } from './session.js';
+export { Session } from './session.js';
+export { StopMatcher } from './stop.js';
+export type { RunnerTokenizer, StreamDecoder, TokenizerCore } from './text.js';
+export { adaptTokenizer, fromGgufFile } from './text.js';
+
+/**
+ * Loads a llama-architecture model from bytes, a Blob/File or a URL (for local paths in Node, use `loadModel` of
+ * `@nibble/runner/node`). Builds the graph from the file's metadata and the tokenizer from the same file.
+ *
+ * @example
+ * ```ts
+ * import '@nibble/backend-js';
+ * const model = await loadModel(bytes, { backend: 'js', contextSize: 512, onProgress: (p) => console.log(p.loadedBytes) });
+ * ```
+ */
+export async function loadModel(source: GgufSource, options: LoadModelOptions = {}): Promise<Model> {
+  const file = await openGguf(source);
+  try {
+    return await loadModelFrom({ file, tokenizer: fromGgufFile(file), close: () => file.close() }, options);
+  } catch (e) {
+    await file.close();
+    throw e;
+  }
+}

@@ -6,13 +6,81 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formats, type Int8Options, int8 } from '@nibble/formats';
-import { type GgufFile, parseGguf } from '@nibble/gguf';
+import { blobSink, type GgufFile, GgufWriter, parseGguf } from '@nibble/gguf';
 import { type DTypeName, dtypes } from '@nibble/tensor';
 import { parseArgs, stringFlag } from '../args.js';
-import { isQuantizable, storedType, tensorToF32 } from '../model-quant.js';
+import { isQuantizable, quantizeModel, storedType, tensorToF32 } from '../model-quant.js';
 
-/** The bundled model, found from the source tree or the published package. */
+/** The bundled model and sample text, found from the source tree. */
 export const bundledModel = fileURLToPath(new URL('../../../../fixtures/models/stories260K.gguf', import.meta.url));
+export const bundledText = fileURLToPath(
+  new URL('../../../../fixtures/text/cs336-tinystories_sample.txt', import.meta.url),
+);
+
+/**
+ * llama.cpp's perplexity on the sample text for the files `llama_model_quantize` made (node-llama-cpp 3.21.1; see
+ * fixtures/reference/stories260K-*-nll-*-nlc.json): the peer figure beside ours.
+ */
+const LLAMA_CPP_PPL: Record<string, number> = { F32: 3.548228, F16: 3.548598, Q8_0: 3.552335, Q4_0: 3.83082 };
+
+/** Formats whose model is run for the quality section (on stories260K the K-quant types all fall back to these). */
+const RUN_FORMATS = ['f32', 'f16', 'bf16', 'q8_0', 'q5_1', 'q5_0', 'q4_1', 'q4_0', 'iq4_nl', 'mxfp4'] as const;
+
+/** Perplexity and a greedy story of one quantized variant of the model. */
+export interface QualityRow {
+  format: string;
+  fileBytes: number;
+  perplexity: number;
+  llamaCppPerplexity?: number;
+  story: string;
+}
+
+/**
+ * Quantizes the model to each format like llama-quantize (into memory), loads it on the JS backend, scores the sample
+ * text and generates a short greedy story from a prompt.
+ */
+export async function demoQuality(
+  file: GgufFile,
+  text: string,
+  options: { prompt?: string; maxTokens?: number; onRow?: (row: QualityRow) => void } = {},
+): Promise<QualityRow[]> {
+  await import('@nibble/backend-js'); // registers the 'js' backend
+  const { loadModel } = await import('@nibble/runner');
+  const rows: QualityRow[] = [];
+  for (const name of RUN_FORMATS) {
+    const sink = blobSink();
+    await quantizeModel(file, name, new GgufWriter(sink));
+    const blob = sink.blob();
+    const model = await loadModel(blob, { backend: 'js', contextSize: 512 });
+    try {
+      const ppl = await model.perplexity(text);
+      const { text: story } = await model
+        .generate(options.prompt ?? 'Once upon a time', { temperature: 0, maxTokens: options.maxTokens ?? 48 })
+        .collect();
+      const label = name.toUpperCase();
+      const row: QualityRow = {
+        format: label,
+        fileBytes: blob.size,
+        perplexity: ppl.perplexity,
+        llamaCppPerplexity: LLAMA_CPP_PPL[label],
+        story: (options.prompt ?? 'Once upon a time') + story,
+      };
+      rows.push(row);
+      options.onRow?.(row);
+    } finally {
+      await model.dispose();
+    }
+  }
+  return rows;
+}
+
+function qualityLine(r: QualityRow, base: number): string {
+  const peer = r.llamaCppPerplexity === undefined ? '' : `  (llama.cpp ${r.llamaCppPerplexity.toFixed(4)})`;
+  const delta = r.perplexity - base;
+  return `${r.format.padEnd(7)} ${(r.fileBytes / 1024).toFixed(0).padStart(5)} KiB  ppl ${r.perplexity.toFixed(4)} ${
+    delta === 0 ? '        ' : `(${delta >= 0 ? '+' : ''}${delta.toFixed(4)})`
+  }${peer}`;
+}
 
 /** One weight tensor of the model, as f32. */
 interface Weight {
@@ -170,18 +238,25 @@ export function formatTable(rows: DemoRow[]): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'help']);
+  const p = parseArgs(args, ['json', 'help', 'table-only']);
   if (p.flags.has('help')) {
     console.log(
-      'usage: nibble demo [--model FILE.gguf] [--json]\n\nQuantizes every weight tensor of an F32 llama model (default: the bundled stories260K)\nto each format and prints size and error against the F32 weights.',
+      `usage: nibble demo [--model FILE.gguf] [--text FILE.txt] [--table-only] [--json]
+
+Quantizes every weight tensor of an F32 llama model (default: the bundled stories260K) to each format and prints
+size and error against the F32 weights; then, for each format, quantizes the model like llama-quantize, scores the
+text (default: the bundled TinyStories sample) and generates a short greedy story.`,
     );
     return 0;
   }
   const path = stringFlag(p, 'model', bundledModel) as string;
+  const textPath = stringFlag(p, 'text', bundledText) as string;
   const file = parseGguf(new Uint8Array(readFileSync(path)));
   const rows = demoTable(file);
+  const tableOnly = p.flags.has('table-only');
   if (p.flags.has('json')) {
-    console.log(JSON.stringify({ model: describeModel(file), rows }, null, 2));
+    const quality = tableOnly ? [] : await demoQuality(file, readFileSync(textPath, 'utf8'));
+    console.log(JSON.stringify({ model: describeModel(file), rows, quality }, null, 2));
     return 0;
   }
   console.log(describeModel(file));
@@ -195,5 +270,18 @@ export async function run(args: string[]): Promise<number> {
       `\nK-quants, IQ4_XS and TQ types need rows of ${dtypes.q4_K.blockSize}; this model's rows are 64 and 172 wide, so llama.cpp's fallback types apply.`,
     );
   }
+  if (tableOnly) return 0;
+  console.log(
+    `\nQuality: each format as llama-quantize would store it (output.weight Q8_0, rows of 172 F16), on the JS backend.\n` +
+      `Perplexity on ${textPath.split('/').pop()} (BOS + each story), then a greedy story from the same prompt.\n`,
+  );
+  let base = Number.NaN;
+  await demoQuality(file, readFileSync(textPath, 'utf8'), {
+    onRow: (r) => {
+      if (Number.isNaN(base)) base = r.perplexity;
+      console.log(qualityLine(r, base));
+      console.log(`        ${r.story.replace(/\s+/g, ' ').trim()}\n`);
+    },
+  });
   return 0;
 }

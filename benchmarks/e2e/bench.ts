@@ -1,0 +1,106 @@
+/**
+ * End to end: prompt tok/s (128-token prompt), decode tok/s and peak RSS of nibble's JS backend beside llama.cpp
+ * (node-llama-cpp, same file, same explicit thread count), each measurement in its own process, median of runs.
+ *
+ *   npx tsx --conditions=source benchmarks/e2e/bench.ts [--threads 1,2] [--runs 3] [--decode 64] [--models a,b]
+ *
+ * Writes benchmarks/results/e2e.json and prints a markdown table.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tinyLlamaQ4_0Path } from '../gguf/generate.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '../..');
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
+};
+const threadCounts = flag('threads', '1,2').split(',').map(Number);
+const runs = Number(flag('runs', '3'));
+const decode = Number(flag('decode', '64'));
+const promptTokens = 128;
+
+const candidates = [
+  { name: 'stories260K (F32)', path: join(root, 'fixtures/models/stories260K.gguf'), decode, runs },
+  { name: 'stories260K (Q4_0)', path: join(root, 'fixtures/models/stories260K-Q4_0.gguf'), decode, runs },
+  // The JS backend needs minutes for a 128-token prompt on 1.1B parameters: one run of it, a few decode steps.
+  {
+    name: 'TinyLlama-shaped synthetic (Q4_0, 620 MB)',
+    path: await tinyLlamaQ4_0Path(),
+    decode: Math.min(decode, 8),
+    runs: 1,
+  },
+];
+const only = flag('models', '');
+const models = candidates.filter(
+  (m) => (only === '' || only.split(',').some((o) => m.name.includes(o))) && existsSync(m.path),
+);
+
+interface Row {
+  model: string;
+  engine: string;
+  threads: number;
+  promptTokPerSec: number;
+  decodeTokPerSec: number;
+  maxRssMiB: number;
+  loadMs: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const rows: Row[] = [];
+for (const threads of threadCounts)
+  for (const m of models) {
+    for (const engine of ['nibble-js', 'llama.cpp']) {
+      const results = [];
+      const n = engine === 'llama.cpp' ? runs : m.runs;
+      for (let r = 0; r < n; r++) {
+        const out = execFileSync(
+          process.execPath,
+          [
+            '--conditions=source',
+            '--import',
+            'tsx',
+            join(here, 'worker.ts'),
+            engine,
+            m.path,
+            String(threads),
+            String(promptTokens),
+            String(m.decode),
+          ],
+          { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
+        );
+        results.push(JSON.parse(out.trim().split('\n').pop() as string));
+      }
+      rows.push({
+        model: m.name,
+        engine,
+        threads,
+        promptTokPerSec: median(results.map((x) => x.promptTokPerSec)),
+        decodeTokPerSec: median(results.map((x) => x.decodeTokPerSec)),
+        maxRssMiB: median(results.map((x) => x.maxRssMiB)),
+        loadMs: median(results.map((x) => x.loadMs)),
+      });
+    }
+  }
+
+mkdirSync(join(here, '../results'), { recursive: true });
+writeFileSync(
+  join(here, '../results/e2e.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, threads: threadCounts, runs, promptTokens, rows }, null, 2)}\n`,
+);
+console.log(`| model | engine | threads | prompt tok/s (${promptTokens}) | decode tok/s | peak RSS MiB | load ms |`);
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(
+    `| ${r.model} | ${r.engine} | ${r.threads} | ${r.promptTokPerSec} | ${r.decodeTokPerSec} | ${r.maxRssMiB} | ${r.loadMs} |`,
+  );
+}

@@ -1,0 +1,177 @@
+// Matrix-vector throughput of @nibble/backend-js, one thread: GB/s of weight bytes per second (median of several
+// runs) per format, for 4096x4096 and 11008x4096 weights ([out, in]), with f32 activations and in ggml mode
+// (activations quantized to the vec_dot type). Scale: ggml's native single-thread dot products on this machine kind,
+// and a plain read of an f32 array of the same size measured in this run.
+//
+//   npx tsx --conditions=source benchmarks/matmul/bench.ts [format ...]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { JsBackend } from '@nibble/backend-js';
+import { formats } from '@nibble/formats';
+import { type DTypeName, type Graph, GraphBuilder, hostTensor, rowBytes } from '@nibble/tensor';
+
+/** ggml's single-thread dot products from DRAM on this machine kind (spec/toolchain.md and the issue), GB/s. */
+const ggmlGBs: Record<string, number> = { q4_0: 9.2, q8_0: 16.6, q4_K: 9.8, q6_K: 11.5, f16: 14.2 };
+const memoryGBs = 27;
+
+const all: DTypeName[] = [
+  'f32',
+  'f16',
+  'bf16',
+  'q8_0',
+  'q4_0',
+  'q4_1',
+  'q5_0',
+  'q5_1',
+  'q2_K',
+  'q3_K',
+  'q4_K',
+  'q5_K',
+  'q6_K',
+  'iq4_nl',
+  'iq4_xs',
+  'tq1_0',
+  'tq2_0',
+  'mxfp4',
+];
+const wanted = process.argv.slice(2) as DTypeName[];
+const list = wanted.length ? wanted : all;
+const shapes: [number, number][] = [
+  [4096, 4096],
+  [11008, 4096],
+];
+const runs = Number(process.env.RUNS ?? 7);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+// Deterministic weights N(0, 0.02)-ish and one activation row.
+function values(n: number, seed: number, scale: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = ((s / 4294967296) * 2 - 1) * scale;
+  }
+  return a;
+}
+
+const inF = 4096;
+const maxOut = 11008;
+const src = values(maxOut * inF, 1, 0.05);
+const x = values(inF, 2, 1);
+
+// Same-run scale: one thread summing an f32 array as large as the biggest weight here.
+function readGBs(): number {
+  const big = new Float32Array(maxOut * inF);
+  big.set(src);
+  const times: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let i = 0; i < big.length; i += 4) {
+      s0 += big[i];
+      s1 += big[i + 1];
+      s2 += big[i + 2];
+      s3 += big[i + 3];
+    }
+    times.push(performance.now() - t0);
+    if (s0 + s1 + s2 + s3 === 42) console.log('');
+  }
+  return big.byteLength / 1e9 / (median(times) / 1000);
+}
+
+interface Row {
+  format: string;
+  shape: string;
+  mode: 'f32' | 'ggml';
+  weightMB: number;
+  ms: number;
+  gbs: number;
+  ggmlGBs: number | null;
+}
+
+const rows: Row[] = [];
+const readBefore = readGBs();
+const backends = {
+  f32: new JsBackend({ matmulActivations: 'f32' }),
+  ggml: new JsBackend({ matmulActivations: 'ggml' }),
+};
+for (const fmt of list) {
+  const codec = formats[fmt];
+  if (!codec) {
+    console.error(`unknown format ${fmt}`);
+    continue;
+  }
+  process.stderr.write(`${fmt} `);
+  const bytes = codec.quantize(src, { rowLength: inF }); // [11008, 4096]; the first 4096 rows serve the square case
+  for (const [outF] of shapes) {
+    const wBytes = bytes.subarray(0, outF * rowBytes(fmt, inF));
+    const graphs = {} as Record<'f32' | 'ggml', Graph>;
+    for (const mode of ['f32', 'ggml'] as const) {
+      const w = await backends[mode].upload(hostTensor(fmt, [outF, inF], wBytes), { name: `w_${fmt}` });
+      const g = new GraphBuilder();
+      g.output('y', g.matmul(g.weight(w), g.input('x', 'f32', [1, inF])));
+      graphs[mode] = g.build();
+    }
+    // The two modes alternate run by run, so that both see the same machine load.
+    const times = { f32: [] as number[], ggml: [] as number[] };
+    for (let r = 0; r < runs + 2; r++) {
+      for (const mode of ['f32', 'ggml'] as const) {
+        const t0 = performance.now();
+        backends[mode].runSync(graphs[mode], { x });
+        if (r >= 2) times[mode].push(performance.now() - t0);
+      }
+    }
+    for (const mode of ['f32', 'ggml'] as const) {
+      const ms = median(times[mode]);
+      rows.push({
+        format: fmt,
+        shape: `${outF}x${inF}`,
+        mode,
+        weightMB: wBytes.byteLength / 1e6,
+        ms,
+        gbs: wBytes.byteLength / 1e9 / (ms / 1000),
+        ggmlGBs: ggmlGBs[fmt] ?? null,
+      });
+    }
+  }
+}
+process.stderr.write('\n');
+const readAfter = readGBs();
+const jsRead = (readBefore + readAfter) / 2;
+
+const fmtN = (v: number, d = 2) => v.toFixed(d);
+console.log(`\nmatrix-vector, one thread, median of ${runs}; GB/s = weight bytes / time`);
+console.log(
+  `same-run scale: plain JS f32 array read ${fmtN(jsRead)} GB/s; machine read bandwidth ~${memoryGBs} GB/s (one thread)\n`,
+);
+console.log(
+  '| format | bits/weight | 4096x4096 f32-act | 4096x4096 ggml-act | 11008x4096 f32-act | 11008x4096 ggml-act | ggml native (DRAM) | best JS / ggml |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
+for (const fmt of list) {
+  const get = (shape: string, mode: string) =>
+    rows.find((r) => r.format === fmt && r.shape === shape && r.mode === mode);
+  const a = get('4096x4096', 'f32');
+  const b = get('4096x4096', 'ggml');
+  const c = get('11008x4096', 'f32');
+  const d = get('11008x4096', 'ggml');
+  if (!a || !b || !c || !d) continue;
+  const peer = ggmlGBs[fmt];
+  const ratio = peer ? `${((100 * Math.max(c.gbs, d.gbs)) / peer).toFixed(1)}%` : '-';
+  console.log(
+    `| ${fmt} | ${+formats[fmt].info.bitsPerWeight.toFixed(3)} | ${fmtN(a.gbs)} | ${fmtN(b.gbs)} | ${fmtN(c.gbs)} | ${fmtN(d.gbs)} | ${peer ?? '-'} | ${ratio} |`,
+  );
+}
+// MATMUL_RESULTS: where to write the JSON (default benchmarks/results/matmul.json).
+const resultsPath = process.env.MATMUL_RESULTS ?? new URL('../results/matmul.json', import.meta.url);
+mkdirSync(new URL('../results/', import.meta.url), { recursive: true });
+writeFileSync(
+  resultsPath,
+  `${JSON.stringify({ date: new Date().toISOString(), runs, jsReadGBs: { before: readBefore, after: readAfter }, memoryGBs, ggmlGBs, rows }, null, 2)}\n`,
+);

@@ -1,0 +1,309 @@
+/**
+ * `loadModel`: a GGUF file in, a model out that generates text, scores text and hands out sessions.
+ */
+import {
+  type Backend,
+  type BackendSkip,
+  type BackendSpec,
+  NibbleError,
+  registeredBackends,
+  selectBackend,
+  ValueError,
+} from '@nibble/tensor';
+import { Generation } from './generation.js';
+import { type LlamaHparams, llamaHparams } from './hparams.js';
+import { type LlamaWeights, type LoadProgress, type ModelFile, uploadLlamaWeights } from './llama.js';
+import { logProbAt, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
+import { type GenerateOptions, Session, type SessionConfig } from './session.js';
+import type { RunnerTokenizer } from './text.js';
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions {
+  /**
+   * Which backend: a registered name (`'js'`, after importing `@nibble/backend-js`), a factory, a list tried in
+   * order, `'auto'` (every registered backend, in registration order), or a backend you created (then the model does
+   * not dispose it). Default `'auto'`.
+   */
+  backend?: BackendSpec | 'auto' | Backend;
+  /** Worker threads for backends that have them. */
+  threads?: number;
+  /** Positions each session's KV cache holds. Default: the file's context length, at most 2048. */
+  contextSize?: number;
+  /** KV cache element type. Default `'f32'`. */
+  kvCacheType?: 'f32' | 'f16' | 'q8_0';
+  /**
+   * How matmuls treat activations: `'f32'` (accurate) or `'ggml'` (quantized to the weight's vec-dot type like
+   * llama.cpp's CPU backend, to compare with it). Default: the backend's default.
+   */
+  matmulActivations?: 'f32' | 'ggml';
+  /** Prompt tokens per backend run. Default 256. */
+  batchSize?: number;
+  /** Called after each tensor is uploaded. */
+  onProgress?: (p: LoadProgress) => void;
+  /** Aborts loading between tensors. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Model.perplexity}. */
+export interface PerplexityOptions {
+  /** Window length in tokens. Default: the model's context size. */
+  contextSize?: number;
+  /** Tokens between window starts when a document is longer than a window. Default: half the window. */
+  stride?: number;
+  /** Document separator; each document is trimmed and scored as BOS + its tokens. Default `<|endoftext|>`. */
+  separator?: string;
+  /** Aborts between windows. */
+  signal?: AbortSignal;
+}
+
+/** Something `loadModel` needs beyond the file: how to build the tokenizer from it. */
+export interface ModelSource {
+  readonly file: ModelFile;
+  readonly tokenizer: RunnerTokenizer;
+  /** Called by `dispose`, e.g. to close a file handle. */
+  close?(): Promise<void> | void;
+}
+
+/**
+ * A loaded model: weights on a backend, the tokenizer, and a pool of sessions.
+ *
+ * @example
+ * ```ts
+ * import '@nibble/backend-js';
+ * const model = await loadModel(bytes, { backend: 'js' });
+ * for await (const { text } of model.generate('Once upon a time', { maxTokens: 40, temperature: 0 })) {
+ *   process.stdout.write(text);
+ * }
+ * model.dispose();
+ * ```
+ */
+export class Model {
+  readonly hparams: LlamaHparams;
+  readonly tokenizer: RunnerTokenizer;
+  readonly backend: Backend;
+  /** Backends tried before this one and why they were skipped. */
+  readonly skipped: readonly BackendSkip[];
+  readonly contextSize: number;
+  readonly #cfg: SessionConfig;
+  readonly #ownsBackend: boolean;
+  readonly #close: (() => Promise<void> | void) | undefined;
+  readonly #idle: Session[] = [];
+  #disposed = false;
+
+  /** @internal Use {@link loadModel}. */
+  constructor(
+    cfg: SessionConfig,
+    skipped: readonly BackendSkip[],
+    ownsBackend: boolean,
+    close: (() => Promise<void> | void) | undefined,
+  ) {
+    this.#cfg = cfg;
+    this.hparams = cfg.hparams;
+    this.tokenizer = cfg.tokenizer;
+    this.backend = cfg.backend;
+    this.contextSize = cfg.contextSize;
+    this.skipped = skipped;
+    this.#ownsBackend = ownsBackend;
+    this.#close = close;
+  }
+
+  /** The uploaded weights (for tools that build their own graphs). */
+  get weights(): LlamaWeights {
+    return this.#cfg.weights;
+  }
+
+  /**
+   * A new session with its own KV cache.
+   *
+   * @example
+   * ```ts
+   * const [a, b] = await Promise.all([model.createSession(), model.createSession()]);
+   * ```
+   */
+  async createSession(): Promise<Session> {
+    this.#check();
+    return Session.create(this.#cfg);
+  }
+
+  /**
+   * Generates after `prompt` in a fresh session (taken from a pool and returned when the iteration ends).
+   * A text prompt gets BOS; ids are fed exactly as given.
+   *
+   * @example
+   * ```ts
+   * const { text } = await model.generate('', { temperature: 0, maxTokens: 200 }).collect();
+   * ```
+   */
+  generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): Generation {
+    this.#check();
+    const model = this;
+    // The session is taken on the first next(), so an iterator never started holds nothing.
+    return new Generation(async function* (stats) {
+      const session = await model.#acquire();
+      try {
+        yield* session.stream(prompt, options, stats);
+      } finally {
+        model.#release(session);
+      }
+    });
+  }
+
+  /**
+   * Logits of every position of `ids` from an empty cache, `[ids.length, vocab]` row-major.
+   *
+   * @example
+   * ```ts
+   * const logits = await model.evaluate([1]); // Float32Array(vocab): the first prediction
+   * ```
+   */
+  async evaluate(ids: ArrayLike<number>): Promise<Float32Array> {
+    const s = await this.#acquire();
+    try {
+      return await s.evaluate(ids);
+    } finally {
+      this.#release(s);
+    }
+  }
+
+  /**
+   * Perplexity of a text: each document (split at `separator`, trimmed) is BOS + its tokens; every token after BOS
+   * is predicted once, in windows of `contextSize` that move by `stride` when a document is longer.
+   *
+   * @example
+   * ```ts
+   * const r = await model.perplexity(text); // r.perplexity, r.count, r.totalLogProb
+   * ```
+   */
+  async perplexity(text: string, options: PerplexityOptions = {}): Promise<PerplexityResult> {
+    const ctx = options.contextSize ?? this.contextSize;
+    if (!Number.isSafeInteger(ctx) || ctx < 2 || ctx > this.contextSize) {
+      throw new ValueError(
+        `perplexity contextSize ${ctx} must be in 2..${this.contextSize} (the model's context)`,
+        0,
+        0,
+      );
+    }
+    const stride = options.stride ?? Math.max(1, Math.floor(ctx / 2));
+    const vocab = this.hparams.vocabSize;
+    const docs = splitDocuments(text, options.separator);
+    const s = await this.#acquire();
+    const documents: { tokens: number; logProbs: Float64Array }[] = [];
+    let total = 0;
+    let count = 0;
+    try {
+      for (const doc of docs) {
+        // BOS + text, whatever the vocabulary's add_bos says: the first prediction is conditioned on BOS.
+        const ids = this.tokenizer.encode(doc, false);
+        const bos = this.tokenizer.bosId;
+        if (bos !== undefined) ids.unshift(bos);
+        const logProbs = new Float64Array(Math.max(0, ids.length - 1));
+        for (const w of windows(ids.length, ctx, stride)) {
+          options.signal?.throwIfAborted();
+          s.reset();
+          const slice = ids.slice(w.start, w.end);
+          // Row r predicts token start + r + 1; score rows whose target is at or after `from`.
+          await s.evaluateRows(slice, (r, logits, offset) => {
+            const target = w.start + r + 1;
+            if (target < w.from || target >= w.end) return;
+            const lp = logProbAt(logits, offset, vocab, ids[target]);
+            logProbs[target - 1] = lp;
+            total += lp;
+            count++;
+          });
+        }
+        documents.push({ tokens: ids.length, logProbs });
+      }
+    } finally {
+      this.#release(s);
+    }
+    return { perplexity: Math.exp(-total / count), count, totalLogProb: total, documents };
+  }
+
+  /** Releases the sessions, the backend (when the model created it) and the file. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const s of this.#idle) s.dispose();
+    this.#idle.length = 0;
+    if (this.#ownsBackend) this.backend.dispose();
+    await this.#close?.();
+  }
+
+  async #acquire(): Promise<Session> {
+    this.#check();
+    const s = this.#idle.pop() ?? (await Session.create(this.#cfg));
+    s.reset();
+    return s;
+  }
+
+  #release(s: Session): void {
+    if (this.#disposed) s.dispose();
+    else this.#idle.push(s);
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new NibbleError('E_DISPOSED', 'this model has been disposed');
+  }
+}
+
+function isBackend(x: unknown): x is Backend {
+  return typeof x === 'object' && x !== null && 'run' in x && 'upload' in x && 'capabilities' in x;
+}
+
+/**
+ * Loads a llama-architecture model from an opened file and its tokenizer onto a backend. `loadModel` of
+ * `@nibble/runner` (bytes, Blob, URL) and of `@nibble/runner/node` (paths) open the file and call this.
+ *
+ * @example
+ * ```ts
+ * const model = await loadModelFrom({ file, tokenizer }, { backend: 'js' });
+ * ```
+ */
+export async function loadModelFrom(source: ModelSource, options: LoadModelOptions = {}): Promise<Model> {
+  const { file, tokenizer } = source;
+  const hp = llamaHparams(file.metadata, tokenizer.vocabSize);
+  if (tokenizer.vocabSize !== hp.vocabSize) {
+    throw new NibbleError('E_FORMAT', `the tokenizer has ${tokenizer.vocabSize} tokens, the model ${hp.vocabSize}`);
+  }
+  const contextSize = options.contextSize ?? Math.min(hp.contextLength, 2048);
+  if (!Number.isSafeInteger(contextSize) || contextSize < 1)
+    throw new ValueError(`contextSize must be a positive integer, got ${contextSize}`, 0, 0);
+  const batchSize = Math.min(options.batchSize ?? 256, contextSize);
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1)
+    throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`, 0, 0);
+  // Logits rows cost vocab floats each; keep that buffer near 16 MiB however large the vocabulary.
+  const logitsBatch = Math.max(1, Math.min(batchSize, Math.floor((4 << 20) / hp.vocabSize)));
+
+  let backend: Backend;
+  let skipped: BackendSkip[] = [];
+  const ownsBackend = !isBackend(options.backend);
+  if (isBackend(options.backend)) backend = options.backend;
+  else {
+    const spec = options.backend === undefined || options.backend === 'auto' ? registeredBackends() : options.backend;
+    const backendOptions: Record<string, unknown> = {};
+    if (options.threads !== undefined) backendOptions.threads = options.threads;
+    if (options.matmulActivations !== undefined) backendOptions.matmulActivations = options.matmulActivations;
+    ({ backend, skipped } = await selectBackend(spec as BackendSpec, backendOptions));
+  }
+  try {
+    const weights = await uploadLlamaWeights(file, hp, backend, options.onProgress, options.signal);
+    const cfg: SessionConfig = {
+      backend,
+      hparams: hp,
+      weights,
+      tokenizer,
+      contextSize,
+      kvCacheType: options.kvCacheType ?? 'f32',
+      batchSize,
+      logitsBatch,
+      matmulActivations: options.matmulActivations,
+    };
+    const model = new Model(cfg, skipped, ownsBackend, source.close);
+    // Build one session now so that an unusable KV cache type or graph fails at load, not at the first generate.
+    await model.evaluate([]);
+    return model;
+  } catch (e) {
+    if (ownsBackend) backend.dispose();
+    throw e;
+  }
+}

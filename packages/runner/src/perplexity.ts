@@ -1,0 +1,82 @@
+/**
+ * Perplexity bookkeeping: log-probabilities from logits in double precision, documents of a text file, and the
+ * sliding windows that cover a document longer than the context.
+ */
+
+/**
+ * Natural-log probability of `target` under `softmax(logits[offset .. offset + n))`, computed in double precision
+ * (max-shifted log-sum-exp) so the reduction adds no error of its own.
+ *
+ * @example
+ * ```ts
+ * logProbAt(new Float32Array([0, 0]), 0, 2, 1); // Math.log(0.5)
+ * ```
+ */
+export function logProbAt(logits: Float32Array, offset: number, n: number, target: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) if (logits[offset + i] > max) max = logits[offset + i];
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.exp(logits[offset + i] - max);
+  return logits[offset + target] - max - Math.log(sum);
+}
+
+/**
+ * Splits a text into documents at `separator` (default `<|endoftext|>`, as in TinyStories dumps), trimming each
+ * and dropping empty ones.
+ *
+ * @example
+ * ```ts
+ * splitDocuments('\nOne.\n<|endoftext|>\nTwo.\n'); // ['One.', 'Two.']
+ * ```
+ */
+export function splitDocuments(text: string, separator = '<|endoftext|>'): string[] {
+  return text
+    .split(separator)
+    .map((d) => d.trim())
+    .filter((d) => d.length > 0);
+}
+
+/** One evaluation window over a document's tokens: evaluate `[start, end)`, score predictions of `[from, end)`. */
+export interface Window {
+  readonly start: number;
+  readonly end: number;
+  /** First token whose prediction this window scores (> start: the first token of a window has no context). */
+  readonly from: number;
+}
+
+/**
+ * Windows of at most `contextSize` tokens that score every token after the first exactly once. Each new window
+ * starts `stride` tokens after the previous one, so every scored token (after the first window) sees at least
+ * `contextSize - stride` tokens of context.
+ *
+ * @example
+ * ```ts
+ * windows(10, 4, 2); // [{start:0,end:4,from:1}, {start:2,end:6,from:4}, {start:4,end:8,from:6}, {start:6,end:10,from:8}]
+ * ```
+ */
+export function windows(nTokens: number, contextSize: number, stride: number): Window[] {
+  if (!(contextSize >= 2) || !(stride >= 1) || stride > contextSize) {
+    throw new RangeError(`need contextSize >= 2 and 1 <= stride <= contextSize, got ${contextSize} and ${stride}`);
+  }
+  const out: Window[] = [];
+  if (nTokens < 2) return out;
+  let scored = 1; // the first token is never predicted
+  for (let start = 0; scored < nTokens; start += stride) {
+    const end = Math.min(start + contextSize, nTokens);
+    if (end > scored) out.push({ start, end, from: scored });
+    scored = end;
+  }
+  return out;
+}
+
+/** Result of a perplexity run. */
+export interface PerplexityResult {
+  /** exp(-mean log-probability). */
+  readonly perplexity: number;
+  /** Number of scored predictions. */
+  readonly count: number;
+  /** Sum of natural-log probabilities of the scored tokens. */
+  readonly totalLogProb: number;
+  /** Per document: its token count and the log-probability of each scored prediction, in order. */
+  readonly documents: readonly { readonly tokens: number; readonly logProbs: Float64Array }[];
+}

@@ -1,0 +1,340 @@
+/**
+ * A session: one KV cache and the graphs that read and write it. Two sessions of one model share the weights and
+ * nothing else, so their generations cannot interfere.
+ */
+import { type Backend, type Graph, NibbleError, type RunOptions, ValueError } from '@nibble/tensor';
+import { type GeneratedToken, Generation, type GenerationStats } from './generation.js';
+import type { LlamaHparams } from './hparams.js';
+import { allocKvCache, buildLlamaGraph, graphNames, type KvCache, type LlamaWeights } from './llama.js';
+import { Sampler, type SamplingOptions } from './sampler.js';
+import { StopMatcher } from './stop.js';
+import type { RunnerTokenizer } from './text.js';
+
+/** Options of `generate`. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to sample. Default 256. */
+  maxTokens?: number;
+  /** Strings that end the generation; the text stops just before the first one. */
+  stop?: readonly string[];
+  /** Keep sampling past end-of-generation tokens (EOS, EOT, BOS), e.g. to benchmark a fixed length. Default false. */
+  ignoreEos?: boolean;
+  /** Aborts between tokens (the iterator throws the signal's reason). */
+  signal?: AbortSignal;
+  /**
+   * Whether a text prompt gets the tokenizer's BOS. Default: when the session is empty. Ignored for id prompts,
+   * which are fed exactly as given.
+   */
+  addSpecial?: boolean;
+}
+
+/** Fixed sizes a session is built with. */
+export interface SessionConfig {
+  readonly backend: Backend;
+  readonly hparams: LlamaHparams;
+  readonly weights: LlamaWeights;
+  readonly tokenizer: RunnerTokenizer;
+  readonly contextSize: number;
+  readonly kvCacheType: 'f32' | 'f16' | 'q8_0';
+  /** Rows per run of the prompt graph (no logits). */
+  readonly batchSize: number;
+  /** Rows per run of the logits graph. */
+  readonly logitsBatch: number;
+  readonly matmulActivations: 'f32' | 'ggml' | undefined;
+}
+
+/**
+ * One conversation's state: the tokens so far and their keys and values.
+ *
+ * @example
+ * ```ts
+ * const s = await model.createSession();
+ * for await (const t of s.generate('Once upon a time', { maxTokens: 20, temperature: 0 })) process.stdout.write(t.text);
+ * s.position; // prompt + generated tokens now in the cache
+ * s.dispose();
+ * ```
+ */
+export class Session {
+  readonly #cfg: SessionConfig;
+  readonly #prefill: Graph;
+  readonly #full: Graph;
+  // [contextSize] every token in the cache, in order (the repeat penalty's history)
+  readonly #history: Int32Array;
+  // [batchSize] token ids of one run; decode uses the one-element view
+  readonly #tokens: Int32Array;
+  readonly #one: Int32Array;
+  // [logitsBatch, vocab] logits of the last logits run
+  readonly #logits: Float32Array;
+  // [vocab] view of row 0, what decode samples from
+  readonly #row0: Float32Array;
+  readonly #runOptions: RunOptions;
+  readonly #decodeInputs: { tokens: Int32Array; nTokens: number; pos: number };
+  #position = 0;
+  #busy = false;
+  #disposed = false;
+
+  private constructor(cfg: SessionConfig, cache: KvCache) {
+    this.#cfg = cfg;
+    const { hparams: hp, weights, contextSize } = cfg;
+    this.#prefill = buildLlamaGraph(hp, weights, cache, {
+      maxTokens: cfg.batchSize,
+      logits: false,
+      matmulActivations: cfg.matmulActivations,
+    });
+    this.#full = buildLlamaGraph(hp, weights, cache, {
+      maxTokens: cfg.logitsBatch,
+      logits: true,
+      matmulActivations: cfg.matmulActivations,
+    });
+    this.#history = new Int32Array(contextSize);
+    this.#tokens = new Int32Array(Math.max(cfg.batchSize, cfg.logitsBatch));
+    this.#one = this.#tokens.subarray(0, 1);
+    this.#logits = new Float32Array(cfg.logitsBatch * hp.vocabSize);
+    this.#row0 = this.#logits.subarray(0, hp.vocabSize);
+    this.#runOptions = { outputs: { [graphNames.logits]: this.#logits } };
+    this.#decodeInputs = { tokens: this.#one, nTokens: 1, pos: 0 };
+  }
+
+  /** @internal Allocates the KV cache and builds the graphs. */
+  static async create(cfg: SessionConfig): Promise<Session> {
+    const cache = await allocKvCache(cfg.backend, cfg.hparams, cfg.contextSize, cfg.kvCacheType);
+    return new Session(cfg, cache);
+  }
+
+  /** Tokens now in the KV cache. */
+  get position(): number {
+    return this.#position;
+  }
+
+  /** Positions this session can hold. */
+  get contextSize(): number {
+    return this.#cfg.contextSize;
+  }
+
+  /** The tokens in the cache, oldest first (a copy). */
+  get tokens(): number[] {
+    return Array.from(this.#history.subarray(0, this.#position));
+  }
+
+  /**
+   * Forgets every token (or all from `position` on): later tokens overwrite the cache from there. Cheap: nothing is
+   * cleared, since attention only reads positions up to the current one.
+   */
+  reset(position = 0): void {
+    this.#check();
+    if (!Number.isInteger(position) || position < 0 || position > this.#position) {
+      throw new ValueError(`reset position ${position} is outside 0..${this.#position}`, 0, 0);
+    }
+    this.#position = position;
+  }
+
+  /**
+   * Feeds `ids` after the tokens already in the cache and returns their logits, `[ids.length, vocab]` row-major.
+   *
+   * @example
+   * ```ts
+   * const logits = await session.evaluate([1, 403, 407]); // Float32Array(3 * 512)
+   * ```
+   */
+  async evaluate(ids: ArrayLike<number>): Promise<Float32Array> {
+    const vocab = this.#cfg.hparams.vocabSize;
+    const out = new Float32Array(ids.length * vocab);
+    await this.#withLock(() =>
+      this.#forward(ids, 0, ids.length, (row, logits, offset) =>
+        out.set(logits.subarray(offset, offset + vocab), row * vocab),
+      ),
+    );
+    return out;
+  }
+
+  /**
+   * Feeds `ids` and calls `onRow(i, logits, offset)` with the logits of each row i (valid only during the call).
+   * For perplexity: nothing of size `[n, vocab]` is kept.
+   * @internal
+   */
+  async evaluateRows(
+    ids: ArrayLike<number>,
+    onRow: (row: number, logits: Float32Array, offset: number) => void,
+  ): Promise<void> {
+    await this.#withLock(() => this.#forward(ids, 0, ids.length, onRow));
+  }
+
+  /**
+   * Samples up to `maxTokens` tokens after `prompt` (a text, or token ids fed as given). The prompt is appended to
+   * whatever the session holds, so a session continues a conversation; use {@link Session.reset} to start over.
+   *
+   * @example
+   * ```ts
+   * const { text } = await session.generate('Once upon a time', { temperature: 0, maxTokens: 30 }).collect();
+   * ```
+   */
+  generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): Generation {
+    this.#check();
+    return new Generation((stats) => this.stream(prompt, options, stats));
+  }
+
+  /** Drops the session's graphs. Its KV cache memory goes back with the backend (or is reused by the model's pool). */
+  dispose(): void {
+    this.#disposed = true;
+  }
+
+  /** @internal The body of {@link Session.generate}, filling `stats`. */
+  async *stream(
+    prompt: string | ArrayLike<number>,
+    o: GenerateOptions,
+    stats: GenerationStats,
+  ): AsyncGenerator<GeneratedToken, void, undefined> {
+    const { tokenizer, contextSize, hparams: hp } = this.#cfg;
+    const maxTokens = o.maxTokens ?? 256;
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 0)
+      throw new ValueError(`maxTokens must be a non-negative integer, got ${maxTokens}`, 0, 0);
+    const sampler = new Sampler(hp.vocabSize, o);
+    const stop = new StopMatcher(o.stop ?? []);
+    const signal = o.signal;
+    this.#lock();
+    try {
+      const ids =
+        typeof prompt === 'string'
+          ? tokenizer.encode(prompt, o.addSpecial ?? this.#position === 0)
+          : Array.from(prompt);
+      if (ids.length === 0) throw new ValueError('the prompt has no tokens (give text, or ids such as [bos])', 0, 0);
+      if (this.#position + ids.length > contextSize) {
+        throw new ValueError(
+          `prompt of ${ids.length} tokens after ${this.#position} does not fit the context of ${contextSize}`,
+          0,
+          0,
+        );
+      }
+      const decoder = tokenizer.streamDecoder(ids[ids.length - 1]);
+      stats.promptTokens = ids.length;
+      const t0 = performance.now();
+      // Prompt: all rows but the last through the graph without logits, the last through the logits graph.
+      await this.#forward(ids, 0, ids.length - 1, undefined);
+      signal?.throwIfAborted();
+      await this.#forward(ids, ids.length - 1, ids.length, undefined);
+      const t1 = performance.now();
+      stats.promptMs = t1 - t0;
+
+      // Items whose text is still open (a partial UTF-8 sequence or stop-string prefix) wait here, so that text
+      // released at the end still reaches the caller attached to a token.
+      const waiting: { id: number; text: string }[] = [];
+      let finish: GenerationStats['finishReason'] = 'length';
+      for (let i = 0; i < maxTokens; i++) {
+        signal?.throwIfAborted();
+        const id = sampler.sample(this.#row0, this.#history, this.#position);
+        if (!o.ignoreEos && tokenizer.isEndOfGeneration(id)) {
+          finish = 'eos';
+          break;
+        }
+        stats.generatedTokens++;
+        const piece = decoder.push(id);
+        const shown = stop.push(piece);
+        waiting.push({ id, text: shown.text });
+        if (shown.stopped) {
+          finish = 'stop';
+          break;
+        }
+        if (!decoder.pending && !stop.pending) {
+          for (const w of waiting) yield w;
+          waiting.length = 0;
+        }
+        if (i + 1 === maxTokens) break;
+        if (this.#position >= contextSize) {
+          finish = 'context';
+          break;
+        }
+        this.#one[0] = id;
+        await this.#decode();
+        stats.decodeMs = performance.now() - t1;
+      }
+      if (finish !== 'stop') {
+        const rest = stop.push(decoder.flush()).text + stop.flush();
+        if (rest.length > 0 && waiting.length > 0) {
+          const last = waiting[waiting.length - 1];
+          waiting[waiting.length - 1] = { id: last.id, text: last.text + rest };
+        }
+      }
+      stats.decodeMs = performance.now() - t1;
+      stats.finishReason = finish;
+      for (const w of waiting) yield w;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** One decode step: `#one[0]` at the current position; logits land in row 0. */
+  async #decode(): Promise<void> {
+    const inputs = this.#decodeInputs;
+    inputs.pos = this.#position;
+    await this.#cfg.backend.run(this.#full, inputs, this.#runOptions);
+    this.#history[this.#position] = this.#one[0];
+    this.#position++;
+  }
+
+  /**
+   * Feeds `ids[from..to)` at the current position in batches. With `onRow`, every row's logits are computed and
+   * handed over; without, rows go through the prompt graph except the last of the whole range when it is the very
+   * last id (`to === ids.length` and from === to - 1), whose logits land in row 0 for sampling.
+   */
+  async #forward(
+    ids: ArrayLike<number>,
+    from: number,
+    to: number,
+    onRow: ((row: number, logits: Float32Array, offset: number) => void) | undefined,
+  ): Promise<void> {
+    this.#check();
+    const { backend, contextSize, batchSize, logitsBatch, hparams: hp } = this.#cfg;
+    if (this.#position + (to - from) > contextSize) {
+      throw new ValueError(
+        `${to - from} tokens after ${this.#position} do not fit the context of ${contextSize}`,
+        0,
+        0,
+      );
+    }
+    const wantLogits = onRow !== undefined || (to === ids.length && to - from === 1);
+    const graph = wantLogits ? this.#full : this.#prefill;
+    const step = wantLogits ? logitsBatch : batchSize;
+    for (let start = from; start < to; start += step) {
+      const n = Math.min(step, to - start);
+      const tokens = n === 1 ? this.#one : this.#tokens.subarray(0, n);
+      for (let i = 0; i < n; i++) {
+        const id = ids[start + i];
+        if (!Number.isInteger(id) || id < 0 || id >= hp.vocabSize) {
+          throw new ValueError(
+            `token id ${id} at index ${start + i} is outside the vocabulary 0..${hp.vocabSize - 1}`,
+            0,
+            start + i,
+          );
+        }
+        tokens[i] = id;
+      }
+      await backend.run(
+        graph,
+        { [graphNames.tokens]: tokens, [graphNames.nTokens]: n, [graphNames.pos]: this.#position },
+        this.#runOptions,
+      );
+      this.#history.set(tokens, this.#position);
+      this.#position += n;
+      if (onRow) for (let i = 0; i < n; i++) onRow(start + i - from, this.#logits, i * hp.vocabSize);
+    }
+  }
+
+  async #withLock<T>(f: () => Promise<T>): Promise<T> {
+    this.#lock();
+    try {
+      return await f();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #lock(): void {
+    this.#check();
+    if (this.#busy)
+      throw new NibbleError('E_BUSY', 'this session is already running; use another session for concurrent work');
+    this.#busy = true;
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new NibbleError('E_DISPOSED', 'this session has been disposed');
+  }
+}
