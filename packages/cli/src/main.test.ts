@@ -94,4 +94,38 @@ describe('nibble', () => {
     expect(byName.get('Q5_0')!.rmse).toBeLessThan(byName.get('Q4_0')!.rmse);
     expect(byName.get('F16')!.rmse).toBeLessThan(byName.get('Q8_0')!.rmse);
   });
+
+  it('run --json from BOS gives llama2.c greedy ids', async () => {
+    const goldIds: number[] = JSON.parse(
+      readFileSync(fixture('reference/stories260K-greedy-llama2c.json'), 'utf8'),
+    ).tokens;
+    const r = await cli(
+      'run',
+      fixture('models/stories260K.gguf'),
+      '--prompt',
+      '',
+      '--max-tokens',
+      '24',
+      '--temperature',
+      '0',
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as { ids: number[]; generatedTokens: number; backend: string };
+    expect(j.backend).toBe('js');
+    expect(j.ids.slice(-24)).toEqual(goldIds.slice(0, 24));
+  });
+
+  it("perplexity --json equals llama2.c's on the TinyStories sample", async () => {
+    const r = await cli(
+      'perplexity',
+      fixture('models/stories260K.gguf'),
+      fixture('text/cs336-tinystories_sample.txt'),
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as { perplexity: number; predictions: number };
+    expect(j.predictions).toBe(1804);
+    expect(Math.abs(j.perplexity - 3.548202)).toBeLessThan(0.001);
+  });
 });

@@ -7,8 +7,6 @@ import { formats, int8, usesImportance } from '@nibble/formats';
 import { dtypes } from '@nibble/tensor';
 import { parseArgs, UsageError } from '../args.js';
 
-export const summary = 'list the number formats: ggml id, block, bytes, bits per weight, imatrix, description';
-
 const usage = 'usage: nibble formats [--json]';
 
 interface FormatRow {

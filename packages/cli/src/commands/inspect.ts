@@ -7,8 +7,6 @@ import { openGguf } from '@nibble/gguf';
 import { openGgufFile } from '@nibble/gguf/node';
 import { parseArgs, UsageError } from '../args.js';
 
-export const summary = 'show the header, metadata and tensor table of a GGUF file or URL';
-
 const usage = 'usage: nibble inspect FILE|URL [--json] [--full]';
 
 function typeName(t: GgufType | undefined): string {

@@ -5,8 +5,6 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs, stringFlag, UsageError } from '../args.js';
 import { loadFromFlags } from './run.js';
 
-export const summary = 'perplexity of a GGUF model on a text file (documents split at <|endoftext|>)';
-
 const usage = `usage: nibble perplexity MODEL TEXTFILE [--ctx N] [--stride N] [--separator S] [--backend B]
                          [--threads K] [--kv-type f32|f16|q8_0] [--activations f32|ggml] [--json]
 

@@ -4,8 +4,6 @@
 import { loadModel, type Model } from '@nibble/runner/node';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args.js';
 
-export const summary = 'generate text with a GGUF model (--prompt, --max-tokens, --temperature, --json)';
-
 const usage = `usage: nibble run MODEL [--prompt P] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop STR] [--backend B] [--threads K]
                   [--ctx N] [--kv-type f32|f16|q8_0] [--activations f32|ggml] [--json]

@@ -16,8 +16,6 @@ import {
 } from '@nibble/tokenizer';
 import { parseArgs, stringFlag, UsageError } from '../args.js';
 
-export const summary = 'token ids of a text (or of llama.cpp .inp test cases) with a GGUF / tokenizer.bin / .json';
-
 const usage =
   'usage: nibble tokenize FILE (--text T | --inp F.inp) [--json] [--add-special] [--parse-special]\n' +
   '  FILE  a GGUF file, a llama2.c tokenizer.bin or a Hugging Face tokenizer.json';
