@@ -4,7 +4,7 @@
  *
  * Offsets are in bytes for weights and in elements for f32 arrays. `n` is the row length (a block multiple).
  */
-import { fp16Table } from '@nibble/formats';
+import { fp16Table, IQ4NL_VALUES } from '@nibble/formats';
 
 const half = /* @__PURE__ */ fp16Table();
 // bf16 bits -> f32 through a shared 4-byte view: exact and allocation-free.
@@ -464,25 +464,8 @@ function highBits(w: Uint8Array, p: number, lut: Float32Array, t: number): numbe
 
 /** Nibble values of the plain 4-bit formats (q4_0 and q4_1 subtract their offset afterwards). */
 export const nibbleValues: Float64Array = /* @__PURE__ */ Float64Array.from({ length: 16 }, (_, i) => i);
-/** IQ4_NL's non-linear grid (spec §3.15). */
-const iq4nlValues = /* @__PURE__ */ Float64Array.of(
-  -127,
-  -104,
-  -83,
-  -65,
-  -49,
-  -35,
-  -22,
-  -10,
-  1,
-  13,
-  25,
-  38,
-  53,
-  69,
-  89,
-  113,
-);
+/** IQ4_NL's non-linear grid (spec §3.15), as doubles for the lookup tables. */
+const iq4nlValues = /* @__PURE__ */ Float64Array.from(IQ4NL_VALUES);
 /** MXFP4's doubled E2M1 values (spec §3.19); the scale is 2^(e-128). */
 const fp4Values = /* @__PURE__ */ Float64Array.of(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
 /** e8m0_to_fp32_half(e) = 2^(e-128) for every byte (255, NaN in OCP, is not special in ggml's decoder either). */
