@@ -60,15 +60,22 @@ export const f16: Codec = /* @__PURE__ */ defineCodec(
       if (at % 2 === 0) {
         const out = u16Of(dst.buffer);
         const o = at >> 1;
-        for (let i = 0; i < n; i++) {
-          const w = bits[s + i];
-          const abs = w & 0x7fffffff;
-          // Normal halves inline (see halfBits); the rest (subnormal, overflow, NaN) take the general routine.
-          out[o + i] =
-            abs >= 0x38800000 && abs < 0x477ff000
-              ? ((w >>> 16) & 0x8000) | ((abs - 0x38000000 + 0x0fff + ((abs >>> 13) & 1)) >>> 13)
-              : halfBits(w);
+        let i = 0;
+        for (; i + 2 <= n; i += 2) {
+          const w0 = bits[s + i];
+          const w1 = bits[s + i + 1];
+          const a0 = w0 & 0x7fffffff;
+          const a1 = w1 & 0x7fffffff;
+          // Both normal halves (the usual case): rebias and round inline (see halfBits); else the general routine.
+          if ((a0 - 0x38800000) >>> 0 < 0x0efff000 && (a1 - 0x38800000) >>> 0 < 0x0efff000) {
+            out[o + i] = ((w0 >>> 16) & 0x8000) | ((a0 - 0x38000000 + 0x0fff + ((a0 >>> 13) & 1)) >>> 13);
+            out[o + i + 1] = ((w1 >>> 16) & 0x8000) | ((a1 - 0x38000000 + 0x0fff + ((a1 >>> 13) & 1)) >>> 13);
+          } else {
+            out[o + i] = halfBits(w0);
+            out[o + i + 1] = halfBits(w1);
+          }
         }
+        for (; i < n; i++) out[o + i] = halfBits(bits[s + i]);
         return;
       }
       for (let i = 0; i < n; i++) {

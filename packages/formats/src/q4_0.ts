@@ -51,7 +51,8 @@ export const q4_0: Codec = /* @__PURE__ */ defineCodec('q4_0', '|error| <= amax/
     const bits = u32Of(src.buffer);
     const base = src.byteOffset >> 2;
     // Blocks start at even byte offsets from dstOff: with an even start, the quants go out as u16 words.
-    const w16 = (dst.byteOffset + dstOff) % 2 === 0 ? u16Of(dst.buffer) : undefined;
+    const dstBase = dst.byteOffset;
+    const w16 = (dstBase + dstOff) % 2 === 0 ? u16Of(dst.buffer) : undefined;
     const nb = n >> 5;
     for (let b = 0; b < nb; b++) {
       const o = srcOff + 32 * b;
@@ -70,7 +71,7 @@ export const q4_0: Codec = /* @__PURE__ */ defineCodec('q4_0', '|error| <= amax/
       dst[q + 1] = h >>> 8;
       // (int8_t)(x*id + 8.5f): f32 multiply, f32 add, truncate. The sum is in (0, 17): | 0 truncates.
       if (w16 !== undefined) {
-        const w = (dst.byteOffset + q + 2) >> 1;
+        const w = (dstBase + q + 2) >> 1;
         for (let j = 0; j < 16; j += 2) {
           let a = fround(fround(src[o + j] * id) + 8.5) | 0;
           let c = fround(fround(src[o + j + 16] * id) + 8.5) | 0;
@@ -97,8 +98,9 @@ export const q4_0: Codec = /* @__PURE__ */ defineCodec('q4_0', '|error| <= amax/
       // Aligned: read the 16 quant bytes as 8 little-endian u16 words (bytes j, j+1 -> elements j, j+1 and
       // j+16, j+17), four words per step.
       const w16 = u16Of(src.buffer);
+      const w0 = (src.byteOffset + srcOff) >> 1;
       for (let b = 0; b < nBlocks; b++) {
-        let w = ((src.byteOffset + srcOff) >> 1) + 9 * b;
+        let w = w0 + 9 * b;
         const d = half[w16[w++]];
         let k = dstOff + 32 * b;
         for (let step = 0; step < 2; step++, w += 4, k += 8) {

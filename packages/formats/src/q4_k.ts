@@ -43,7 +43,8 @@ export const q4_K: Codec = /* @__PURE__ */ defineCodec(
     dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
       const half = fp16Table();
       // Blocks are 144 bytes and the quants start 16 bytes in: with a 4-aligned start they are u32 words.
-      const w32 = (src.byteOffset + srcOff) % 4 === 0 ? u32Of(src.buffer) : undefined;
+      const srcBase = src.byteOffset;
+      const w32 = (srcBase + srcOff) % 4 === 0 ? u32Of(src.buffer) : undefined;
       for (let b = 0; b < nBlocks; b++) {
         const q = srcOff + 144 * b;
         const d = half[src[q] | (src[q + 1] << 8)];
@@ -60,7 +61,7 @@ export const q4_K: Codec = /* @__PURE__ */ defineCodec(
           const yo = y + 64 * c;
           // d·sc·q is exact in binary32 (<= 21 bits, spec §1.6): the store rounds the difference once.
           if (w32 !== undefined) {
-            const w = (src.byteOffset + qs) >> 2;
+            const w = (srcBase + qs) >> 2;
             for (let l = 0; l < 32; l += 4) {
               const x = w32[w + (l >> 2)];
               dst[yo + l] = d1 * (x & 15) - m1;

@@ -55,14 +55,20 @@ function nintClamp(v: number, lo: number, hi: number): number {
   return l < lo ? lo : l > hi ? hi : l;
 }
 
-// `x - min` (binary32, the Float32Array store rounds it) for the current min of the asymmetric searches.
-const xm = new Float32Array(32);
+// `x - min` rounded to binary32, for the current min of the asymmetric searches. The step loops read the
+// scratch arrays below many times per call: binary64 arrays hold the binary32 values exactly and spare a
+// conversion per read.
+const xm = new Float64Array(32);
 
-// Levels of the current step of make_qx_quants (signed, up to 32 of them), its weights w and the products w·x
-// (binary32 values, exact in a Float32Array).
+// Levels of the current step of make_qx_quants (signed, up to 32 of them), the block x, its weights w and the
+// products w·x (all binary32 values).
 const qxAux = new Int32Array(32);
-const qxW = new Float32Array(32);
-const qxWX = new Float32Array(32);
+const qxX = new Float64Array(32);
+const qxW = new Float64Array(32);
+const qxWX = new Float64Array(32);
+// x and w of the asymmetric searches' block.
+const kX = new Float64Array(32);
+const kW = new Float64Array(32);
 
 /** Second result of the asymmetric searches: ggml's `*the_min` (the negated offset, >= 0). */
 export const searchOut = { min: 0 };
@@ -104,6 +110,7 @@ export function makeQxQuants(
     L[lo + i] = l + nmax;
     const w = qw ? qw[qo + i] : fround(xi * xi);
     // w and w·x do not depend on the level: keep them for the search steps.
+    qxX[i] = xi;
     qxW[i] = w;
     qxWX[i] = fround(w * xi);
     sumlx = fround(sumlx + fround(qxWX[i] * l));
@@ -119,7 +126,11 @@ export function makeQxQuants(
     // Any level differing from the previous step's shows in the OR of the XORs (no branch per element).
     let change = 0;
     for (let i = 0; i < n; i++) {
-      const l = nintClamp(fround(iscale * x[xo + i]), -nmax, nmax - 1);
+      // |x| <= |max|, so |iscale·x| <= nmax + 1 (rounding included): in nint's exact range, where clamping first
+      // equals clamping after (nint is monotone and fixes the integer bounds).
+      let v = fround(iscale * qxX[i]);
+      v = v < -nmax ? -nmax : v > nmax - 1 ? nmax - 1 : v;
+      const l = (v + MAGIC - MAGIC) | 0;
       change |= l ^ qxAux[i];
       qxAux[i] = l;
     }
@@ -224,6 +235,10 @@ export function makeQkx2Quants(
   let sumW = w[wo];
   let sumX = fround(sumW * x[xo]);
   let nonNegative = sumW >= 0;
+  for (let i = 0; i < n; i++) {
+    kX[i] = x[xo + i];
+    kW[i] = w[wo + i];
+  }
   for (let i = 1; i < n; i++) {
     const xi = x[xo + i];
     if (xi < min) min = xi;
@@ -263,7 +278,7 @@ export function makeQkx2Quants(
     // `min` is the best fit so far: later steps measure from it, as the C loop does.
     iscale = fround(fround(fround(rmin + fround(rdelta * is)) + nmax) / fround(max - min));
     if (xmMin !== min) {
-      for (let i = 0; i < n; i++) xm[i] = x[xo + i] - min;
+      for (let i = 0; i < n; i++) xm[i] = fround(kX[i] - min);
       xmMin = min;
     }
     let change = 0;
@@ -279,10 +294,10 @@ export function makeQkx2Quants(
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
       const l = Laux[i];
-      const wl = fround(w[wo + i] * l);
+      const wl = fround(kW[i] * l);
       sumL = fround(sumL + wl);
       sumL2 = fround(sumL2 + fround(wl * l));
-      sumXL = fround(sumXL + fround(wl * x[xo + i]));
+      sumXL = fround(sumXL + fround(wl * kX[i]));
     }
     const D = fround(fround(sumW * sumL2) - fround(sumL * sumL));
     if (D > 0) {
@@ -294,9 +309,9 @@ export function makeQkx2Quants(
       }
       let err = 0;
       for (let i = 0; i < n; i++) {
-        let diff = fround(fround(fround(thisScale * Laux[i]) + thisMin) - x[xo + i]);
+        let diff = fround(fround(fround(thisScale * Laux[i]) + thisMin) - kX[i]);
         diff = useMad ? Math.abs(diff) : fround(diff * diff);
-        err = fround(err + fround(w[wo + i] * diff));
+        err = fround(err + fround(kW[i] * diff));
         if (nonNegative && err >= bestError) break;
       }
       if (err < bestError) {
@@ -335,6 +350,10 @@ export function makeQkx3Quants(
   let sumW = w[wo];
   let sumX = fround(sumW * x[xo]);
   let nonNegative = sumW >= 0;
+  for (let i = 0; i < n; i++) {
+    kX[i] = x[xo + i];
+    kW[i] = w[wo + i];
+  }
   for (let i = 1; i < n; i++) {
     const xi = x[xo + i];
     if (xi < min) min = xi;
@@ -371,7 +390,7 @@ export function makeQkx3Quants(
     // `min` is the best fit so far: later steps measure from it, as the C loop does.
     iscale = fround(fround(fround(rmin + fround(rdelta * is)) + nmax) / fround(max - min));
     if (xmMin !== min) {
-      for (let i = 0; i < n; i++) xm[i] = x[xo + i] - min;
+      for (let i = 0; i < n; i++) xm[i] = fround(kX[i] - min);
       xmMin = min;
     }
     let change = 0;
@@ -390,10 +409,10 @@ export function makeQkx3Quants(
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
       const l = Laux[i];
-      const wl = fround(w[wo + i] * l);
+      const wl = fround(kW[i] * l);
       sumL = fround(sumL + wl);
       sumL2 = fround(sumL2 + fround(wl * l));
-      sumXL = fround(sumXL + fround(wl * x[xo + i]));
+      sumXL = fround(sumXL + fround(wl * kX[i]));
     }
     const D = fround(fround(sumW * sumL2) - fround(sumL * sumL));
     if (D > 0) {
@@ -405,8 +424,8 @@ export function makeQkx3Quants(
       }
       let mad = 0;
       for (let i = 0; i < n; i++) {
-        const diff = fround(fround(fround(thisScale * Laux[i]) + thisMin) - x[xo + i]);
-        mad = fround(mad + fround(w[wo + i] * fround(diff * diff)));
+        const diff = fround(fround(fround(thisScale * Laux[i]) + thisMin) - kX[i]);
+        mad = fround(mad + fround(kW[i] * fround(diff * diff)));
         if (nonNegative && mad >= bestMad) break;
       }
       if (mad < bestMad) {

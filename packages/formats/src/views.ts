@@ -12,21 +12,28 @@ type Ctor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: numbe
 function viewCache<T>(ctor: Ctor<T>): (buffer: ArrayBufferLike) => T {
   let buffer0: ArrayBufferLike | undefined;
   let view0: T | undefined;
+  let bytes0 = 0;
   let buffer1: ArrayBufferLike | undefined;
   let view1: T | undefined;
+  let bytes1 = 0;
+  // A resizable buffer may have grown or shrunk since its view was made: the byte length is part of the key.
   return (buffer) => {
-    if (buffer === buffer0 && view0 !== undefined) return view0;
-    if (buffer !== buffer1 || view1 === undefined) {
+    if (buffer === buffer0 && buffer.byteLength === bytes0 && view0 !== undefined) return view0;
+    if (buffer !== buffer1 || buffer.byteLength !== bytes1 || view1 === undefined) {
       view1 = new ctor(buffer, 0, Math.floor(buffer.byteLength / ctor.BYTES_PER_ELEMENT));
       buffer1 = buffer;
+      bytes1 = buffer.byteLength;
     }
     // Most recent first.
     const b = buffer0;
     const v = view0;
+    const n = bytes0;
     buffer0 = buffer1;
     view0 = view1;
+    bytes0 = bytes1;
     buffer1 = b;
     view1 = v;
+    bytes1 = n;
     return view0 as T;
   };
 }
