@@ -2,12 +2,14 @@
  * End to end: prompt tok/s (128-token prompt), decode tok/s and peak RSS of nibble's JS backend beside llama.cpp
  * (node-llama-cpp, same file, same explicit thread count), each measurement in its own process, median of runs.
  *
- *   npx tsx --conditions=source benchmarks/e2e/bench.ts [--threads 1,2] [--runs 3] [--decode 64] [--models a,b]
+ *   npx tsx --conditions=source benchmarks/e2e/bench.ts [--threads 1,2] [--runs 3] [--decode 64] [--models a,b] [--merge]
+ *
+ * --merge keeps the rows of the existing results file that this run does not measure (other models or threads).
  *
  * Writes benchmarks/results/e2e.json and prints a markdown table.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tinyLlamaQ4_0Path } from '../gguf/generate.js';
@@ -93,9 +95,22 @@ for (const threads of threadCounts)
   }
 
 mkdirSync(join(here, '../results'), { recursive: true });
+const resultsPath = join(here, '../results/e2e.json');
+let threadsInFile = threadCounts;
+if (args.includes('--merge') && existsSync(resultsPath)) {
+  const old = JSON.parse(readFileSync(resultsPath, 'utf8')) as { threads: number[]; rows: Row[] };
+  const kept = old.rows.filter(
+    (o) => !rows.some((r) => r.model === o.model && r.engine === o.engine && r.threads === o.threads),
+  );
+  rows.unshift(...kept);
+  threadsInFile = [...new Set([...old.threads, ...threadCounts])].sort((a, b) => a - b);
+  // Keep the file's order: by threads, then model as listed above.
+  const order = candidates.map((c) => c.name);
+  rows.sort((a, b) => a.threads - b.threads || order.indexOf(a.model) - order.indexOf(b.model));
+}
 writeFileSync(
-  join(here, '../results/e2e.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, threads: threadCounts, runs, promptTokens, rows }, null, 2)}\n`,
+  resultsPath,
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, threads: threadsInFile, runs, promptTokens, rows }, null, 2)}\n`,
 );
 console.log(`| model | engine | threads | prompt tok/s (${promptTokens}) | decode tok/s | peak RSS MiB | load ms |`);
 console.log('|---|---|---|---|---|---|---|');

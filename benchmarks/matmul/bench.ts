@@ -3,9 +3,14 @@
 // (activations quantized to the vec_dot type). Scale: ggml's native single-thread dot products on this machine kind,
 // and a plain read of an f32 array of the same size measured in this run.
 //
+// Then several activation rows (prefill): 4096x4096 times TOKENS (default 8 and 32) rows, GB/s of weight bytes and
+// tokens/s.
+//
 //   npx tsx --conditions=source benchmarks/matmul/bench.ts [format ...]
+//   TOKENS=8,32 MULTI_RUNS=5 RUNS=7 SINGLE=0 (skip the one-token part) MATMUL_RESULTS=path
+//   MATMUL_BACKEND=path/to/backend.ts (another JsBackend, e.g. an older copy, to compare)
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { JsBackend } from '@nibble/backend-js';
+import type { JsBackend as JsBackendType } from '@nibble/backend-js';
 import { formats } from '@nibble/formats';
 import { type DTypeName, type Graph, GraphBuilder, hostTensor, rowBytes } from '@nibble/tensor';
 
@@ -40,6 +45,12 @@ const shapes: [number, number][] = [
   [11008, 4096],
 ];
 const runs = Number(process.env.RUNS ?? 7);
+const multiRuns = Number(process.env.MULTI_RUNS ?? 5);
+const tokenCounts = (process.env.TOKENS ?? '8,32').split(',').filter(Boolean).map(Number);
+const single = process.env.SINGLE !== '0';
+const { JsBackend } = (await import(process.env.MATMUL_BACKEND ?? '@nibble/backend-js')) as {
+  JsBackend: typeof JsBackendType;
+};
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -96,6 +107,7 @@ interface Row {
 }
 
 const rows: Row[] = [];
+const quantized = new Map<string, Uint8Array>();
 const readBefore = readGBs();
 const backends = {
   f32: new JsBackend({ matmulActivations: 'f32' }),
@@ -109,7 +121,8 @@ for (const fmt of list) {
   }
   process.stderr.write(`${fmt} `);
   const bytes = codec.quantize(src, { rowLength: inF }); // [11008, 4096]; the first 4096 rows serve the square case
-  for (const [outF] of shapes) {
+  quantized.set(fmt, bytes);
+  for (const [outF] of single ? shapes : []) {
     const wBytes = bytes.subarray(0, outF * rowBytes(fmt, inF));
     const graphs = {} as Record<'f32' | 'ggml', Graph>;
     for (const mode of ['f32', 'ggml'] as const) {
@@ -142,6 +155,58 @@ for (const fmt of list) {
   }
 }
 process.stderr.write('\n');
+
+// Several activation rows: each weight block is decoded once per group of weight rows and used by every token.
+interface MultiRow {
+  format: string;
+  shape: string;
+  tokens: number;
+  mode: 'f32' | 'ggml';
+  ms: number;
+  gbs: number;
+  tokPerSec: number;
+}
+const multi: MultiRow[] = [];
+const xs = values(Math.max(1, ...tokenCounts) * inF, 3, 1);
+for (const fmt of tokenCounts.length ? list : []) {
+  const bytes = quantized.get(fmt);
+  if (bytes === undefined) continue;
+  process.stderr.write(`${fmt}* `);
+  const outF = 4096;
+  const wBytes = bytes.subarray(0, outF * rowBytes(fmt, inF));
+  const graphs = {} as Record<'f32' | 'ggml', Graph>;
+  for (const mode of ['f32', 'ggml'] as const) {
+    const w = await backends[mode].upload(hostTensor(fmt, [outF, inF], wBytes), { name: `w_${fmt}` });
+    const g = new GraphBuilder();
+    const nt = g.param('n', { max: Math.max(1, ...tokenCounts) });
+    g.output('y', g.matmul(g.weight(w), g.input('x', 'f32', [nt, inF])));
+    graphs[mode] = g.build();
+  }
+  for (const tokens of tokenCounts) {
+    const x = xs.subarray(0, tokens * inF);
+    const times = { f32: [] as number[], ggml: [] as number[] };
+    for (let r = 0; r < multiRuns + 1; r++) {
+      for (const mode of ['f32', 'ggml'] as const) {
+        const t0 = performance.now();
+        backends[mode].runSync(graphs[mode], { x, n: tokens });
+        if (r >= 1) times[mode].push(performance.now() - t0);
+      }
+    }
+    for (const mode of ['f32', 'ggml'] as const) {
+      const ms = median(times[mode]);
+      multi.push({
+        format: fmt,
+        shape: `${outF}x${inF}`,
+        tokens,
+        mode,
+        ms,
+        gbs: wBytes.byteLength / 1e9 / (ms / 1000),
+        tokPerSec: tokens / (ms / 1000),
+      });
+    }
+  }
+}
+process.stderr.write('\n');
 const readAfter = readGBs();
 const jsRead = (readBefore + readAfter) / 2;
 
@@ -168,10 +233,27 @@ for (const fmt of list) {
     `| ${fmt} | ${+formats[fmt].info.bitsPerWeight.toFixed(3)} | ${fmtN(a.gbs)} | ${fmtN(b.gbs)} | ${fmtN(c.gbs)} | ${fmtN(d.gbs)} | ${peer ?? '-'} | ${ratio} |`,
   );
 }
+if (multi.length) {
+  console.log(
+    `\nseveral activation rows, 4096x4096, one thread, median of ${multiRuns}; GB/s = weight bytes / time, tok/s = rows / time`,
+  );
+  const head = tokenCounts.flatMap((t) => [`${t} tok f32-act GB/s (tok/s)`, `${t} tok ggml-act GB/s (tok/s)`]);
+  console.log(`| format | ${head.join(' | ')} |`);
+  console.log(`|---|${head.map(() => '---').join('|')}|`);
+  for (const fmt of list) {
+    const cells = tokenCounts.flatMap((t) =>
+      (['f32', 'ggml'] as const).map((mode) => {
+        const m = multi.find((r) => r.format === fmt && r.tokens === t && r.mode === mode);
+        return m ? `${fmtN(m.gbs)} (${fmtN(m.tokPerSec, 0)})` : '-';
+      }),
+    );
+    if (cells.some((c) => c !== '-')) console.log(`| ${fmt} | ${cells.join(' | ')} |`);
+  }
+}
 // MATMUL_RESULTS: where to write the JSON (default benchmarks/results/matmul.json).
 const resultsPath = process.env.MATMUL_RESULTS ?? new URL('../results/matmul.json', import.meta.url);
 mkdirSync(new URL('../results/', import.meta.url), { recursive: true });
 writeFileSync(
   resultsPath,
-  `${JSON.stringify({ date: new Date().toISOString(), runs, jsReadGBs: { before: readBefore, after: readAfter }, memoryGBs, ggmlGBs, rows }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), runs, jsReadGBs: { before: readBefore, after: readAfter }, memoryGBs, ggmlGBs, rows, multiRuns, multi }, null, 2)}\n`,
 );

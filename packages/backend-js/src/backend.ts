@@ -42,6 +42,7 @@ import {
   type FusedKernels,
   fused,
   lutLength,
+  tileF32,
 } from './kernels.js';
 import { JsTensor } from './tensor.js';
 
@@ -139,6 +140,10 @@ interface Plan {
   readonly xsum: Float64Array;
   /** Per-output accumulators of the table-lookup matvec. */
   readonly acc: Float64Array;
+  /** Several activation rows: 4 decoded weight rows for the register tile. */
+  readonly wRows: Float32Array;
+  /** ggml mode, several rows, q8_1 activations: per token and 32-block, stored s minus the decoded block's sum. */
+  readonly sFix: Float64Array;
 }
 
 let nextId = 0;
@@ -253,6 +258,7 @@ export class JsBackend implements Backend {
     let wCols = 0;
     let lutLen = 0;
     let accLen = 0;
+    let sFixLen = 0;
     const prep = new Map<GraphNode, unknown>();
     for (const node of graph.nodes) {
       const typed = typedOperand(node);
@@ -280,6 +286,7 @@ export class JsBackend implements Backend {
         }
         const vdtRowBytes = vdt ? rowBytes(vdt.name, inF) : 0;
         xqLen = Math.max(xqLen, nMax * vdtRowBytes);
+        if (vdt?.name === 'q8_1' && nMax > 1) sFixLen = Math.max(sFixLen, (nMax * inF) / 32);
         // Rounded or decoded activations exist only in ggml mode.
         if (round !== undefined || vdt !== undefined) xDeqLen = Math.max(xDeqLen, nMax * inF);
         if (fused[w.dtype]?.dotLut !== undefined && w.rows >= lutMinRows) {
@@ -321,6 +328,8 @@ export class JsBackend implements Backend {
       lut: new Float32Array(lutLen),
       xsum: new Float64Array(Math.ceil(wCols / 32)),
       acc: new Float64Array(accLen),
+      wRows: new Float32Array(4 * wCols),
+      sFix: new Float64Array(sFixLen),
     };
   }
 
@@ -532,8 +541,10 @@ export class JsBackend implements Backend {
         lutMatvec(w, k, row, y, plan, p.vdt.name === 'q8_1' ? plan.xq : undefined);
         return;
       }
-      // q8_0 x q8_0 is as exact through the decoded activations, and faster (next branch falls through).
-      if (kernel !== undefined && !(n === 1 && w.dtype === 'q8_0')) {
+      // The integer kernel serves one token only. q8_0 x q8_0 is as exact through the decoded activations, and
+      // faster; several tokens take the f32 tile on the decoded weights and activations, which shares each decoded
+      // weight row among all tokens (products of decoded values are exact in double, as ggml's integer sums are).
+      if (n === 1 && kernel !== undefined && w.dtype !== 'q8_0') {
         const wb = w.bytes;
         const rb = w.rowBytes;
         const vb = p.vdtRowBytes;
@@ -549,6 +560,12 @@ export class JsBackend implements Backend {
         for (let i = 0; i < inF; i++) xr[r * inF + i] = row[i];
       }
       x = xr;
+      if (p.vdt.name === 'q8_1' && n > 1) {
+        // q4_1/q5_1 (x q8_1): ggml's min term is m·s with the block's stored s, not m·Σ(decoded activations).
+        matmulF32(w, x, y, n, plan);
+        minTermFix(w, plan.xq, x, y, n, plan.sFix);
+        return;
+      }
     }
     matmulF32(w, x, y, n, plan);
   }
@@ -736,7 +753,9 @@ function matmulF32(w: JsTensor, x: Float32Array, y: Float32Array, n: number, pla
   const outF = w.rows;
   if (w.f32 !== undefined) {
     const wf = w.f32;
-    for (let o = 0; o < outF; o++) {
+    let o = 0;
+    if (n > 1) for (; o + 3 < outF; o += 4) tileF32(wf, o * inF, x, n, inF, y, outF, o);
+    for (; o < outF; o++) {
       for (let r = 0; r < n; r++) y[r * outF + o] = dotF32(wf, o * inF, x, r * inF, inF);
     }
     return;
@@ -764,19 +783,79 @@ function matmulF32(w: JsTensor, x: Float32Array, y: Float32Array, n: number, pla
       for (let o = 0; o < outF; o++) y[o] = dot(wb, o * rb, x, 0, inF);
       return;
     }
-    for (let o = 0; o < outF; o++) {
+    // Several tokens: decode 4 weight rows once, then the register tile over all tokens.
+    const wRows = plan.wRows;
+    let o = 0;
+    for (; o + 3 < outF; o += 4) {
+      for (let k4 = 0; k4 < 4; k4++) k.decode(wb, (o + k4) * rb, wRows, k4 * inF, inF);
+      tileF32(wRows, 0, x, n, inF, y, outF, o);
+    }
+    for (; o < outF; o++) {
       k.decode(wb, o * rb, wRow, 0, inF);
       for (let r = 0; r < n; r++) y[r * outF + o] = dotF32(wRow, 0, x, r * inF, inF);
     }
     return;
   }
-  // Formats without fused kernels: decode a chunk of rows with the codec, then f32 dots.
+  // Formats without fused kernels: decode a chunk of rows with the codec; several tokens gather 4 rows into scratch
+  // for the tile, one token takes f32 dots on the chunk.
   const per = w.rowsPerChunk();
+  const wRows = plan.wRows;
   let chunk = wRow;
-  for (let o = 0; o < outF; o++) {
+  let loaded = -1; // index of the chunk in `chunk`
+  let o = 0;
+  if (n > 1) {
+    for (; o + 3 < outF; o += 4) {
+      for (let k4 = 0; k4 < 4; k4++) {
+        const c = Math.floor((o + k4) / per);
+        if (c !== loaded) {
+          chunk = w.decodeChunk(o + k4);
+          loaded = c;
+        }
+        const from = ((o + k4) % per) * inF;
+        for (let i = 0; i < inF; i++) wRows[k4 * inF + i] = chunk[from + i];
+      }
+      tileF32(wRows, 0, x, n, inF, y, outF, o);
+    }
+  }
+  for (; o < outF; o++) {
+    const c = Math.floor(o / per);
+    if (c !== loaded) {
+      chunk = w.decodeChunk(o);
+      loaded = c;
+    }
     const within = o % per;
-    if (within === 0) chunk = w.decodeChunk(o);
     for (let r = 0; r < n; r++) y[r * outF + o] = dotF32(chunk, within * inF, x, r * inF, inF);
+  }
+}
+
+/**
+ * Swaps the min term of q4_1/q5_1 weights (bytes 2-3 of each block hold the min m) times decoded q8_1 activations:
+ * y[r, o] += Σ_b m[o, b]·(s[r, b] − Σ_j x[r, 32b + j]), with `s` the activations' stored block sums, as in ggml.
+ */
+function minTermFix(w: JsTensor, xq: Uint8Array, x: Float32Array, y: Float32Array, n: number, fix: Float64Array): void {
+  const inF = w.cols;
+  const outF = w.rows;
+  const nb = inF / 32;
+  const wb = w.bytes;
+  const rb = w.rowBytes;
+  const bpb = dtypes[w.dtype].bytesPerBlock;
+  for (let r = 0; r < n; r++) {
+    for (let b = 0; b < nb; b++) {
+      const p = 36 * (r * nb + b);
+      let sx = 0;
+      for (let j = 0; j < 32; j++) sx += x[r * inF + 32 * b + j];
+      fix[r * nb + b] = half[xq[p + 2] | (xq[p + 3] << 8)] - sx;
+    }
+  }
+  for (let o = 0; o < outF; o++) {
+    for (let r = 0; r < n; r++) {
+      let s = 0;
+      for (let b = 0; b < nb; b++) {
+        const q = o * rb + bpb * b;
+        s += half[wb[q + 2] | (wb[q + 3] << 8)] * fix[r * nb + b];
+      }
+      y[r * outF + o] += s;
+    }
   }
 }
 
