@@ -1,17 +1,21 @@
 /**
  * Quantize / dequantize throughput of every @nibble/formats codec, in GB/s of f32 (input bytes for quantize,
- * output bytes for dequantize), one thread, median of runs, beside ggml's native reference figures measured on
- * this machine kind (single-threaded C, quoted from the formats issue; ggml cannot run here).
+ * output bytes for dequantize), one thread, median of runs, beside ggml measured in the same run: after each
+ * format, ggml_peer.py times ggml's own quantize (ggml_quantize_chunk) and to_float on the same values, through
+ * the x86-64 libggml-base.so that node-llama-cpp ships. The figures quoted in the formats issue stay as context.
  *
  * Also measures what the imatrix path buys on real weights: the importance-weighted squared error of the
  * stories260K token embedding quantized with and without a fixed log-normal importance vector.
  *
  *   npx tsx --conditions=source benchmarks/formats/bench.ts [--values 16777216] [--runs 5] [--only q4_K,q6_K]
  *
+ * Without python3 or the library, the ggml columns stay empty and the reason is printed and recorded.
+ *
  * Writes benchmarks/results/formats.json and prints markdown tables.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Codec, formats } from '@nibble/formats';
@@ -28,8 +32,8 @@ const runs = Number(flag('runs', '5'));
 const only = flag('only', '');
 const rowLength = 4096;
 
-/** ggml's single-thread figures on this machine kind, GB/s of f32: [quantize, dequantize]. */
-const ggmlRef: Record<string, [number, number]> = {
+/** ggml's single-thread figures as quoted in the formats issue, GB/s of f32: [quantize, dequantize]. */
+const ggmlQuoted: Record<string, [number, number]> = {
   q4_K: [0.06, 21.4],
   q6_K: [0.14, 3.5],
   q4_0: [3.6, 8.0],
@@ -57,6 +61,61 @@ const x = new Float32Array(nValues - (nValues % rowLength));
 }
 const gb = (x.length * 4) / 1e9;
 
+// The peer reads the very same values from a temp file of raw f32.
+const peerDir = mkdtempSync(join(tmpdir(), 'nibble-formats-'));
+const peerInput = join(peerDir, 'x.f32');
+writeFileSync(peerInput, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+const peerOutput = join(peerDir, 'q.bin');
+const peerScript = join(here, 'ggml_peer.py');
+interface PeerRow {
+  format: string;
+  quantizePath: string | null;
+  quantizeGBs: number | null;
+  dequantizeGBs: number | null;
+  quantizeCpuGBs: number | null;
+  dequantizeCpuGBs: number | null;
+}
+interface PeerRun {
+  library: string;
+  ggmlVersion: string | null;
+  ggmlCommit: string | null;
+  rows: PeerRow[];
+}
+let peerNote: string | undefined;
+let peerInfo: Omit<PeerRun, 'rows'> | undefined;
+{
+  const probe = spawnSync('python3', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) peerNote = 'python3 not found: ggml was not measured in this run';
+}
+/**
+ * Runs ggml_peer.py for one format; undefined (and peerNote set) when the peer cannot run. `ours` is our quantized
+ * output: the peer's must equal it byte for byte, or the two sides did not do the same work.
+ */
+function measurePeer(format: string, ours: Uint8Array): (PeerRow & { sameBytes?: boolean }) | undefined {
+  if (peerNote !== undefined) return undefined;
+  const r = spawnSync(
+    'python3',
+    [
+      peerScript,
+      ...['--input', peerInput, '--save-quantized', peerOutput],
+      ...['--row-length', String(rowLength), '--runs', String(runs), '--types', format],
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 20 },
+  );
+  if (r.error || r.status !== 0) {
+    peerNote = `ggml peer did not run (${(r.stderr || String(r.error)).trim()}): ggml was not measured in this run`;
+    return undefined;
+  }
+  const run = JSON.parse(r.stdout) as PeerRun;
+  const { rows: peerRows, ...info } = run;
+  peerInfo = info;
+  const row = peerRows.find((p) => p.format === format);
+  if (row?.quantizePath == null) return row;
+  const theirs = readFileSync(peerOutput);
+  rmSync(peerOutput);
+  return { ...row, sameBytes: Buffer.compare(theirs, ours) === 0 };
+}
+
 interface Row {
   format: string;
   bitsPerWeight: number;
@@ -65,8 +124,21 @@ interface Row {
   /** The same from process CPU time instead of wall time: less sensitive to other jobs on the machine. */
   quantizeCpuGBs: number;
   dequantizeCpuGBs: number;
+  /** ggml measured in this run (undefined where ggml has no such path or the peer could not run). */
   ggmlQuantizeGBs?: number;
   ggmlDequantizeGBs?: number;
+  ggmlQuantizeCpuGBs?: number;
+  ggmlDequantizeCpuGBs?: number;
+  /** Which ggml function the quantize figure times: ggml_quantize_chunk, or from_float_ref for Q8_1 / Q8_K. */
+  ggmlQuantizePath?: string;
+  /** Whether ggml's quantized bytes equal ours (both sides did the same work). */
+  ggmlSameBytes?: boolean;
+  /** ours / ggml, wall time: above 1 means nibble is faster. */
+  quantizeRatio?: number;
+  dequantizeRatio?: number;
+  /** ggml's figures as quoted in the formats issue, for context. */
+  quotedGgmlQuantizeGBs?: number;
+  quotedGgmlDequantizeGBs?: number;
 }
 const rows: Row[] = [];
 const codecs: Codec[] = Object.values(formats).filter((c) => only === '' || only.split(',').includes(c.name));
@@ -90,15 +162,30 @@ for (const codec of codecs) {
     td.push(performance.now() - t0);
     cd.push(cpuMs(process.cpuUsage(c0)));
   }
-  const ref = ggmlRef[codec.name];
+  const quoted = ggmlQuoted[codec.name];
+  const quantizeGBs = gb / (median(tq) / 1000);
+  const dequantizeGBs = gb / (median(td) / 1000);
+  const peer = measurePeer(codec.name, q);
+  const opt = <T>(v: T | null | undefined): T | undefined => v ?? undefined;
+  const ggmlQ = opt(peer?.quantizeGBs);
+  const ggmlD = opt(peer?.dequantizeGBs);
   rows.push({
     format: codec.name,
     bitsPerWeight: codec.info.bitsPerWeight,
-    quantizeGBs: gb / (median(tq) / 1000),
-    dequantizeGBs: gb / (median(td) / 1000),
+    quantizeGBs,
+    dequantizeGBs,
     quantizeCpuGBs: gb / (median(cq) / 1000),
     dequantizeCpuGBs: gb / (median(cd) / 1000),
-    ...(ref ? { ggmlQuantizeGBs: ref[0], ggmlDequantizeGBs: ref[1] } : {}),
+    ggmlQuantizeGBs: ggmlQ,
+    ggmlDequantizeGBs: ggmlD,
+    ggmlQuantizeCpuGBs: opt(peer?.quantizeCpuGBs),
+    ggmlDequantizeCpuGBs: opt(peer?.dequantizeCpuGBs),
+    ggmlQuantizePath: opt(peer?.quantizePath),
+    ggmlSameBytes: peer?.sameBytes,
+    quantizeRatio: ggmlQ === undefined ? undefined : quantizeGBs / ggmlQ,
+    dequantizeRatio: ggmlD === undefined ? undefined : dequantizeGBs / ggmlD,
+    quotedGgmlQuantizeGBs: quoted?.[0],
+    quotedGgmlDequantizeGBs: quoted?.[1],
   });
   console.error(`${codec.name}: done`);
 }
@@ -134,22 +221,35 @@ const imatrix = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K', 'q3_K', 'q4_K', 'q5_K',
   },
 );
 
+rmSync(peerDir, { recursive: true, force: true });
+
 mkdirSync(join(here, '../results'), { recursive: true });
 const load = loadavg()[0];
 writeFileSync(
   join(here, '../results/formats.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, loadAverage1m: load, threads: 1, values: x.length, rowLength, runs, rows, imatrix }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, loadAverage1m: load, threads: 1, values: x.length, rowLength, runs, ggmlPeer: peerNote ?? peerInfo ?? 'no format run', rows, imatrix }, null, 2)}\n`,
 );
 
 const f = (v: number | undefined) => (v === undefined ? '' : v < 0.1 ? v.toFixed(3) : v.toFixed(2));
-console.log(`Throughput, GB/s of f32, one thread, ${x.length} values, median of ${runs}:\n`);
+const ratio = (v: number | undefined) => (v === undefined ? '' : `${v.toFixed(2)}×`);
+const quoted = (r: Row) =>
+  r.quotedGgmlQuantizeGBs === undefined ? '' : `${f(r.quotedGgmlQuantizeGBs)} / ${f(r.quotedGgmlDequantizeGBs)}`;
+console.log(`Throughput, GB/s of f32, one thread, ${x.length} values, median of ${runs}, wall time.`);
 console.log(
-  '| format | bpw | quantize | dequantize | quantize (CPU time) | dequantize (CPU time) | ggml quantize | ggml dequantize |',
+  peerNote ??
+    `ggml measured in the same run: ggml ${peerInfo?.ggmlVersion} (${peerInfo?.ggmlCommit}), ${peerInfo?.library}. Ratio = ours / ggml. Quantized bytes equal ggml's: ${rows
+      .filter((r) => r.ggmlSameBytes !== undefined)
+      .map((r) => `${r.format} ${r.ggmlSameBytes ? 'yes' : 'NO'}`)
+      .join(', ')}.`,
 );
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('');
+console.log(
+  '| format | bpw | ours quantize | ggml quantize | ratio | ours dequantize | ggml dequantize | ratio | ggml as quoted in the issue (q / dq) |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.format} | ${r.bitsPerWeight} | ${f(r.quantizeGBs)} | ${f(r.dequantizeGBs)} | ${f(r.quantizeCpuGBs)} | ${f(r.dequantizeCpuGBs)} | ${f(r.ggmlQuantizeGBs)} | ${f(r.ggmlDequantizeGBs)} |`,
+    `| ${r.format} | ${r.bitsPerWeight} | ${f(r.quantizeGBs)} | ${f(r.ggmlQuantizeGBs)} | ${ratio(r.quantizeRatio)} | ${f(r.dequantizeGBs)} | ${f(r.ggmlDequantizeGBs)} | ${ratio(r.dequantizeRatio)} | ${quoted(r)} |`,
   );
 }
 console.log('\nImportance-weighted relative error on stories260K token_embd (128 x 256), log-normal importance:\n');
