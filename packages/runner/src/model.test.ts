@@ -207,6 +207,32 @@ describe('runner bookkeeping on stories260K', () => {
     expect(ids).toEqual(greedy.tokens.slice(0, 5));
   });
 
+  it('continues a session with its last generated token in the cache, like a fresh run of the whole context', async () => {
+    const s = await model.createSession();
+    try {
+      const promptIds = model.tokenizer.encode('Once upon a time', true);
+      const first = await s.generate('Once upon a time', { temperature: 0, maxTokens: 8 }).collect();
+      expect(first.stats.finishReason).toBe('length');
+      const context = [...promptIds, ...first.ids];
+      expect(s.tokens).toEqual(context);
+      expect(s.position).toBe(context.length);
+      // More text after the generation: its logits must be those of a fresh session fed everything at once.
+      const more = model.tokenizer.encode(' Tom was happy.', false);
+      const cont = await s.evaluate(more);
+      const fresh = await model.evaluate([...context, ...more]);
+      // Same kernels, same rows: the logits agree bit for bit (measured: max difference 0).
+      expect(cont).toEqual(fresh.slice(context.length * model.hparams.vocabSize));
+      // And through generate: a text continuation sees the same context as a fresh greedy run of all the ids.
+      const second = await s.generate(' Then', { temperature: 0, maxTokens: 10 }).collect();
+      const all = [...context, ...more, ...model.tokenizer.encode(' Then', false)];
+      const solo = await model.generate(all, { temperature: 0, maxTokens: 10 }).collect();
+      expect(second.ids).toEqual(solo.ids);
+      expect(s.tokens).toEqual([...all, ...second.ids]);
+    } finally {
+      s.dispose();
+    }
+  });
+
   it('rejects bad ids, overflowing prompts and concurrent use of one session', async () => {
     await expect(model.evaluate([1, 512])).rejects.toThrow(/token id 512 at index 1/);
     await expect(model.evaluate(new Array(513).fill(1))).rejects.toThrow(/context of 512/);
@@ -215,9 +241,10 @@ describe('runner bookkeeping on stories260K', () => {
     await g.next();
     await expect(s.evaluate([1])).rejects.toThrow(/already running/);
     await g.return();
-    expect(s.position).toBe(1);
+    // The token the caller saw stays in the conversation even though the iteration stopped early.
+    expect(s.position).toBe(2);
     await s.evaluate([403]);
-    expect(s.tokens).toEqual([1, 403]);
+    expect(s.tokens).toEqual([1, greedy.tokens[0], 403]);
     s.dispose();
     await expect(s.evaluate([1])).rejects.toThrow(/disposed/);
   });
