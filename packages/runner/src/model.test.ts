@@ -4,6 +4,7 @@
  */
 import '@nibble/backend-js';
 import { readFileSync } from 'node:fs';
+import { llamaHyperparams, type Meta } from '@nibble/gguf';
 import { createBackend } from '@nibble/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { llamaHparams } from './hparams.js';
@@ -58,9 +59,10 @@ describe('hyperparameters', () => {
     ['llama.attention.head_count', 8],
     ['llama.attention.head_count_kv', 4],
     ['llama.context_length', 2048],
+    ['llama.attention.layer_norm_rms_epsilon', 1e-5],
     ['tokenizer.ggml.tokens', new Array(512).fill('x')],
   ]);
-  it('reads llama keys with llama.cpp defaults', () => {
+  it("reads llama keys with llama.cpp's defaults, through @nibble/gguf's reader", () => {
     const hp = llamaHparams(base);
     expect(hp).toMatchObject({
       dim: 64,
@@ -69,20 +71,51 @@ describe('hyperparameters', () => {
       headDim: 8,
       vocabSize: 512,
       ropeBase: 10000,
+      ropeDims: 8,
+      ropeFreqScale: 1,
       rmsEps: 1e-5,
     });
+    // The two readers are one: every shared field agrees with the gguf package's.
+    const g = llamaHyperparams({ metadata: base as Meta['metadata'] });
+    expect([hp.dim, hp.nLayers, hp.nHeads, hp.nKvHeads, hp.hiddenDim, hp.vocabSize, hp.contextLength]).toEqual([
+      g.embeddingLength,
+      g.blockCount,
+      g.headCount,
+      g.headCountKv,
+      g.feedForwardLength,
+      g.vocabSize,
+      g.contextLength,
+    ]);
   });
   it('names what is wrong', () => {
-    const without = new Map(base);
-    without.delete('llama.block_count');
-    expect(() => llamaHparams(without)).toThrow(/'llama\.block_count' is missing/);
+    const without = (key: string) => {
+      const m = new Map(base);
+      m.delete(key);
+      return m;
+    };
+    expect(() => llamaHparams(without('llama.block_count'))).toThrow(
+      /missing metadata key \(key 'llama\.block_count'\)/,
+    );
+    // llama.cpp requires the RMS epsilon of a llama model (get_key without a default).
+    expect(() => llamaHparams(without('llama.attention.layer_norm_rms_epsilon'))).toThrow(
+      /key 'llama\.attention\.layer_norm_rms_epsilon'/,
+    );
     expect(() => llamaHparams(new Map([...base, ['general.architecture', 'gpt2']]))).toThrow(/architecture 'gpt2'/);
     expect(() => llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'yarn']]))).toThrow(/RoPE scaling 'yarn'/);
-    expect(() => llamaHparams(new Map([...base, ['llama.attention.head_count_kv', 3]]))).toThrow(/head_count_kv 3/);
+    expect(() => llamaHparams(new Map([...base, ['llama.attention.head_count_kv', 3]]))).toThrow(/head_count_kv/);
+    expect(() => llamaHparams(new Map([...base, ['llama.block_count', 0xffffffff]]))).toThrow(
+      /expected an integer in 1\.\.512, found 4294967295 \(key 'llama\.block_count'\)/,
+    );
     expect(
       llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'linear'], ['llama.rope.scaling.factor', 4]]))
         .ropeFreqScale,
     ).toBe(0.25);
+    // llama.cpp: no type means linear, and type none never scales.
+    expect(llamaHparams(new Map([...base, ['llama.rope.scaling.factor', 4]])).ropeFreqScale).toBe(0.25);
+    expect(
+      llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'none'], ['llama.rope.scaling.factor', 4]]))
+        .ropeFreqScale,
+    ).toBe(1);
   });
 });
 

@@ -211,9 +211,7 @@ export class Session {
     let unfed = -1;
     try {
       const given =
-        typeof prompt === 'string'
-          ? tokenizer.encode(prompt, o.addSpecial ?? this.position === 0)
-          : Array.from(prompt);
+        typeof prompt === 'string' ? tokenizer.encode(prompt, o.addSpecial ?? this.position === 0) : Array.from(prompt);
       if (given.length === 0) throw new ValueError('the prompt has no tokens (give text, or ids such as [bos])', 0, 0);
       if (this.position + given.length > contextSize) {
         throw new ValueError(
