@@ -3,7 +3,7 @@
  * missing or unsupported key.
  */
 import { llamaHyperparams, type Meta } from '@nibble/gguf';
-import { NibbleError, UnsupportedError } from '@nibble/tensor';
+import { type DTypeName, dtypes, NibbleError, UnsupportedError } from '@nibble/tensor';
 
 /** Everything the llama graph needs to know about a model's shape. */
 export interface LlamaHparams {
@@ -94,4 +94,74 @@ export function llamaHparams(meta: Metadata, vocabFallback?: number): LlamaHpara
     ropeDims: hp.ropeDimensionCount,
     ropeFreqScale: hp.ropeFreqScale,
   });
+}
+
+/** What {@link checkHparamsAgainstFile} reads of a file: its metadata and tensor table. */
+export interface FileTable {
+  readonly metadata: Metadata;
+  readonly tensors: readonly {
+    readonly name: string;
+    readonly shape: readonly number[];
+    readonly byteLength: number;
+    readonly typeName: string;
+  }[];
+}
+
+/** Tensors every llama block has (attention and feed-forward weights and their norms). */
+const TENSORS_PER_BLOCK = 9;
+const NO_TOKEN = 0xffffffff;
+
+/**
+ * Checks the counts the hyperparameters read from a file against what the file holds, before anything is sized or
+ * iterated by them: the block count against the tensors present, each tensor's byte length against its shape and
+ * type, and the tokenizer's special-token ids against the vocabulary. Throws `E_FORMAT` naming the key or tensor.
+ *
+ * @example
+ * ```ts
+ * const hp = llamaHparams(file.metadata);
+ * checkHparamsAgainstFile(hp, file); // throws for block_count 4294967295 in a 5-block file
+ * ```
+ */
+export function checkHparamsAgainstFile(hp: LlamaHparams, file: FileTable): void {
+  const key = (k: string) => `${hp.architecture}.${k}`;
+  const need = TENSORS_PER_BLOCK * hp.nLayers + 2; // + token_embd and output_norm
+  if (file.tensors.length < need) {
+    throw new NibbleError(
+      'E_FORMAT',
+      `${key('block_count')} is ${hp.nLayers}, which needs at least ${need} tensors; the file has ${file.tensors.length}`,
+    );
+  }
+  let blocks = 0;
+  for (const t of file.tensors) {
+    const m = /^blk\.(\d+)\./.exec(t.name);
+    if (m) blocks = Math.max(blocks, Number(m[1]) + 1);
+    const d = dtypes[t.typeName as DTypeName];
+    if (d === undefined) continue; // an unknown type is named when the tensor is used
+    let elements = 1;
+    for (const n of t.shape) elements *= n;
+    const bytes = (elements / d.blockSize) * d.bytesPerBlock;
+    if (bytes !== t.byteLength) {
+      throw new NibbleError(
+        'E_FORMAT',
+        `tensor '${t.name}' [${t.shape.join(', ')}] of ${t.typeName} needs ${bytes} bytes, the file gives it ${t.byteLength}`,
+      );
+    }
+  }
+  if (blocks !== hp.nLayers) {
+    throw new NibbleError(
+      'E_FORMAT',
+      `${key('block_count')} is ${hp.nLayers} but the file has tensors of ${blocks} blocks (blk.0 .. blk.${blocks - 1})`,
+    );
+  }
+  for (const name of ['bos', 'eos', 'eot']) {
+    const k = `tokenizer.ggml.${name}_token_id`;
+    const v = file.metadata.get(k);
+    if (v === undefined || v === NO_TOKEN || v === -1) continue; // absent, or "no such token"
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= hp.vocabSize) {
+      throw new NibbleError(
+        'E_FORMAT',
+        `metadata key '${k}' is ${String(v)}, outside the vocabulary 0..${hp.vocabSize - 1}`,
+      );
+    }
+  }
 }

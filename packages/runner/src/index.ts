@@ -19,14 +19,14 @@ import { fromGgufFile } from './text.js';
 
 export type { FinishReason, GeneratedToken, GenerationStats } from './generation.js';
 export { Generation } from './generation.js';
-export type { LlamaHparams, Metadata } from './hparams.js';
-export { llamaHparams, supportedArchitectures } from './hparams.js';
+export type { FileTable, LlamaHparams, Metadata } from './hparams.js';
+export { checkHparamsAgainstFile, llamaHparams, supportedArchitectures } from './hparams.js';
 export type { KvCache, LayerWeights, LlamaWeights, LoadProgress, ModelFile } from './llama.js';
 export { allocKvCache, buildLlamaGraph, graphNames, uploadLlamaWeights } from './llama.js';
 export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';
 export { loadModelFrom, Model } from './model.js';
 export type { PerplexityResult, Window } from './perplexity.js';
-export { logProbAt, splitDocuments, windows } from './perplexity.js';
+export { firstNonFinite, logProbAt, NonFiniteError, splitDocuments, windows } from './perplexity.js';
 export { Xorshift64Star } from './rng.js';
 export type { ResolvedSampling, SamplingOptions } from './sampler.js';
 export { argmax, resolveSampling, Sampler } from './sampler.js';

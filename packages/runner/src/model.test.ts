@@ -11,7 +11,8 @@ import { llamaHparams } from './hparams.js';
 import { loadModel as loadModelBrowser } from './index.js';
 import type { Model } from './model.js';
 import { loadModel } from './node.js';
-import { splitDocuments, windows } from './perplexity.js';
+import { NonFiniteError, splitDocuments, windows } from './perplexity.js';
+import { damagedStories } from './test/bad-models.js';
 import { fixturePath, type GreedyRef, type NllRef, readJson, readText } from './test/fixtures.js';
 
 const greedy = readJson<GreedyRef>('reference', 'stories260K-greedy-llama2c.json');
@@ -280,5 +281,72 @@ describe('runner bookkeeping on stories260K', () => {
     expect(s.tokens).toEqual([1, greedy.tokens[0], 403]);
     s.dispose();
     await expect(s.evaluate([1])).rejects.toThrow(/disposed/);
+  });
+});
+
+describe('bad input: a clear error before anything is sized by it', () => {
+  const load = (bytes: Uint8Array, contextSize = 64) => loadModelBrowser(bytes, { backend: 'js', contextSize });
+
+  it('checks block_count against the file before planning 9 tensors per block', async () => {
+    const blocks = (n: number) => damagedStories({ metadata: (m) => m.setU32('llama.block_count', n) });
+    await expect(load(await blocks(0xffffffff))).rejects.toThrow(
+      /expected an integer in 1\.\.512, found 4294967295 \(key 'llama\.block_count'\)/,
+    );
+    await expect(load(await blocks(500))).rejects.toThrow(
+      /llama\.block_count is 500, which needs at least 4502 tensors; the file has 48/,
+    );
+    await expect(load(await blocks(4))).rejects.toThrow(/llama\.block_count is 4 but the file has tensors of 5 blocks/);
+  });
+
+  it('refuses a BOS id outside the vocabulary instead of dropping it', async () => {
+    const bytes = await damagedStories({ metadata: (m) => m.setU32('tokenizer.ggml.bos_token_id', 600) });
+    await expect(load(bytes)).rejects.toThrow(
+      /'tokenizer\.ggml\.bos_token_id' is 600, outside the vocabulary 0\.\.511/,
+    );
+  });
+
+  it('refuses a context beyond the trained one, before allocating it', async () => {
+    const bytes = new Uint8Array(readFileSync(f32Path));
+    await expect(load(bytes, 100_000_000)).rejects.toThrow(
+      /contextSize must be an integer in 1\.\.2048 .*got 100000000/,
+    );
+    await expect(load(bytes, 2049)).rejects.toThrow(/llama\.context_length/);
+    await expect(load(bytes, 0)).rejects.toThrow(/contextSize/);
+  });
+
+  it('names non-finite logits instead of generating id 0 or printing NaN', async () => {
+    // One NaN in output.weight (f32, [512, 64]): every position's logit of token 7 is NaN.
+    const bytes = await damagedStories({
+      tensorBytes: (name, b) => {
+        if (name === 'output.weight') new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4)[7 * 64] = Number.NaN;
+      },
+    });
+    const model = await load(bytes);
+    try {
+      const err = await model
+        .generate([1], { temperature: 0, maxTokens: 5 })
+        .collect()
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NonFiniteError);
+      expect(err).toMatchObject({ code: 'E_NON_FINITE', position: 0 });
+      await expect(model.perplexity('Once upon a time.')).rejects.toThrow(/non-finite logits at position 0/);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('refuses to score an empty text and a bad stride', async () => {
+    const model = await load(new Uint8Array(readFileSync(f32Path)));
+    try {
+      await expect(model.perplexity('')).rejects.toThrow(/nothing to score/);
+      await expect(model.perplexity('<|endoftext|>\n<|endoftext|>')).rejects.toThrow(/nothing to score/);
+      for (const stride of [0, -1, Number.NaN, 1.5, 10_000]) {
+        await expect(model.perplexity(sample, { stride }), String(stride)).rejects.toThrow(
+          /stride .* must be an integer in 1\.\.64/,
+        );
+      }
+    } finally {
+      await model.dispose();
+    }
   });
 });

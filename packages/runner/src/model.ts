@@ -11,9 +11,9 @@ import {
   ValueError,
 } from '@nibble/tensor';
 import { Generation } from './generation.js';
-import { type LlamaHparams, llamaHparams } from './hparams.js';
+import { checkHparamsAgainstFile, type LlamaHparams, llamaHparams } from './hparams.js';
 import { type LlamaWeights, type LoadProgress, type ModelFile, uploadLlamaWeights } from './llama.js';
-import { logProbAt, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
+import { logProbAt, NonFiniteError, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
 import { type GenerateOptions, Session, type SessionConfig } from './session.js';
 import type { RunnerTokenizer } from './text.js';
 
@@ -184,6 +184,9 @@ export class Model {
       );
     }
     const stride = options.stride ?? Math.max(1, Math.floor(ctx / 2));
+    if (!Number.isSafeInteger(stride) || stride < 1 || stride > ctx) {
+      throw new ValueError(`perplexity stride ${stride} must be an integer in 1..${ctx} (the window)`, 0, 0);
+    }
     const vocab = this.hparams.vocabSize;
     const docs = splitDocuments(text, options.separator);
     const s = await this.#acquire();
@@ -206,6 +209,8 @@ export class Model {
             const target = w.start + r + 1;
             if (target < w.from || target >= w.end) return;
             const lp = logProbAt(logits, offset, vocab, ids[target]);
+            // Finite logits always give a finite log-probability: anything else is a broken model, not a score.
+            if (!Number.isFinite(lp)) throw new NonFiniteError(target - 1, docs.indexOf(doc));
             logProbs[target - 1] = lp;
             total += lp;
             count++;
@@ -215,6 +220,13 @@ export class Model {
       }
     } finally {
       this.#release(s);
+    }
+    if (count === 0) {
+      throw new ValueError(
+        `the text has nothing to score: no document has a token after BOS (${docs.length} non-empty document(s))`,
+        0,
+        0,
+      );
     }
     return { perplexity: Math.exp(-total / count), count, totalLogProb: total, documents };
   }
@@ -262,12 +274,20 @@ function isBackend(x: unknown): x is Backend {
 export async function loadModelFrom(source: ModelSource, options: LoadModelOptions = {}): Promise<Model> {
   const { file, tokenizer } = source;
   const hp = llamaHparams(file.metadata, tokenizer.vocabSize);
+  // Before anything is sized by them: the file's counts against what the file holds.
+  checkHparamsAgainstFile(hp, file);
   if (tokenizer.vocabSize !== hp.vocabSize) {
     throw new NibbleError('E_FORMAT', `the tokenizer has ${tokenizer.vocabSize} tokens, the model ${hp.vocabSize}`);
   }
   const contextSize = options.contextSize ?? Math.min(hp.contextLength, 2048);
-  if (!Number.isSafeInteger(contextSize) || contextSize < 1)
-    throw new ValueError(`contextSize must be a positive integer, got ${contextSize}`, 0, 0);
+  if (!Number.isSafeInteger(contextSize) || contextSize < 1 || contextSize > hp.contextLength) {
+    throw new ValueError(
+      `contextSize must be an integer in 1..${hp.contextLength} (the model's trained context, ` +
+        `${hp.architecture}.context_length), got ${contextSize}`,
+      0,
+      0,
+    );
+  }
   const batchSize = Math.min(options.batchSize ?? 256, contextSize);
   if (!Number.isSafeInteger(batchSize) || batchSize < 1)
     throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`, 0, 0);

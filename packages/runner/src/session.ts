@@ -6,6 +6,7 @@ import { type Backend, type Graph, NibbleError, type RunOptions, ValueError } fr
 import { type GeneratedToken, Generation, type GenerationStats } from './generation.js';
 import type { LlamaHparams } from './hparams.js';
 import { allocKvCache, buildLlamaGraph, graphNames, type KvCache, type LlamaWeights } from './llama.js';
+import { firstNonFinite, NonFiniteError } from './perplexity.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
 import type { RunnerTokenizer } from './text.js';
@@ -239,6 +240,8 @@ export class Session {
       let finish: GenerationStats['finishReason'] = 'length';
       for (let i = 0; i < maxTokens; i++) {
         signal?.throwIfAborted();
+        // NaN logits would sample id 0 forever: a broken model is an error, not a story.
+        if (firstNonFinite(this.#row0) >= 0) throw new NonFiniteError(this.#position - 1);
         const id = sampler.sample(this.#row0, this.#history, this.#position);
         if (!o.ignoreEos && tokenizer.isEndOfGeneration(id)) {
           finish = 'eos';
