@@ -174,20 +174,21 @@ describe('runner bookkeeping on stories260K', () => {
   });
 
   it('keeps the llama2.c greedy ids with an f16 KV cache, and stays close with q8_0', async () => {
-    for (const [kv, same] of [
-      ['f16', 200],
-      ['q8_0', 100],
+    // tol: about 3x the measured relative gap in total log-probability (f16 3.5e-5, q8_0 2.4e-3).
+    for (const [kv, same, tol] of [
+      ['f16', 200, 1e-4],
+      ['q8_0', 100, 7e-3],
     ] as const) {
       const m = await loadModel(f32Path, { backend: 'js', contextSize: 512, kvCacheType: kv });
       try {
         const { ids } = await m.generate([1], { temperature: 0, maxTokens: 200 }).collect();
         const firstDiff = ids.findIndex((id, i) => id !== greedy.tokens[i]);
         expect(firstDiff < 0 ? 200 : firstDiff, kv).toBeGreaterThanOrEqual(same);
-        // The first two stories: llama2.c's log-probabilities within 0.5% in total.
+        // The first two stories: llama2.c's log-probabilities in total.
         const docs = splitDocuments(sample).slice(0, 2).join('<|endoftext|>');
         const r = await m.perplexity(docs);
         const ref = nll.stories[0].sum_logprob + nll.stories[1].sum_logprob;
-        expect(Math.abs(r.totalLogProb / ref - 1), kv).toBeLessThan(0.005);
+        expect(Math.abs(r.totalLogProb / ref - 1), kv).toBeLessThan(tol);
       } finally {
         await m.dispose();
       }
@@ -197,9 +198,9 @@ describe('runner bookkeeping on stories260K', () => {
   it('scores every prediction once with short windows', async () => {
     const r = await model.perplexity(sample, { contextSize: 256, stride: 192 });
     expect(r.count).toBe(nll.n_predicted);
-    // Less context can only make the model less sure, and not by much with 64+ tokens of context.
+    // Less context can only make the model less sure, and not by much with 64+ tokens of context (measured +0.84%).
     expect(r.perplexity).toBeGreaterThan(nll.ppl);
-    expect(r.perplexity).toBeLessThan(nll.ppl * 1.05);
+    expect(r.perplexity).toBeLessThan(nll.ppl * 1.025);
   });
 
   it('streams multi-byte text through byte tokens without ever showing half a character', async () => {

@@ -59,6 +59,12 @@ export interface TokenizerSpec {
   cleanSpaces?: boolean;
   /** WordPiece: lowercase (and strip accents) while normalizing; default true. */
   lowercase?: boolean;
+  /**
+   * SentencePiece: merge the text word by word (cut before each "▁" that follows another character) when no token
+   * spans such a cut, which gives the same ids faster. Default true; false merges the whole text at once, as
+   * llama.cpp does.
+   */
+  spmWordSplit?: boolean;
 }
 
 /**
@@ -224,7 +230,7 @@ export class Tokenizer {
         throw new TokenizerError('E_TOKENIZER_FORMAT', `scores: expected ${n} entries, found ${scores.length}`);
       }
       this.spm = new SpmEncoder(this.textToId, scores, byteTokens);
-      this.spmWords = !spec.tokens.some((t) => /[^\u2581]\u2581/.test(t));
+      this.spmWords = (spec.spmWordSplit ?? true) && !spec.tokens.some((t) => /[^\u2581]\u2581/.test(t));
     } else {
       let maxLen = 0;
       for (const t of spec.tokens) maxLen = Math.max(maxLen, t.length);
