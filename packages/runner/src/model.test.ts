@@ -196,8 +196,17 @@ describe('runner bookkeeping on stories260K', () => {
   });
 
   it('scores every prediction once with short windows', async () => {
-    const r = await model.perplexity(sample, { contextSize: 256, stride: 192 });
+    const seen: [number, number][] = [];
+    const r = await model.perplexity(sample, {
+      contextSize: 256,
+      stride: 192,
+      onProgress: (scored, total) => seen.push([scored, total]),
+    });
     expect(r.count).toBe(nll.n_predicted);
+    // Progress after every window: rising to the total, which is known from the start.
+    expect(seen.length).toBeGreaterThan(nll.stories.length);
+    expect(seen.every(([a, t], i) => t === r.count && (i === 0 || a > seen[i - 1][0]))).toBe(true);
+    expect(seen.at(-1)).toEqual([r.count, r.count]);
     // Less context can only make the model less sure, and not by much with 64+ tokens of context (measured +0.84%).
     expect(r.perplexity).toBeGreaterThan(nll.ppl);
     expect(r.perplexity).toBeLessThan(nll.ppl * 1.025);

@@ -54,6 +54,8 @@ export interface PerplexityOptions {
   separator?: string;
   /** Aborts between windows. */
   signal?: AbortSignal;
+  /** Called after each window with the predictions scored so far and the total to score. */
+  onProgress?: (scored: number, total: number) => void;
 }
 
 /** Something `loadModel` needs beyond the file: how to build the tokenizer from it. */
@@ -189,16 +191,21 @@ export class Model {
     }
     const vocab = this.hparams.vocabSize;
     const docs = splitDocuments(text, options.separator);
+    // BOS + text, whatever the vocabulary's add_bos says: the first prediction is conditioned on BOS.
+    const bos = this.tokenizer.bosId;
+    const encoded = docs.map((doc) => {
+      const ids = this.tokenizer.encode(doc, false);
+      if (bos !== undefined) ids.unshift(bos);
+      return ids;
+    });
+    const toScore = encoded.reduce((n, ids) => n + Math.max(0, ids.length - 1), 0);
     const s = await this.#acquire();
     const documents: { tokens: number; logProbs: Float64Array }[] = [];
     let total = 0;
     let count = 0;
     try {
-      for (const doc of docs) {
-        // BOS + text, whatever the vocabulary's add_bos says: the first prediction is conditioned on BOS.
-        const ids = this.tokenizer.encode(doc, false);
-        const bos = this.tokenizer.bosId;
-        if (bos !== undefined) ids.unshift(bos);
+      for (let d = 0; d < encoded.length; d++) {
+        const ids = encoded[d];
         const logProbs = new Float64Array(Math.max(0, ids.length - 1));
         for (const w of windows(ids.length, ctx, stride)) {
           options.signal?.throwIfAborted();
@@ -210,11 +217,12 @@ export class Model {
             if (target < w.from || target >= w.end) return;
             const lp = logProbAt(logits, offset, vocab, ids[target]);
             // Finite logits always give a finite log-probability: anything else is a broken model, not a score.
-            if (!Number.isFinite(lp)) throw new NonFiniteError(target - 1, docs.indexOf(doc));
+            if (!Number.isFinite(lp)) throw new NonFiniteError(target - 1, d);
             logProbs[target - 1] = lp;
             total += lp;
             count++;
           });
+          options.onProgress?.(count, toScore);
         }
         documents.push({ tokens: ids.length, logProbs });
       }
