@@ -136,7 +136,7 @@ for (const fmt of list) {
     for (let r = 0; r < runs + 2; r++) {
       for (const mode of ['f32', 'ggml'] as const) {
         const t0 = performance.now();
-        backends[mode].runSync(graphs[mode], { x });
+        await backends[mode].run(graphs[mode], { x });
         if (r >= 2) times[mode].push(performance.now() - t0);
       }
     }
@@ -188,7 +188,7 @@ for (const fmt of tokenCounts.length ? list : []) {
     for (let r = 0; r < multiRuns + 1; r++) {
       for (const mode of ['f32', 'ggml'] as const) {
         const t0 = performance.now();
-        backends[mode].runSync(graphs[mode], { x, n: tokens });
+        await backends[mode].run(graphs[mode], { x, n: tokens });
         if (r >= 1) times[mode].push(performance.now() - t0);
       }
     }

@@ -1,37 +1,38 @@
 import { bf16ToFp32, type Codec, formats, fp16Table, fp32ToBf16, fp32ToFp16 } from '@nibble/formats';
 import {
   type AttentionNode,
-  type Backend,
   type BackendCapabilities,
   BackendError,
   type BackendOptions,
   type BackendTensor,
+  type BoundRun,
   byteLength,
   type CopyNode,
   DTypeError,
   type DTypeName,
-  dimMax,
-  dimValue,
   dtypes,
-  type Graph,
   GraphError,
   type GraphNode,
+  type GraphPlan,
   type HostTensor,
   hostTensor,
-  isTensor,
+  KernelBackend,
   type MatmulActivations,
   type MatmulNode,
+  numelAt,
   type OpName,
-  type Positions,
+  positionAt,
   type RopeNode,
-  type RunInputs,
   type RunOptions,
   type RunOutputs,
+  ropeTables,
   rowBytes,
+  rowsAt,
+  rowsMax,
   type Shape,
-  SizeError,
   type TensorOptions,
   type TensorRef,
+  unlimited,
 } from '@nibble/tensor';
 import {
   buildHighBitLut,
@@ -94,12 +95,20 @@ export function jsCapabilities(): BackendCapabilities {
     softmax: f32,
     silu: f32,
     gelu: f32,
+    glu: f32,
+    softcap: f32,
+    reshape: f32,
     add: f32,
     mul: f32,
     scale: f32,
     copy: all,
   };
-  return Object.freeze({ ops: Object.freeze(ops), matmulActivations: Object.freeze(['f32', 'ggml'] as const) });
+  return Object.freeze({
+    ops: Object.freeze(ops),
+    matmulActivations: Object.freeze(['f32', 'ggml'] as const),
+    valueDTypes: Object.freeze(['f32'] as const),
+    limits: unlimited,
+  });
 }
 
 /** Per-node data prepared once per graph. */
@@ -111,14 +120,18 @@ interface MatmulPrep {
   readonly round: 'f16' | 'bf16' | undefined;
 }
 interface RopePrep {
-  /** freqScale · freqBase^(-2j/nRot) per rotated pair j. */
+  /** Angle per position of each rotated pair (see `ropeTables`). */
   readonly theta: Float64Array;
+  /** cos/sin magnitude. */
+  readonly mscale: number;
   readonly cos: Float64Array;
   readonly sin: Float64Array;
 }
 
-/** What one graph needs on this backend: buffers (shared by liveness), scratch, per-node preparation. */
+/** What one graph needs on this backend: the planned buffers as f32 views, scratch, per-node preparation. */
 interface Plan {
+  readonly plan: GraphPlan;
+  /** Per tensor id: the value's f32 view into the planned buffers (reshapes share their input's). */
   readonly bufs: (Float32Array | undefined)[];
   readonly prep: Map<GraphNode, unknown>;
   /** Activation scratch, the largest any matmul needs. */
@@ -148,6 +161,11 @@ interface Plan {
 
 let nextId = 0;
 
+/** Weights and state with f32 rows, read in place (norm weights, biases, rope factors, f32 caches). */
+function f32Of(t: TensorRef): Float32Array {
+  return (t.handle as JsTensor).f32!;
+}
+
 /**
  * The reference backend: plain TypeScript on typed arrays, every op for every format. Weights are used where they lie
  * (upload copies nothing); matmul works on blocks directly, or decodes one row (or a small chunk of rows through the
@@ -159,22 +177,21 @@ let nextId = 0;
  * const backend = new JsBackend({ matmulActivations: 'ggml' });
  * ```
  */
-export class JsBackend implements Backend {
+export class JsBackend extends KernelBackend<Plan> {
   readonly name = 'js';
   readonly capabilities: BackendCapabilities = jsCapabilities();
   readonly #defaultActivations: MatmulActivations;
-  readonly #plans = new WeakMap<Graph, Plan>();
   readonly #id = nextId++;
-  #disposed = false;
 
   constructor(options: JsBackendOptions = {}) {
+    super();
     const a = options.matmulActivations ?? 'f32';
     if (a !== 'f32' && a !== 'ggml') throw new BackendError(`js backend: unknown matmulActivations '${String(a)}'`);
     this.#defaultActivations = a;
   }
 
   async upload(tensor: HostTensor, options: TensorOptions = {}): Promise<BackendTensor> {
-    this.#alive();
+    this.alive();
     const name = options.name ?? `tensor_${this.#id}`;
     // Validates dtype and size; the result views the same bytes.
     const t = hostTensor(tensor.dtype, tensor.shape, tensor.data);
@@ -184,73 +201,30 @@ export class JsBackend implements Backend {
     let bytes = t.data;
     // An f32 view needs 4-byte alignment; only then is a copy made.
     if (t.dtype === 'f32' && bytes.byteOffset % 4 !== 0) bytes = bytes.slice();
-    return new JsTensor(this, name, t.dtype, t.shape, bytes);
+    return this.adopt(new JsTensor(this, name, t.dtype, t.shape, bytes));
   }
 
   async alloc(dtype: DTypeName, shape: Shape, options: TensorOptions = {}): Promise<BackendTensor> {
-    this.#alive();
+    this.alive();
     const name = options.name ?? `state_${this.#id}`;
     if (!Object.hasOwn(formats, dtype))
       throw new DTypeError(`js backend: cannot allocate ${name}: no codec for ${dtype}`);
-    return new JsTensor(this, name, dtype, shape, new Uint8Array(byteLength(dtype, shape)));
+    return this.adopt(new JsTensor(this, name, dtype, shape, new Uint8Array(byteLength(dtype, shape))));
   }
 
   async download(tensor: BackendTensor): Promise<HostTensor> {
-    this.#alive();
-    const t = this.#own(tensor, 'download');
+    const t = this.own<JsTensor>(tensor, 'download');
     return hostTensor(t.dtype, t.shape, t.bytes.slice());
   }
 
-  dispose(): void {
-    this.#disposed = true;
-  }
-
-  async run(graph: Graph, inputs: RunInputs, options: RunOptions = {}): Promise<RunOutputs> {
-    return this.runSync(graph, inputs, options);
-  }
-
-  /** {@link run} without the promise, for callers that want no microtask per step. */
-  runSync(graph: Graph, inputs: RunInputs, options: RunOptions = {}): RunOutputs {
-    this.#alive();
-    let plan = this.#plans.get(graph);
-    if (plan === undefined) {
-      plan = this.#plan(graph);
-      this.#plans.set(graph, plan);
-    }
-    const env = this.#bind(graph, inputs);
-    for (const node of graph.nodes) this.#exec(node, plan, env);
-    const out: Record<string, Float32Array> = {};
-    for (const o of graph.outputs) {
-      const n = numelAt(o.tensor, env.values);
-      const buf = plan.bufs[o.tensor.id]!;
-      const dst = options.outputs?.[o.name];
-      if (dst !== undefined) {
-        if (dst.length < n) throw new SizeError(`output ${o.name}: destination has ${dst.length} floats, needs ${n}`);
-        for (let i = 0; i < n; i++) dst[i] = buf[i];
-        out[o.name] = dst;
-      } else {
-        out[o.name] = buf.subarray(0, n);
-      }
-    }
-    return out;
-  }
-
-  #alive(): void {
-    if (this.#disposed) throw new BackendError('js backend: used after dispose()');
-  }
-
-  #own(t: BackendTensor | undefined, where: string): JsTensor {
-    if (!(t instanceof JsTensor) || t.owner !== this) {
-      throw new BackendError(`js backend: ${where}: tensor ${t?.name} was not made by this backend`);
-    }
-    return t;
-  }
+  /** Host memory: dropping the references is the release; the garbage collector does the rest. */
+  protected releaseTensor(): void {}
+  protected releaseAll(): void {}
 
   // ---- planning -------------------------------------------------------------------------------------------------
 
-  #plan(graph: Graph): Plan {
-    const caps = this.capabilities.ops;
-    for (const t of graph.tensors) if (t.handle !== undefined) this.#own(t.handle, t.name);
+  protected prepare(gp: GraphPlan): Plan {
+    const graph = gp.graph;
     let xDeqLen = 0;
     let xqLen = 0;
     let kvLen = 0;
@@ -261,10 +235,6 @@ export class JsBackend implements Backend {
     let sFixLen = 0;
     const prep = new Map<GraphNode, unknown>();
     for (const node of graph.nodes) {
-      const typed = typedOperand(node);
-      if (typed !== undefined && !caps[node.op].includes(typed.dtype)) {
-        throw new GraphError(node.name, `js backend: ${node.op} does not accept ${typed.dtype} (${typed.name})`);
-      }
       if (node.op === 'matmul') {
         const w = node.weight.handle as JsTensor;
         const inF = w.cols;
@@ -296,25 +266,31 @@ export class JsBackend implements Backend {
         prep.set(node, { vdt, vdtRowBytes, round } satisfies MatmulPrep);
       } else if (node.op === 'rope') {
         const half = node.nRot / 2;
-        const theta = new Float64Array(half);
-        for (let j = 0; j < half; j++) theta[j] = node.freqScale * node.freqBase ** ((-2 * j) / node.nRot);
-        prep.set(node, { theta, cos: new Float64Array(half), sin: new Float64Array(half) } satisfies RopePrep);
+        const factors = node.freqFactors ? f32Of(node.freqFactors) : undefined;
+        const { theta, mscale } = ropeTables(node, factors);
+        prep.set(node, {
+          theta,
+          mscale,
+          cos: new Float64Array(half),
+          sin: new Float64Array(half),
+        } satisfies RopePrep);
       } else if (node.op === 'attention') {
         const k = node.k.handle as JsTensor;
         // f32 caches are read in place; others are decoded into scratch.
         if (k.f32 === undefined || (node.v.handle as JsTensor).f32 === undefined)
           kvLen = Math.max(kvLen, k.rows * k.cols);
         ctxMax = Math.max(ctxMax, k.rows);
-        if (!caps.attention.includes(node.v.dtype)) {
-          throw new GraphError(node.name, `js backend: attention does not accept ${node.v.dtype} (${node.v.name})`);
-        }
-      } else {
-        if (node.op === 'get_rows') wCols = Math.max(wCols, (node.table.handle as JsTensor).cols);
-      }
+      } else if (node.op === 'get_rows') wCols = Math.max(wCols, (node.table.handle as JsTensor).cols);
     }
+    // The planner's buffers as f32 views; values that share storage share a view's memory.
+    const arenas = gp.buffers.map((b) => new ArrayBuffer(b.bytes));
+    const bufs: (Float32Array | undefined)[] = gp.values.map((v) =>
+      v === undefined ? undefined : new Float32Array(arenas[v.buffer], v.offset, v.elements),
+    );
     const xq = new Uint8Array(xqLen);
     return {
-      bufs: this.#assignBuffers(graph),
+      plan: gp,
+      bufs,
       prep,
       xDeq: new Float32Array(xDeqLen),
       xq,
@@ -333,78 +309,25 @@ export class JsBackend implements Backend {
     };
   }
 
-  /** Gives every node result a buffer; results whose lives do not overlap share one (liveness, best fit). */
-  #assignBuffers(graph: Graph): (Float32Array | undefined)[] {
-    const lastUse = new Array<number>(graph.tensors.length).fill(-1);
-    graph.nodes.forEach((node, i) => {
-      for (const t of node.inputs) if (t.kind === 'value') lastUse[t.id] = i;
-    });
-    for (const o of graph.outputs) lastUse[o.tensor.id] = Number.POSITIVE_INFINITY;
-    const bufs: (Float32Array | undefined)[] = new Array(graph.tensors.length);
-    const free: Float32Array[] = [];
-    graph.nodes.forEach((node, i) => {
-      const out = node.out;
-      if (out !== undefined) {
-        const need = Math.max(
-          1,
-          out.shape.reduce<number>((p, d) => p * dimMax(d), 1),
-        );
-        let best = -1;
-        for (let j = 0; j < free.length; j++) {
-          if (free[j].length >= need && (best < 0 || free[j].length < free[best].length)) best = j;
-        }
-        bufs[out.id] = best >= 0 ? free.splice(best, 1)[0] : new Float32Array(need);
-        if (lastUse[out.id] < 0) free.push(bufs[out.id]!); // never read: reusable at once
-      }
-      const seen = new Set<number>();
-      for (const t of node.inputs) {
-        if (t.kind === 'value' && lastUse[t.id] === i && !seen.has(t.id)) {
-          seen.add(t.id);
-          free.push(bufs[t.id]!);
-        }
-      }
-    });
-    return bufs;
-  }
-
-  // ---- binding a run's inputs ---------------------------------------------------------------------------------------
-
-  #bind(graph: Graph, inputs: RunInputs): Env {
-    const values: Record<string, number> = {};
-    for (const p of graph.params) {
-      const v = inputs[p.name];
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < p.min || v > p.max) {
-        throw new GraphError(p.name, `param needs an integer in [${p.min}, ${p.max}], got ${describe(v)}`);
-      }
-      values[p.name] = v;
+  protected execute(plan: Plan, env: BoundRun, options: RunOptions): RunOutputs {
+    const graph = plan.plan.graph;
+    for (const node of graph.nodes) this.#exec(node, plan, env);
+    const out: Record<string, Float32Array> = {};
+    for (const o of graph.outputs) {
+      out[o.name] = this.deliver(options, o.name, plan.bufs[o.tensor.id]!, numelAt(o.tensor, env.params));
     }
-    const arrays: (Float32Array | Int32Array | undefined)[] = new Array(graph.tensors.length);
-    for (const t of graph.inputs) {
-      const v = inputs[t.name];
-      const want = t.dtype === 'i32' ? Int32Array : Float32Array;
-      if (!(v instanceof want)) throw new GraphError(t.name, `input needs a ${want.name}, got ${describe(v)}`);
-      const n = numelAt(t, values);
-      if (v.length !== n)
-        throw new GraphError(t.name, `input needs ${n} elements at this step's sizes, got ${v.length}`);
-      arrays[t.id] = v;
-    }
-    for (const key of Object.keys(inputs)) {
-      if (!graph.params.some((p) => p.name === key) && !graph.inputs.some((t) => t.name === key)) {
-        throw new GraphError(key, 'is neither an input nor a param of this graph');
-      }
-    }
-    return { values, arrays };
+    return out;
   }
 
   // ---- execution -----------------------------------------------------------------------------------------------
 
-  #f32(t: TensorRef, plan: Plan, env: Env): Float32Array {
+  #f32(t: TensorRef, plan: Plan, env: BoundRun): Float32Array {
     if (t.kind === 'value') return plan.bufs[t.id]!;
     if (t.kind === 'input') return env.arrays[t.id] as Float32Array;
     return (t.handle as JsTensor).f32!;
   }
 
-  #exec(node: GraphNode, plan: Plan, env: Env): void {
+  #exec(node: GraphNode, plan: Plan, env: BoundRun): void {
     switch (node.op) {
       case 'matmul':
         this.#matmul(node, plan, env);
@@ -413,7 +336,7 @@ export class JsBackend implements Backend {
         const table = node.table.handle as JsTensor;
         const ids = env.arrays[node.ids.id] as Int32Array;
         const out = plan.bufs[node.out.id]!;
-        const n = ids.length;
+        const n = rowsAt(node.out, env.params).rows;
         for (let r = 0; r < n; r++) {
           const id = ids[r];
           if (!(id >= 0 && id < table.rows)) {
@@ -427,7 +350,9 @@ export class JsBackend implements Backend {
       case 'layer_norm': {
         const x = this.#f32(node.x, plan, env);
         const out = plan.bufs[node.out.id]!;
-        const { rows, cols } = rowsAt(node.x, env.values);
+        const { rows, cols } = rowsAt(node.x, env.params);
+        const w = node.weight ? f32Of(node.weight) : undefined;
+        const bias = node.op === 'layer_norm' && node.bias ? f32Of(node.bias) : undefined;
         for (let r = 0; r < rows; r++) {
           const o = r * cols;
           let mean = 0;
@@ -439,6 +364,9 @@ export class JsBackend implements Backend {
           for (let i = 0; i < cols; i++) ss += (x[o + i] - mean) * (x[o + i] - mean);
           const s = 1 / Math.sqrt(ss / cols + node.eps);
           for (let i = 0; i < cols; i++) out[o + i] = (x[o + i] - mean) * s;
+          // The weight multiplies the f32-rounded normalised value, as a separate mul node would.
+          if (w !== undefined) for (let i = 0; i < cols; i++) out[o + i] *= w[i];
+          if (bias !== undefined) for (let i = 0; i < cols; i++) out[o + i] += bias[i];
         }
         return;
       }
@@ -451,7 +379,7 @@ export class JsBackend implements Backend {
       case 'softmax': {
         const x = this.#f32(node.x, plan, env);
         const out = plan.bufs[node.out.id]!;
-        const { rows, cols } = rowsAt(node.x, env.values);
+        const { rows, cols } = rowsAt(node.x, env.params);
         for (let r = 0; r < rows; r++) {
           const o = r * cols;
           let max = Number.NEGATIVE_INFINITY;
@@ -469,27 +397,47 @@ export class JsBackend implements Backend {
       }
       case 'silu':
       case 'gelu':
-      case 'scale': {
+      case 'scale':
+      case 'softcap': {
         const x = this.#f32(node.x, plan, env);
         const out = plan.bufs[node.out.id]!;
-        const n = numelAt(node.x, env.values);
-        if (node.op === 'silu') for (let i = 0; i < n; i++) out[i] = x[i] / (1 + Math.exp(-x[i]));
+        const n = numelAt(node.x, env.params);
+        if (node.op === 'silu') for (let i = 0; i < n; i++) out[i] = silu(x[i]);
         else if (node.op === 'scale') for (let i = 0; i < n; i++) out[i] = x[i] * node.factor;
-        else {
-          for (let i = 0; i < n; i++) {
-            const v = x[i];
-            out[i] = 0.5 * v * (1 + Math.tanh(0.7978845608028654 * v * (1 + 0.044715 * v * v)));
+        else if (node.op === 'softcap') {
+          const c = node.cap;
+          for (let i = 0; i < n; i++) out[i] = c * Math.tanh(x[i] / c);
+        } else for (let i = 0; i < n; i++) out[i] = gelu(x[i]);
+        return;
+      }
+      case 'glu': {
+        const g = this.#f32(node.gate, plan, env);
+        const out = plan.bufs[node.out.id]!;
+        const act = node.activation === 'silu' ? silu : gelu;
+        if (node.up !== undefined) {
+          const u = this.#f32(node.up, plan, env);
+          const n = numelAt(node.gate, env.params);
+          // act(gate) is rounded to f32 first, as a separate activation node would store it.
+          for (let i = 0; i < n; i++) out[i] = Math.fround(act(g[i])) * u[i];
+        } else {
+          const { rows, cols } = rowsAt(node.out, env.params);
+          for (let r = 0; r < rows; r++) {
+            const o = r * 2 * cols;
+            for (let i = 0; i < cols; i++) out[r * cols + i] = Math.fround(act(g[o + i])) * g[o + cols + i];
           }
         }
         return;
       }
+      case 'reshape':
+        // The planner gave the result its input's storage: nothing to move.
+        return;
       case 'add':
       case 'mul': {
         const a = this.#f32(node.a, plan, env);
         const b = this.#f32(node.b, plan, env);
         const out = plan.bufs[node.out.id]!;
-        const n = numelAt(node.a, env.values);
-        const bn = numelAt(node.b, env.values);
+        const n = numelAt(node.a, env.params);
+        const bn = numelAt(node.b, env.params);
         const add = node.op === 'add';
         if (bn === n) {
           if (add) for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
@@ -508,14 +456,31 @@ export class JsBackend implements Backend {
     }
   }
 
-  #matmul(node: MatmulNode, plan: Plan, env: Env): void {
+  #matmul(node: MatmulNode, plan: Plan, env: BoundRun): void {
+    this.#matmulCore(node, plan, env);
+    if (node.bias === undefined && node.residual === undefined) return;
+    // Epilogue on the f32-rounded product, in the order separate add nodes would run.
+    const y = plan.bufs[node.out.id]!;
+    const { rows, cols } = rowsAt(node.out, env.params);
+    if (node.bias !== undefined) {
+      const b = this.#f32(node.bias, plan, env);
+      for (let r = 0; r < rows; r++) for (let o = 0; o < cols; o++) y[r * cols + o] += b[o];
+    }
+    if (node.residual !== undefined) {
+      const res = this.#f32(node.residual, plan, env);
+      const n = rows * cols;
+      for (let i = 0; i < n; i++) y[i] += res[i];
+    }
+  }
+
+  #matmulCore(node: MatmulNode, plan: Plan, env: BoundRun): void {
     const w = node.weight.handle as JsTensor;
     const p = plan.prep.get(node) as MatmulPrep;
     let x = this.#f32(node.x, plan, env);
     const y = plan.bufs[node.out.id]!;
     const inF = w.cols;
     const outF = w.rows;
-    const n = rowsAt(node.x, env.values).rows;
+    const n = rowsAt(node.x, env.params).rows;
     if (n === 0) return;
     if (p.round !== undefined) {
       // ggml's f16/bf16 vec_dot: activations rounded to the weight's type first.
@@ -589,10 +554,10 @@ export class JsBackend implements Backend {
     return v;
   }
 
-  #rope(node: RopeNode, p: RopePrep, plan: Plan, env: Env): void {
+  #rope(node: RopeNode, p: RopePrep, plan: Plan, env: BoundRun): void {
     const x = this.#f32(node.x, plan, env);
     const out = plan.bufs[node.out.id]!;
-    const { rows, cols } = rowsAt(node.x, env.values);
+    const { rows, cols } = rowsAt(node.x, env.params);
     const { nHeads, headDim, nRot } = node;
     const pairs = nRot / 2;
     const neox = node.mode === 'neox';
@@ -600,8 +565,8 @@ export class JsBackend implements Backend {
       const pos = positionAt(node.positions, r, env);
       for (let j = 0; j < pairs; j++) {
         const a = pos * p.theta[j];
-        p.cos[j] = Math.cos(a);
-        p.sin[j] = Math.sin(a);
+        p.cos[j] = Math.cos(a) * p.mscale;
+        p.sin[j] = Math.sin(a) * p.mscale;
       }
       for (let h = 0; h < nHeads; h++) {
         const o = r * cols + h * headDim;
@@ -618,13 +583,13 @@ export class JsBackend implements Backend {
     }
   }
 
-  #attention(node: AttentionNode, plan: Plan, env: Env): void {
+  #attention(node: AttentionNode, plan: Plan, env: BoundRun): void {
     const q = this.#f32(node.q, plan, env);
     const out = plan.bufs[node.out.id]!;
     const k = node.k.handle as JsTensor;
     const v = node.v.handle as JsTensor;
-    const n = rowsAt(node.q, env.values).rows;
-    const { nHeads, nKvHeads, headDim, scale } = node;
+    const n = rowsAt(node.q, env.params).rows;
+    const { nHeads, nKvHeads, headDim, scale, softcap, window } = node;
     const kvDim = nKvHeads * headDim;
     const qDim = nHeads * headDim;
     const group = nHeads / nKvHeads;
@@ -642,26 +607,29 @@ export class JsBackend implements Backend {
     const s = plan.scores;
     for (let r = 0; r < n; r++) {
       const pos = positionAt(node.positions, r, env);
+      // Keys in (pos - window, pos]; the whole prefix without a window.
+      const t0 = window > 0 ? Math.max(0, pos - window + 1) : 0;
       for (let h = 0; h < nHeads; h++) {
         const qo = r * qDim + h * headDim;
         const ko = Math.floor(h / group) * headDim;
         let max = Number.NEGATIVE_INFINITY;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = t0; t <= pos; t++) {
           let d = 0;
           const kt = t * kvDim + ko;
           for (let i = 0; i < headDim; i++) d += q[qo + i] * kd[kt + i];
           d *= scale;
+          if (softcap > 0) d = softcap * Math.tanh(d / softcap);
           s[t] = d;
           if (d > max) max = d;
         }
         let sum = 0;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = t0; t <= pos; t++) {
           s[t] = Math.exp(s[t] - max);
           sum += s[t];
         }
         const inv = 1 / sum;
         for (let i = 0; i < headDim; i++) out[qo + i] = 0;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = t0; t <= pos; t++) {
           const wt = s[t] * inv;
           const vt = t * kvDim + ko;
           for (let i = 0; i < headDim; i++) out[qo + i] += wt * vd[vt + i];
@@ -670,10 +638,10 @@ export class JsBackend implements Backend {
     }
   }
 
-  #copy(node: CopyNode, plan: Plan, env: Env): void {
+  #copy(node: CopyNode, plan: Plan, env: BoundRun): void {
     const src = this.#f32(node.src, plan, env);
     const dst = node.dst.handle as JsTensor;
-    const n = rowsAt(node.src, env.values).rows;
+    const n = rowsAt(node.src, env.params).rows;
     const cols = dst.cols;
     for (let r = 0; r < n; r++) {
       const pos = positionAt(node.positions, r, env);
@@ -859,52 +827,11 @@ function minTermFix(w: JsTensor, xq: Uint8Array, x: Float32Array, y: Float32Arra
   }
 }
 
-interface Env {
-  readonly values: Readonly<Record<string, number>>;
-  readonly arrays: readonly (Float32Array | Int32Array | undefined)[];
+function silu(v: number): number {
+  return v / (1 + Math.exp(-v));
 }
 
-function positionAt(p: Positions, r: number, env: Env): number {
-  return isTensor(p) ? (env.arrays[p.id] as Int32Array)[r] : env.values[p.name] + r;
-}
-
-function numelAt(t: TensorRef, values: Readonly<Record<string, number>>): number {
-  let n = 1;
-  for (const d of t.shape) n *= dimValue(d, values);
-  return n;
-}
-
-function rowsAt(t: TensorRef, values: Readonly<Record<string, number>>): { rows: number; cols: number } {
-  const cols = dimValue(t.shape[t.shape.length - 1], values);
-  let rows = 1;
-  for (let i = 0; i < t.shape.length - 1; i++) rows *= dimValue(t.shape[i], values);
-  return { rows, cols };
-}
-
-function rowsMax(t: TensorRef): number {
-  let rows = 1;
-  for (let i = 0; i < t.shape.length - 1; i++) rows *= dimMax(t.shape[i]);
-  return rows;
-}
-
-/** The node's typed operand, whose dtype the capabilities list (see `BackendCapabilities`). */
-function typedOperand(node: GraphNode): TensorRef | undefined {
-  switch (node.op) {
-    case 'matmul':
-      return node.weight;
-    case 'get_rows':
-      return node.table;
-    case 'attention':
-      return node.k;
-    case 'copy':
-      return node.dst;
-    default:
-      return undefined;
-  }
-}
-
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (typeof v === 'number') return String(v);
-  return (v as object)?.constructor?.name ?? typeof v;
+/** ggml's `gelu`: the tanh approximation. */
+function gelu(v: number): number {
+  return 0.5 * v * (1 + Math.tanh(0.7978845608028654 * v * (1 + 0.044715 * v * v)));
 }

@@ -3,11 +3,11 @@
  * forward pass over a KV cache. Reads top to bottom like llama2.c's `forward()`:
  *
  *   x = token_embd[tokens]                                            [n, dim]
- *   per layer: h = rmsnorm(x) * attn_norm
+ *   per layer: h = rmsnorm(x) * attn_norm                              (one fused rms_norm node)
  *              q, k = rope(wq h), rope(wk h); v = wv h; cache[pos..] = k, v
- *              x += wo attention(q, cache)
+ *              x = wo attention(q, cache) + x                          (residual fused into the matmul)
  *              h = rmsnorm(x) * ffn_norm
- *              x += w_down (silu(w_gate h) * w_up h)
+ *              x = w_down glu(w_gate h, w_up h) + x                    (silu(gate) * up in one glu node)
  *   logits = output (rmsnorm(x) * output_norm)                        [n, vocab]
  */
 import {
@@ -247,27 +247,27 @@ export const graphNames = Object.freeze({ tokens: 'tokens', nTokens: 'nTokens', 
  * const { logits } = await backend.run(graph, { tokens: Int32Array.of(1), nTokens: 1, pos: 0 }); // [1, vocab]
  * ```
  */
-export function buildLlamaGraph(
-  hp: LlamaHparams,
-  w: LlamaWeights,
-  cache: KvCache,
-  options: { maxTokens: number; logits: boolean; matmulActivations?: 'f32' | 'ggml' },
-): Graph {
+export function buildLlamaGraph(hp: LlamaHparams, w: LlamaWeights, cache: KvCache, options: LlamaGraphOptions): Graph {
   const b = new GraphBuilder();
   const n = b.param(graphNames.nTokens, { min: 1, max: options.maxTokens });
   const pos = b.param(graphNames.pos, { max: cache.contextSize - 1 });
   const tokens = b.input(graphNames.tokens, 'i32', [n]);
-  const mm = (weight: BackendTensor, x: TensorRef, name: string): TensorRef =>
-    b.matmul(b.weight(weight), x, { name, activations: options.matmulActivations });
+  const observed = new Set<string>();
+  const mm = (weight: BackendTensor, x: TensorRef, name: string, residual?: TensorRef): TensorRef => {
+    // Observing: the activations entering each weight become an output `in:<weight name>` (for imatrix).
+    if (options.observe && !observed.has(weight.name)) {
+      observed.add(weight.name);
+      b.output(`${observePrefix}${weight.name}`, x);
+    }
+    return b.matmul(b.weight(weight), x, { name, activations: options.matmulActivations, residual });
+  };
   const rope = { freqBase: hp.ropeBase, freqScale: hp.ropeFreqScale, nRot: hp.ropeDims, mode: 'normal' as const };
 
   let x = b.getRows(b.weight(w.tokenEmbd), tokens, { name: 'embd' }); // [n, dim]
   for (let l = 0; l < hp.nLayers; l++) {
     const L = w.layers[l];
     const last = l === hp.nLayers - 1;
-    const h = b.mul(b.rmsNorm(x, hp.rmsEps, { name: `l${l}.attn_rms` }), b.weight(L.attnNorm), {
-      name: `l${l}.attn_in`,
-    });
+    const h = b.rmsNorm(x, hp.rmsEps, { weight: b.weight(L.attnNorm), name: `l${l}.attn_in` }); // [n, dim]
     const kCache = b.state(cache.k[l]);
     const vCache = b.state(cache.v[l]);
     const k = b.rope(mm(L.wk, h, `l${l}.k`), pos, { ...rope, nHeads: hp.nKvHeads, name: `l${l}.k_rope` }); // [n, kvDim]
@@ -276,15 +276,38 @@ export function buildLlamaGraph(
     if (last && !options.logits) break;
     const q = b.rope(mm(L.wq, h, `l${l}.q`), pos, { ...rope, nHeads: hp.nHeads, name: `l${l}.q_rope` }); // [n, qDim]
     const att = b.attention(q, kCache, vCache, pos, { nHeads: hp.nHeads, nKvHeads: hp.nKvHeads, name: `l${l}.att` });
-    x = b.add(x, mm(L.wo, att, `l${l}.o`), { name: `l${l}.attn_res` });
-    const f = b.mul(b.rmsNorm(x, hp.rmsEps, { name: `l${l}.ffn_rms` }), b.weight(L.ffnNorm), { name: `l${l}.ffn_in` });
-    const gate = b.silu(mm(L.wGate, f, `l${l}.gate`), { name: `l${l}.gate_silu` }); // [n, hidden]
-    const g = b.mul(gate, mm(L.wUp, f, `l${l}.up`), { name: `l${l}.glu` });
-    x = b.add(x, mm(L.wDown, g, `l${l}.down`), { name: `l${l}.ffn_res` });
+    x = mm(L.wo, att, `l${l}.o`, x); // [n, dim], + residual
+    const f = b.rmsNorm(x, hp.rmsEps, { weight: b.weight(L.ffnNorm), name: `l${l}.ffn_in` });
+    const g = b.glu(mm(L.wGate, f, `l${l}.gate`), mm(L.wUp, f, `l${l}.up`), { name: `l${l}.glu` }); // [n, hidden]
+    x = mm(L.wDown, g, `l${l}.down`, x); // [n, dim], + residual
   }
   if (options.logits) {
-    const xn = b.mul(b.rmsNorm(x, hp.rmsEps, { name: 'out_rms' }), b.weight(w.outputNorm), { name: 'out_in' });
+    const xn = b.rmsNorm(x, hp.rmsEps, { weight: b.weight(w.outputNorm), name: 'out_in' });
     b.output(graphNames.logits, mm(w.output, xn, 'logits')); // [n, vocab]
   }
   return b.build();
 }
+
+/** Options of {@link buildLlamaGraph}. */
+export interface LlamaGraphOptions {
+  /** Largest number of tokens per run. */
+  maxTokens: number;
+  /** End in logits for every row; without, stop once the last layer's keys and values are cached. */
+  logits: boolean;
+  matmulActivations?: 'f32' | 'ggml';
+  /**
+   * Also output the f32 activations entering every weight, as `in:<weight name>` (`[nTokens, in]`): what an
+   * importance matrix (llama-imatrix) accumulates. Needs `logits`.
+   */
+  observe?: boolean;
+}
+
+/**
+ * Output-name prefix of observed matmul inputs (see {@link LlamaGraphOptions.observe}).
+ *
+ * @example
+ * ```ts
+ * outputs[`${observePrefix}blk.0.attn_q.weight`]; // [nTokens, dim]
+ * ```
+ */
+export const observePrefix = 'in:';

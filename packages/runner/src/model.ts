@@ -66,6 +66,9 @@ export interface ModelSource {
   close?(): Promise<void> | void;
 }
 
+/** Idle sessions (each holding a KV cache) that a model keeps for reuse by generate/evaluate/perplexity. */
+const maxIdleSessions = 2;
+
 /**
  * A loaded model: weights on a backend, the tokenizer, and a pool of sessions.
  *
@@ -257,7 +260,8 @@ export class Model {
   }
 
   #release(s: Session): void {
-    if (this.#disposed) s.dispose();
+    // Idle sessions keep their KV caches for the next call; beyond a few, free the memory instead.
+    if (this.#disposed || this.#idle.length >= maxIdleSessions) s.dispose();
     else this.#idle.push(s);
   }
 

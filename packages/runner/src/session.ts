@@ -5,7 +5,7 @@
 import { type Backend, type Graph, NibbleError, type RunOptions, ValueError } from '@nibble/tensor';
 import { type GeneratedToken, Generation, type GenerationStats } from './generation.js';
 import type { LlamaHparams } from './hparams.js';
-import { allocKvCache, buildLlamaGraph, graphNames, type KvCache, type LlamaWeights } from './llama.js';
+import { allocKvCache, buildLlamaGraph, graphNames, type KvCache, type LlamaWeights, observePrefix } from './llama.js';
 import { firstNonFinite, NonFiniteError } from './perplexity.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
@@ -54,10 +54,19 @@ export interface SessionConfig {
  * s.dispose();
  * ```
  */
+/** The activations entering one weight during one run: `rows` tokens of `cols` floats, row-major. */
+export interface ObservedInput {
+  readonly data: Float32Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
 export class Session {
   readonly #cfg: SessionConfig;
+  readonly #cache: KvCache;
   readonly #prefill: Graph;
   readonly #full: Graph;
+  #observing: Graph | undefined;
   // [contextSize] every token in the cache, in order (the repeat penalty's history)
   readonly #history: Int32Array;
   // [batchSize] token ids of one run; decode uses the one-element view
@@ -79,6 +88,7 @@ export class Session {
 
   private constructor(cfg: SessionConfig, cache: KvCache) {
     this.#cfg = cfg;
+    this.#cache = cache;
     const { hparams: hp, weights, contextSize } = cfg;
     this.#prefill = buildLlamaGraph(hp, weights, cache, {
       maxTokens: cfg.batchSize,
@@ -189,9 +199,58 @@ export class Session {
     return new Generation((stats) => this.stream(prompt, options, stats));
   }
 
-  /** Drops the session's graphs. Its KV cache memory goes back with the backend (or is reused by the model's pool). */
+  /**
+   * Feeds `ids` like {@link Session.evaluate} and calls `onInputs` after each batch with the f32 activations that
+   * entered every weight (keyed by the weight's tensor name, e.g. `blk.0.attn_q.weight`), valid only during the call:
+   * what llama-imatrix accumulates.
+   *
+   * @example
+   * ```ts
+   * await session.evaluateObserved(ids, (inputs) => {
+   *   const x = inputs.get('blk.0.ffn_down.weight')!; // { data, rows: tokens, cols: hidden }
+   * });
+   * ```
+   */
+  async evaluateObserved(
+    ids: ArrayLike<number>,
+    onInputs: (inputs: ReadonlyMap<string, ObservedInput>) => void,
+  ): Promise<void> {
+    await this.#withLock(async () => {
+      await this.#feedPending(ids.length);
+      const { hparams: hp, weights, logitsBatch } = this.#cfg;
+      this.#observing ??= buildLlamaGraph(hp, weights, this.#cache, {
+        maxTokens: logitsBatch,
+        logits: true,
+        matmulActivations: this.#cfg.matmulActivations,
+        observe: true,
+      });
+      const graph = this.#observing;
+      const names = graph.outputs.filter((o) => o.name.startsWith(observePrefix));
+      const seen = new Map<string, ObservedInput>();
+      await this.#batches(ids, 0, ids.length, logitsBatch, async (tokens, n) => {
+        const out = await this.#cfg.backend.run(graph, {
+          [graphNames.tokens]: tokens,
+          [graphNames.nTokens]: n,
+          [graphNames.pos]: this.#position,
+        });
+        for (const o of names) {
+          const data = out[o.name];
+          seen.set(o.name.slice(observePrefix.length), { data, rows: n, cols: data.length / n });
+        }
+        onInputs(seen);
+      });
+    });
+  }
+
+  /**
+   * Frees the session's KV cache on the backend now and drops its graphs. Using the session afterwards throws;
+   * disposing twice does nothing.
+   */
   dispose(): void {
+    if (this.#disposed) return;
     this.#disposed = true;
+    const { backend } = this.#cfg;
+    for (const t of [...this.#cache.k, ...this.#cache.v]) backend.free(t);
   }
 
   /** @internal The body of {@link Session.generate}, filling `stats`. */
@@ -329,8 +388,33 @@ export class Session {
     to: number,
     onRow: ((row: number, logits: Float32Array, offset: number) => void) | undefined,
   ): Promise<void> {
+    const { backend, batchSize, logitsBatch, hparams: hp } = this.#cfg;
+    const wantLogits = onRow !== undefined || (to === ids.length && to - from === 1);
+    const graph = wantLogits ? this.#full : this.#prefill;
+    const step = wantLogits ? logitsBatch : batchSize;
+    await this.#batches(ids, from, to, step, async (tokens, n, start) => {
+      await backend.run(
+        graph,
+        { [graphNames.tokens]: tokens, [graphNames.nTokens]: n, [graphNames.pos]: this.#position },
+        this.#runOptions,
+      );
+      if (onRow) for (let i = 0; i < n; i++) onRow(start + i - from, this.#logits, i * hp.vocabSize);
+    });
+  }
+
+  /**
+   * Feeds `ids[from..to)` in runs of at most `step` tokens: checks the ids and the context, fills the token buffer,
+   * calls `run` (which runs the graph at the current position), then records the tokens and advances.
+   */
+  async #batches(
+    ids: ArrayLike<number>,
+    from: number,
+    to: number,
+    step: number,
+    run: (tokens: Int32Array, n: number, start: number) => Promise<void>,
+  ): Promise<void> {
     this.#check();
-    const { backend, contextSize, batchSize, logitsBatch, hparams: hp } = this.#cfg;
+    const { contextSize, hparams: hp } = this.#cfg;
     if (this.#position + (to - from) > contextSize) {
       throw new ValueError(
         `${to - from} tokens after ${this.#position} do not fit the context of ${contextSize}`,
@@ -338,9 +422,6 @@ export class Session {
         0,
       );
     }
-    const wantLogits = onRow !== undefined || (to === ids.length && to - from === 1);
-    const graph = wantLogits ? this.#full : this.#prefill;
-    const step = wantLogits ? logitsBatch : batchSize;
     for (let start = from; start < to; start += step) {
       const n = Math.min(step, to - start);
       const tokens = n === 1 ? this.#one : this.#tokens.subarray(0, n);
@@ -355,14 +436,9 @@ export class Session {
         }
         tokens[i] = id;
       }
-      await backend.run(
-        graph,
-        { [graphNames.tokens]: tokens, [graphNames.nTokens]: n, [graphNames.pos]: this.#position },
-        this.#runOptions,
-      );
+      await run(tokens, n, start);
       this.#history.set(tokens, this.#position);
       this.#position += n;
-      if (onRow) for (let i = 0; i < n; i++) onRow(start + i - from, this.#logits, i * hp.vocabSize);
     }
   }
 

@@ -23,6 +23,9 @@ export type OpName =
   | 'softmax'
   | 'silu'
   | 'gelu'
+  | 'glu'
+  | 'softcap'
+  | 'reshape'
   | 'add'
   | 'mul'
   | 'scale'
@@ -46,6 +49,9 @@ export const opNames: readonly OpName[] = Object.freeze([
   'softmax',
   'silu',
   'gelu',
+  'glu',
+  'softcap',
+  'reshape',
   'add',
   'mul',
   'scale',
@@ -65,14 +71,43 @@ export type MatmulActivations = 'f32' | 'ggml';
  * What a backend can do: for each op, the dtypes its typed operand accepts.
  *
  * The typed operand is the weight for `matmul` and `get_rows`, the KV cache for `attention` and the destination
- * for `copy`; every other op works on f32 and lists `['f32']`. An op a backend cannot run at all lists `[]`.
+ * for `copy`; every other op works on values and lists the value dtypes it accepts (`['f32']`). An op a backend
+ * cannot run at all lists `[]`.
  */
 export interface BackendCapabilities {
   /** Accepted dtypes per op. */
   readonly ops: Readonly<Record<OpName, readonly DTypeName[]>>;
   /** The matmul activation modes this backend implements. */
   readonly matmulActivations: readonly MatmulActivations[];
+  /** Element types node results may have (`f32`, and `f16` where the backend computes in half precision). */
+  readonly valueDTypes: readonly ('f32' | 'f16')[];
+  /** Memory limits the planner respects (see `planGraph`). */
+  readonly limits: BackendLimits;
 }
+
+/**
+ * A backend's memory limits. The planner splits its value buffers so none exceeds `maxBufferBytes`, and refuses a
+ * single value larger than `maxBindingBytes` with a `GraphError` naming it.
+ */
+export interface BackendLimits {
+  /** Largest buffer the backend can allocate (WebGPU `maxBufferSize`; wasm32: 4 GiB of memory in all). */
+  readonly maxBufferBytes: number;
+  /** Largest buffer one kernel can bind (WebGPU `maxStorageBufferBindingSize`). */
+  readonly maxBindingBytes: number;
+}
+
+/**
+ * Limits of a backend with no practical ones (host memory): `Number.MAX_SAFE_INTEGER` bytes.
+ *
+ * @example
+ * ```ts
+ * const caps: BackendCapabilities = { ops, matmulActivations: ['f32'], valueDTypes: ['f32'], limits: unlimited };
+ * ```
+ */
+export const unlimited: BackendLimits = Object.freeze({
+  maxBufferBytes: Number.MAX_SAFE_INTEGER,
+  maxBindingBytes: Number.MAX_SAFE_INTEGER,
+});
 
 /**
  * Whether a backend's capabilities accept `dtype` for `op`.
@@ -168,6 +203,11 @@ export interface Backend {
   alloc(dtype: DTypeName, shape: Shape, options?: TensorOptions): Promise<BackendTensor>;
   /** Copies a backend tensor's bytes back to the host in its stored format. */
   download(tensor: BackendTensor): Promise<HostTensor>;
+  /**
+   * Releases one uploaded or allocated tensor now (a session's KV cache when the session is disposed). Graphs that
+   * use it can no longer run, and using it again throws a {@link BackendError}. Freeing twice is a no-op.
+   */
+  free(tensor: BackendTensor): void;
   /**
    * Runs a graph with this step's inputs and params. The first run of a graph checks it against the capabilities and
    * plans its memory; later runs reuse the plan. Throws a {@link GraphError} naming the node or input at fault.

@@ -65,7 +65,11 @@ interface NodeBase {
   readonly out: TensorRef | undefined;
 }
 
-/** `out[r, o] = Σ_i weight[o, i] · x[r, i]`. weight `[out, in]` (any dtype), x `[..., in]` f32 -> `[..., out]`. */
+/**
+ * `out[r, o] = Σ_i weight[o, i] · x[r, i] (+ bias[o]) (+ residual[r, o])`. weight `[out, in]` (any dtype), x
+ * `[..., in]` -> `[..., out]`. The dot is rounded to f32 before the bias is added, and that sum to f32 before the
+ * residual, so a fused node gives the same floats as separate `add` nodes.
+ */
 export interface MatmulNode extends NodeBase {
   readonly op: 'matmul';
   readonly weight: TensorRef;
@@ -73,6 +77,10 @@ export interface MatmulNode extends NodeBase {
   readonly out: TensorRef;
   /** Activation mode; undefined means the backend's default. */
   readonly activations: MatmulActivations | undefined;
+  /** `[out]` added to every row (attention biases of Qwen 2, Phi). */
+  readonly bias: TensorRef | undefined;
+  /** `[..., out]` added last (the residual connection). */
+  readonly residual: TensorRef | undefined;
 }
 /** `out[r, :] = decode(table[ids[r], :])`. table `[rows, cols]` (any dtype), ids `[n]` i32 -> `[n, cols]` f32. */
 export interface GetRowsNode extends NodeBase {
@@ -81,23 +89,39 @@ export interface GetRowsNode extends NodeBase {
   readonly ids: TensorRef;
   readonly out: TensorRef;
 }
-/** Per row: `x / sqrt(mean(x²) + eps)`. */
+/**
+ * Per row of the last dimension: `f32(x / sqrt(mean(x²) + eps)) · weight`. Rows are every leading index, so a
+ * `[n, nHeads, headDim]` value normalises each head (Qwen 3's q/k norms).
+ */
 export interface RmsNormNode extends NodeBase {
   readonly op: 'rms_norm';
   readonly x: TensorRef;
   readonly out: TensorRef;
   readonly eps: number;
+  /** `[cols]` f32 multiplied in after normalising; undefined: none. */
+  readonly weight: TensorRef | undefined;
 }
-/** Per row: `(x - mean) / sqrt(var + eps)` (no affine part: follow with `mul`/`add`). */
+/** Per row: `f32((x - mean) / sqrt(var + eps)) · weight + bias` (both optional). */
 export interface LayerNormNode extends NodeBase {
   readonly op: 'layer_norm';
   readonly x: TensorRef;
   readonly out: TensorRef;
   readonly eps: number;
+  readonly weight: TensorRef | undefined;
+  readonly bias: TensorRef | undefined;
 }
 /**
- * Rotary position embedding of x `[n, nHeads * headDim]`. Dimension pair j (of nRot/2) of a row at position p turns
- * by `p · freqScale · freqBase^(-2j/nRot)`; dims from nRot to headDim pass through.
+ * Rotary position embedding of x `[n, nHeads * headDim]`, ggml's `rope_ext` including YaRN. For pair j (of nRot/2)
+ * of a row at position p:
+ *
+ *   extrap = p · freqBase^(-2j/nRot) / freqFactors[j]        interp = freqScale · extrap
+ *   theta  = interp                                            when extFactor = 0
+ *          = interp · (1 - r) + extrap · r, r = ramp(j) · extFactor   otherwise (YaRN)
+ *   mscale = attnFactor · (extFactor = 0 ? 1 : 1 + 0.1 · ln(1 / freqScale))
+ *   (x0, x1) -> (x0 cos θ - x1 sin θ, x0 sin θ + x1 cos θ) · mscale
+ *
+ * with ramp(j) = 1 - clamp((j - lo) / max(0.001, hi - lo), 0, 1) and [lo, hi] from ggml's `rope_yarn_corr_dims`
+ * (origCtx, betaFast, betaSlow). Dims from nRot to headDim pass through.
  */
 export interface RopeNode extends NodeBase {
   readonly op: 'rope';
@@ -110,11 +134,22 @@ export interface RopeNode extends NodeBase {
   readonly mode: RopeMode;
   readonly freqBase: number;
   readonly freqScale: number;
+  /** `[nRot / 2]` f32 divisors of each pair's frequency (Llama 3's `rope_freqs`, Phi 3's LongRoPE factors). */
+  readonly freqFactors: TensorRef | undefined;
+  /** YaRN mix of extrapolated and interpolated angles; 0 = plain linear scaling. */
+  readonly extFactor: number;
+  /** Scales both cos and sin (YaRN's magnitude, LongRoPE's attention factor). */
+  readonly attnFactor: number;
+  readonly betaFast: number;
+  readonly betaSlow: number;
+  /** Context length the model was trained with (YaRN's ramp). */
+  readonly origCtx: number;
 }
 /**
  * Causal grouped-query attention over a KV cache. q `[n, nHeads * headDim]`; k, v: state `[ctx, nKvHeads * headDim]`
- * (f32, f16 or q8_0). Query row i at position p attends to cache rows 0..p: `softmax(scale · q·kᵀ) · v`. Query head h
- * reads KV head `floor(h / (nHeads / nKvHeads))`. Out `[n, nHeads * headDim]`.
+ * (f32, f16 or q8_0). Query row i at position p attends to cache rows t with `p - window < t <= p`:
+ * `softmax(s) · v` with `s = scale · q·kᵀ`, soft-capped to `softcap · tanh(s / softcap)` when `softcap > 0`. Query
+ * head h reads KV head `floor(h / (nHeads / nKvHeads))`. Out `[n, nHeads * headDim]`.
  */
 export interface AttentionNode extends NodeBase {
   readonly op: 'attention';
@@ -127,6 +162,10 @@ export interface AttentionNode extends NodeBase {
   readonly nKvHeads: number;
   readonly headDim: number;
   readonly scale: number;
+  /** Score soft-capping (Gemma 2); 0 = none. */
+  readonly softcap: number;
+  /** Sliding window in positions (Gemma, Mistral); 0 = the whole cache. */
+  readonly window: number;
 }
 /** Softmax along the last dimension. */
 export interface SoftmaxNode extends NodeBase {
@@ -143,6 +182,33 @@ export interface SiluNode extends NodeBase {
 /** GELU, tanh approximation: `0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))` (ggml's `gelu`). */
 export interface GeluNode extends NodeBase {
   readonly op: 'gelu';
+  readonly x: TensorRef;
+  readonly out: TensorRef;
+}
+/**
+ * Gated linear unit: `act(gate) · up`, elementwise. Without `up`, each row of `gate` is `[g | u]` (twice the output
+ * width, Phi 3's fused `ffn_up`) and the halves are used.
+ */
+export interface GluNode extends NodeBase {
+  readonly op: 'glu';
+  readonly gate: TensorRef;
+  readonly up: TensorRef | undefined;
+  readonly out: TensorRef;
+  readonly activation: 'silu' | 'gelu';
+}
+/** `cap · tanh(x / cap)` (Gemma 2's final logit soft-capping). */
+export interface SoftcapNode extends NodeBase {
+  readonly op: 'softcap';
+  readonly x: TensorRef;
+  readonly out: TensorRef;
+  readonly cap: number;
+}
+/**
+ * The same elements in another shape: a view, no copy. The planner gives `out` the storage of `x`, so a backend's
+ * kernel does nothing (or a metadata change); the element count matches at every param value.
+ */
+export interface ReshapeNode extends NodeBase {
+  readonly op: 'reshape';
   readonly x: TensorRef;
   readonly out: TensorRef;
 }
@@ -190,6 +256,9 @@ export type GraphNode =
   | SoftmaxNode
   | SiluNode
   | GeluNode
+  | GluNode
+  | SoftcapNode
+  | ReshapeNode
   | AddNode
   | MulNode
   | ScaleNode
@@ -292,14 +361,40 @@ export function resolveShape(shape: readonly Dim[], at?: Readonly<Record<string,
   return shape.map((d) => (at === undefined ? dimMax(d) : dimValue(d, at)));
 }
 
-/** Options shared by every op: a node name (default `op_N`). */
+/** The element types of node results: f32, or f16 on backends that list it in `capabilities.valueDTypes`. */
+export type ValueDType = 'f32' | 'f16';
+
+/** Options shared by every op: a node name (default `op_N`) and the result's element type (default f32). */
 export interface NodeOptions {
   name?: string;
+  /** Element type of the result; `'f16'` only runs on backends that claim it. Default `'f32'`. */
+  dtype?: ValueDType;
 }
 /** Options of {@link GraphBuilder.matmul}. */
 export interface MatmulOptions extends NodeOptions {
   /** Activation mode of this node; default: the backend's `matmulActivations` option. */
   activations?: MatmulActivations;
+  /** `[out]` added to every row. */
+  bias?: TensorRef;
+  /** Added last, with the result's shape: the residual connection. */
+  residual?: TensorRef;
+}
+/** Options of {@link GraphBuilder.rmsNorm}. */
+export interface RmsNormOptions extends NodeOptions {
+  /** `[cols]` f32 scale applied after normalising. */
+  weight?: TensorRef;
+}
+/** Options of {@link GraphBuilder.layerNorm}. */
+export interface LayerNormOptions extends NodeOptions {
+  /** `[cols]` f32 scale applied after normalising. */
+  weight?: TensorRef;
+  /** `[cols]` f32 added after the scale. */
+  bias?: TensorRef;
+}
+/** Options of {@link GraphBuilder.glu}. */
+export interface GluOptions extends NodeOptions {
+  /** Default `'silu'` (SwiGLU). */
+  activation?: 'silu' | 'gelu';
 }
 /** Options of {@link GraphBuilder.rope}. */
 export interface RopeOptions extends NodeOptions {
@@ -314,6 +409,17 @@ export interface RopeOptions extends NodeOptions {
   freqBase?: number;
   /** Linear position scaling; default 1. */
   freqScale?: number;
+  /** `[nRot / 2]` f32 frequency divisors (a weight). */
+  freqFactors?: TensorRef;
+  /** YaRN extrapolation mix; default 0 (none). */
+  extFactor?: number;
+  /** cos/sin magnitude; default 1. */
+  attnFactor?: number;
+  /** YaRN ramp bounds; defaults 32 and 1 as in ggml. */
+  betaFast?: number;
+  betaSlow?: number;
+  /** Training context length for YaRN; default 0 (unused unless extFactor is set). */
+  origCtx?: number;
 }
 /** Options of {@link GraphBuilder.attention}. */
 export interface AttentionOptions extends NodeOptions {
@@ -323,9 +429,13 @@ export interface AttentionOptions extends NodeOptions {
   headDim?: number;
   /** Default `1 / sqrt(headDim)`. */
   scale?: number;
+  /** Score soft-cap; default 0 (none). */
+  softcap?: number;
+  /** Sliding window in positions; default 0 (whole cache). */
+  window?: number;
 }
 
-const floatDTypes: ReadonlySet<string> = new Set(['f32']);
+const floatDTypes: ReadonlySet<string> = new Set(['f32', 'f16']);
 
 /**
  * Builds a {@link Graph}: declare params, inputs, weights and state, then append nodes; each append checks shapes and
@@ -444,8 +554,22 @@ export class GraphBuilder {
       );
     }
     this.#blockMultiple(name, weight);
-    const out = this.#value(name, [...x.shape.slice(0, -1), weight.shape[0]]);
-    return this.#push({ op: 'matmul', name, inputs: [weight, x], out, weight, x, activations: options.activations });
+    const outShape = [...x.shape.slice(0, -1), weight.shape[0]];
+    const { bias, residual } = options;
+    if (bias !== undefined) this.#rowOperand(name, 'bias', bias, weight.shape[0]);
+    if (residual !== undefined) {
+      this.#own(name, residual);
+      this.#f32(name, residual);
+      if (!sameShape(residual.shape, outShape)) {
+        throw new GraphError(
+          name,
+          `residual ${residual.name} ${formatShape(residual.shape)} must have the result's shape ${formatShape(outShape)}`,
+        );
+      }
+    }
+    const out = this.#value(name, outShape, options.dtype);
+    const inputs = [weight, x, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+    return this.#push({ op: 'matmul', name, inputs, out, weight, x, activations: options.activations, bias, residual });
   }
 
   /**
@@ -465,40 +589,47 @@ export class GraphBuilder {
       throw new GraphError(name, `ids ${ids.name} must be i32 [n], got ${ids.dtype} ${formatShape(ids.shape)}`);
     }
     this.#blockMultiple(name, table);
-    const out = this.#value(name, [ids.shape[0], table.shape[1]]);
+    const out = this.#value(name, [ids.shape[0], table.shape[1]], options.dtype);
     return this.#push({ op: 'get_rows', name, inputs: [table, ids], out, table, ids });
   }
 
   /**
-   * RMS norm of each row: `x / sqrt(mean(x²) + eps)`.
+   * RMS norm of each row (the last dimension): `x / sqrt(mean(x²) + eps)`, times `weight` when given.
    *
    * @example
    * ```ts
-   * const h = b.mul(b.rmsNorm(x, 1e-5), b.weight(attnNorm));
+   * const h = b.rmsNorm(x, 1e-5, { weight: b.weight(attnNorm) }); // [n, dim]
    * ```
    */
-  rmsNorm(x: TensorRef, eps: number, options: NodeOptions = {}): TensorRef {
+  rmsNorm(x: TensorRef, eps: number, options: RmsNormOptions = {}): TensorRef {
     const name = this.#nodeName('rms_norm', options.name);
     this.#unary(name, x);
     this.#eps(name, eps);
-    const out = this.#value(name, x.shape);
-    return this.#push({ op: 'rms_norm', name, inputs: [x], out, x, eps });
+    const { weight } = options;
+    if (weight !== undefined) this.#rowOperand(name, 'weight', weight, x.shape[x.shape.length - 1]);
+    const out = this.#value(name, x.shape, options.dtype);
+    return this.#push({ op: 'rms_norm', name, inputs: weight ? [x, weight] : [x], out, x, eps, weight });
   }
 
   /**
-   * Layer norm of each row without affine part: `(x - mean) / sqrt(var + eps)`.
+   * Layer norm of each row: `(x - mean) / sqrt(var + eps)`, then `· weight` and `+ bias` when given.
    *
    * @example
    * ```ts
-   * const h = b.add(b.mul(b.layerNorm(x, 1e-5), b.weight(gamma)), b.weight(beta));
+   * const h = b.layerNorm(x, 1e-5, { weight: b.weight(gamma), bias: b.weight(beta) });
    * ```
    */
-  layerNorm(x: TensorRef, eps: number, options: NodeOptions = {}): TensorRef {
+  layerNorm(x: TensorRef, eps: number, options: LayerNormOptions = {}): TensorRef {
     const name = this.#nodeName('layer_norm', options.name);
     this.#unary(name, x);
     this.#eps(name, eps);
-    const out = this.#value(name, x.shape);
-    return this.#push({ op: 'layer_norm', name, inputs: [x], out, x, eps });
+    const { weight, bias } = options;
+    const cols = x.shape[x.shape.length - 1];
+    if (weight !== undefined) this.#rowOperand(name, 'weight', weight, cols);
+    if (bias !== undefined) this.#rowOperand(name, 'bias', bias, cols);
+    const out = this.#value(name, x.shape, options.dtype);
+    const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+    return this.#push({ op: 'layer_norm', name, inputs, out, x, eps, weight, bias });
   }
 
   /**
@@ -523,11 +654,36 @@ export class GraphBuilder {
     if (mode !== 'normal' && mode !== 'neox') throw new GraphError(name, `unknown rope mode '${String(mode)}'`);
     const freqBase = options.freqBase ?? 10000;
     const freqScale = options.freqScale ?? 1;
+    const extFactor = options.extFactor ?? 0;
+    const attnFactor = options.attnFactor ?? 1;
+    const betaFast = options.betaFast ?? 32;
+    const betaSlow = options.betaSlow ?? 1;
+    const origCtx = options.origCtx ?? 0;
     this.#finite(name, 'freqBase', freqBase, true);
     this.#finite(name, 'freqScale', freqScale, true);
+    this.#finite(name, 'extFactor', extFactor, false);
+    this.#finite(name, 'attnFactor', attnFactor, false);
+    this.#finite(name, 'betaFast', betaFast, false);
+    this.#finite(name, 'betaSlow', betaSlow, false);
+    if (!Number.isSafeInteger(origCtx) || origCtx < 0)
+      throw new GraphError(name, `origCtx ${origCtx} must be a non-negative integer`);
+    if (extFactor !== 0 && origCtx === 0) throw new GraphError(name, 'YaRN (extFactor != 0) needs origCtx');
+    const { freqFactors } = options;
+    if (freqFactors !== undefined) {
+      this.#own(name, freqFactors);
+      if (freqFactors.kind !== 'weight' || freqFactors.dtype !== 'f32' || freqFactors.shape.length !== 1) {
+        throw new GraphError(name, `freqFactors ${freqFactors.name} must be an f32 weight [${nRot / 2}]`);
+      }
+      if (freqFactors.shape[0] !== nRot / 2) {
+        throw new GraphError(
+          name,
+          `freqFactors ${freqFactors.name} has ${String(freqFactors.shape[0])} factors, nRot ${nRot} needs ${nRot / 2}`,
+        );
+      }
+    }
     this.#positions(name, positions, x.shape[0]);
-    const out = this.#value(name, x.shape);
-    const inputs = isTensor(positions) ? [x, positions] : [x];
+    const out = this.#value(name, x.shape, options.dtype);
+    const inputs = [x, ...(isTensor(positions) ? [positions] : []), ...(freqFactors ? [freqFactors] : [])];
     return this.#push({
       op: 'rope',
       name,
@@ -541,6 +697,12 @@ export class GraphBuilder {
       mode,
       freqBase,
       freqScale,
+      freqFactors,
+      extFactor,
+      attnFactor,
+      betaFast,
+      betaSlow,
+      origCtx,
     });
   }
 
@@ -581,11 +743,32 @@ export class GraphBuilder {
     if (k.shape[0] !== v.shape[0])
       throw new GraphError(name, `k ${formatShape(k.shape)} and v ${formatShape(v.shape)} caches differ in length`);
     const scale = options.scale ?? 1 / Math.sqrt(headDim);
+    const softcap = options.softcap ?? 0;
+    const window = options.window ?? 0;
     this.#finite(name, 'scale', scale, false);
+    if (!Number.isFinite(softcap) || softcap < 0)
+      throw new GraphError(name, `softcap ${softcap} must be a finite non-negative number`);
+    if (!Number.isSafeInteger(window) || window < 0)
+      throw new GraphError(name, `window ${window} must be a non-negative integer`);
     this.#positions(name, positions, q.shape[0]);
-    const out = this.#value(name, q.shape);
+    const out = this.#value(name, q.shape, options.dtype);
     const inputs = isTensor(positions) ? [q, k, v, positions] : [q, k, v];
-    return this.#push({ op: 'attention', name, inputs, out, q, k, v, positions, nHeads, nKvHeads, headDim, scale });
+    return this.#push({
+      op: 'attention',
+      name,
+      inputs,
+      out,
+      q,
+      k,
+      v,
+      positions,
+      nHeads,
+      nKvHeads,
+      headDim,
+      scale,
+      softcap,
+      window,
+    });
   }
 
   /**
@@ -599,7 +782,7 @@ export class GraphBuilder {
   softmax(x: TensorRef, options: NodeOptions = {}): TensorRef {
     const name = this.#nodeName('softmax', options.name);
     this.#unary(name, x);
-    const out = this.#value(name, x.shape);
+    const out = this.#value(name, x.shape, options.dtype);
     return this.#push({ op: 'softmax', name, inputs: [x], out, x });
   }
 
@@ -614,7 +797,7 @@ export class GraphBuilder {
   silu(x: TensorRef, options: NodeOptions = {}): TensorRef {
     const name = this.#nodeName('silu', options.name);
     this.#unary(name, x);
-    const out = this.#value(name, x.shape);
+    const out = this.#value(name, x.shape, options.dtype);
     return this.#push({ op: 'silu', name, inputs: [x], out, x });
   }
 
@@ -629,8 +812,84 @@ export class GraphBuilder {
   gelu(x: TensorRef, options: NodeOptions = {}): TensorRef {
     const name = this.#nodeName('gelu', options.name);
     this.#unary(name, x);
-    const out = this.#value(name, x.shape);
+    const out = this.#value(name, x.shape, options.dtype);
     return this.#push({ op: 'gelu', name, inputs: [x], out, x });
+  }
+
+  /**
+   * Gated linear unit `act(gate) · up` (SwiGLU with `'silu'`, GeGLU with `'gelu'`). With `up` undefined, each row of
+   * `gate` holds `[g | u]` and the result has half its width.
+   *
+   * @example
+   * ```ts
+   * const g = b.glu(b.matmul(wGate, h), b.matmul(wUp, h)); // silu(gate) · up, [n, hidden]
+   * ```
+   */
+  glu(gate: TensorRef, up: TensorRef | undefined, options: GluOptions = {}): TensorRef {
+    const name = this.#nodeName('glu', options.name);
+    this.#unary(name, gate);
+    const activation = options.activation ?? 'silu';
+    if (activation !== 'silu' && activation !== 'gelu')
+      throw new GraphError(name, `unknown glu activation '${String(activation)}'`);
+    let shape: readonly Dim[] = gate.shape;
+    if (up !== undefined) {
+      this.#own(name, up);
+      this.#f32(name, up);
+      if (!sameShape(gate.shape, up.shape)) {
+        throw new GraphError(
+          name,
+          `up ${up.name} ${formatShape(up.shape)} must have gate ${gate.name}'s shape ${formatShape(gate.shape)}`,
+        );
+      }
+    } else {
+      const cols = gate.shape[gate.shape.length - 1];
+      if (typeof cols !== 'number' || cols % 2 !== 0)
+        throw new GraphError(name, `fused gate/up ${gate.name} needs an even fixed row length, got ${dimStr(cols)}`);
+      shape = [...gate.shape.slice(0, -1), cols / 2];
+    }
+    const out = this.#value(name, shape, options.dtype);
+    return this.#push({ op: 'glu', name, inputs: up ? [gate, up] : [gate], out, gate, up, activation });
+  }
+
+  /**
+   * Soft-capping `cap · tanh(x / cap)`.
+   *
+   * @example
+   * ```ts
+   * const logits = b.softcap(b.matmul(wOut, h), 30); // Gemma 2's final_logit_softcapping
+   * ```
+   */
+  softcap(x: TensorRef, cap: number, options: NodeOptions = {}): TensorRef {
+    const name = this.#nodeName('softcap', options.name);
+    this.#unary(name, x);
+    this.#finite(name, 'cap', cap, true);
+    const out = this.#value(name, x.shape, options.dtype);
+    return this.#push({ op: 'softcap', name, inputs: [x], out, x, cap });
+  }
+
+  /**
+   * The same elements in a new shape (a view; no copy). The element count must match at every param value: the
+   * fixed dims multiply to the same number and each param appears as often.
+   *
+   * @example
+   * ```ts
+   * const heads = b.reshape(q, [n, nHeads, headDim]); // per-head norms, then back to [n, nHeads * headDim]
+   * ```
+   */
+  reshape(x: TensorRef, shape: readonly Dim[], options: Omit<NodeOptions, 'dtype'> = {}): TensorRef {
+    const name = this.#nodeName('reshape', options.name);
+    this.#unary(name, x);
+    if (x.kind !== 'value') throw new GraphError(name, `reshape views a node result, got ${x.kind} ${x.name}`);
+    this.#checkShape(name, shape);
+    if (shape.length === 0) throw new GraphError(name, 'reshape needs at least one dimension');
+    if (!sameCount(x.shape, shape)) {
+      throw new GraphError(
+        name,
+        `cannot view ${x.name} ${formatShape(x.shape)} as ${formatShape(shape)}: element counts differ`,
+      );
+    }
+    const out = this.#value(name, shape, x.dtype as ValueDType);
+    return this.#push({ op: 'reshape', name, inputs: [x], out, x });
   }
 
   /**
@@ -644,7 +903,7 @@ export class GraphBuilder {
   add(a: TensorRef, bb: TensorRef, options: NodeOptions = {}): TensorRef {
     const name = this.#nodeName('add', options.name);
     this.#binary(name, a, bb);
-    const out = this.#value(name, a.shape);
+    const out = this.#value(name, a.shape, options.dtype);
     return this.#push({ op: 'add', name, inputs: [a, bb], out, a, b: bb });
   }
 
@@ -659,7 +918,7 @@ export class GraphBuilder {
   mul(a: TensorRef, bb: TensorRef, options: NodeOptions = {}): TensorRef {
     const name = this.#nodeName('mul', options.name);
     this.#binary(name, a, bb);
-    const out = this.#value(name, a.shape);
+    const out = this.#value(name, a.shape, options.dtype);
     return this.#push({ op: 'mul', name, inputs: [a, bb], out, a, b: bb });
   }
 
@@ -675,7 +934,7 @@ export class GraphBuilder {
     const name = this.#nodeName('scale', options.name);
     this.#unary(name, x);
     this.#finite(name, 'factor', factor, false);
-    const out = this.#value(name, x.shape);
+    const out = this.#value(name, x.shape, options.dtype);
     return this.#push({ op: 'scale', name, inputs: [x], out, x, factor });
   }
 
@@ -788,8 +1047,22 @@ export class GraphBuilder {
     return t;
   }
 
-  #value(name: string, shape: readonly Dim[]): TensorRef {
-    return this.#tensor(name, 'value', 'f32', shape, undefined);
+  #value(name: string, shape: readonly Dim[], dtype: ValueDType | undefined): TensorRef {
+    const d = dtype ?? 'f32';
+    if (d !== 'f32' && d !== 'f16')
+      throw new GraphError(name, `result dtype must be 'f32' or 'f16', got '${String(d)}'`);
+    return this.#tensor(name, 'value', d, shape, undefined);
+  }
+
+  /** A `[cols]` f32 operand broadcast over rows: a norm weight or a bias. */
+  #rowOperand(name: string, role: string, t: TensorRef, cols: Dim): void {
+    this.#own(name, t);
+    if (t.dtype !== 'f32' || t.shape.length !== 1 || !sameDim(t.shape[0], cols)) {
+      throw new GraphError(
+        name,
+        `${role} ${t.name} must be f32 [${dimStr(cols)}], got ${t.dtype} ${formatShape(t.shape)}`,
+      );
+    }
   }
 
   #resident(handle: BackendTensor, kind: 'weight' | 'state'): TensorRef {
@@ -833,7 +1106,7 @@ export class GraphBuilder {
   }
 
   #f32(name: string, t: TensorRef): void {
-    if (!floatDTypes.has(t.dtype)) throw new GraphError(name, `${t.name} must be f32, got ${t.dtype}`);
+    if (!floatDTypes.has(t.dtype)) throw new GraphError(name, `${t.name} must be f32 (or f16) values, got ${t.dtype}`);
   }
 
   #unary(name: string, x: TensorRef): void {
@@ -911,6 +1184,22 @@ export class GraphBuilder {
 
 function dimStr(d: Dim): string {
   return typeof d === 'number' ? String(d) : d.name;
+}
+
+function sameShape(a: readonly Dim[], b: readonly Dim[]): boolean {
+  return a.length === b.length && a.every((d, i) => sameDim(d, b[i]));
+}
+
+/** Same element count at every param value: equal products of fixed dims and the same params as often. */
+function sameCount(a: readonly Dim[], b: readonly Dim[]): boolean {
+  const fixed = (s: readonly Dim[]) => s.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
+  const params = (s: readonly Dim[]) =>
+    s
+      .filter((d): d is GraphParam => typeof d !== 'number')
+      .map((d) => d.name)
+      .sort()
+      .join(',');
+  return fixed(a) === fixed(b) && params(a) === params(b);
 }
 
 /**
