@@ -21,7 +21,7 @@ export type { FinishReason, GeneratedToken, GenerationStats } from './generation
 export { Generation } from './generation.js';
 export type { FileTable, LlamaHparams, Metadata } from './hparams.js';
 export { checkHparamsAgainstFile, llamaHparams, supportedArchitectures } from './hparams.js';
-export type { KvCache, LayerWeights, LlamaWeights, LoadProgress, ModelFile } from './llama.js';
+export type { KvCache, LayerWeights, LlamaGraphOptions, LlamaWeights, LoadProgress, ModelFile } from './llama.js';
 export { allocKvCache, buildLlamaGraph, graphNames, uploadLlamaWeights } from './llama.js';
 export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';
 export { loadModelFrom, Model } from './model.js';
@@ -30,7 +30,7 @@ export { firstNonFinite, logProbAt, NonFiniteError, splitDocuments, windows } fr
 export { Xorshift64Star } from './rng.js';
 export type { ResolvedSampling, SamplingOptions } from './sampler.js';
 export { argmax, resolveSampling, Sampler } from './sampler.js';
-export type { GenerateOptions, SessionConfig } from './session.js';
+export type { GenerateOptions, ObservedInput, SessionConfig } from './session.js';
 export { Session } from './session.js';
 export { StopMatcher } from './stop.js';
 export type { RunnerTokenizer, StreamDecoder, TokenizerCore } from './text.js';
