@@ -171,6 +171,7 @@ describe('nibble on bad command lines: one line, exit 2, before any work', () =>
     [['run', model, '--threads', '1.5'], /--threads must be an integer in 1\.\./],
     [['run', model, '--backend', 'nope'], /--backend: 'nope' is not available/],
     [['demo', '--model'], /--model needs a value/],
+    [['perplexity', model, text, '--separator', ''], /--separator must not be empty/],
     [['formats', 'extra'], /unexpected argument 'extra'/],
     [['inspect'], /expected FILE\|URL/],
   ];

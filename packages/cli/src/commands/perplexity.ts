@@ -12,6 +12,7 @@ export async function run(args: string[]): Promise<number> {
   if (!p) return 0;
   const v = p.values;
   const [modelPath, textPath] = p.positionals;
+  if (v.separator === '') throw new UsageError('--separator must not be empty');
   const text = await readFile(textPath, 'utf8');
   if (v.stride !== undefined && v.ctx !== undefined && v.stride > v.ctx) {
     throw new UsageError(`--stride must be an integer in 1..${v.ctx} (at most --ctx), got ${v.stride}`);
