@@ -6,7 +6,7 @@ import '@nibble/backend-js';
 import { readFileSync } from 'node:fs';
 import { createBackend } from '@nibble/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { llamaHparams } from './hparams.js';
+import { llamaHparams } from './arch/registry.js';
 import { loadModel as loadModelBrowser } from './index.js';
 import type { Model } from './model.js';
 import { loadModel } from './node.js';
@@ -77,7 +77,7 @@ describe('hyperparameters', () => {
     without.delete('llama.block_count');
     expect(() => llamaHparams(without)).toThrow(/'llama\.block_count' is missing/);
     expect(() => llamaHparams(new Map([...base, ['general.architecture', 'gpt2']]))).toThrow(/architecture 'gpt2'/);
-    expect(() => llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'yarn']]))).toThrow(/RoPE scaling 'yarn'/);
+    expect(() => llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'dynamic']]))).toThrow(/RoPE scaling 'dynamic'/);
     expect(() => llamaHparams(new Map([...base, ['llama.attention.head_count_kv', 3]]))).toThrow(/head_count_kv 3/);
     expect(
       llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'linear'], ['llama.rope.scaling.factor', 4]]))

@@ -11,8 +11,9 @@ import {
   ValueError,
 } from '@nibble/tensor';
 import { Generation } from './generation.js';
-import { type LlamaHparams, llamaHparams } from './hparams.js';
-import { type LlamaWeights, type LoadProgress, type ModelFile, uploadLlamaWeights } from './llama.js';
+import type { LoadProgress, ModelFile, ModelWeights } from './arch/common.js';
+import { modelHparams, uploadModelWeights } from './arch/registry.js';
+import type { ModelHparams } from './hparams.js';
 import { logProbAt, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
 import { type GenerateOptions, Session, type SessionConfig } from './session.js';
 import type { RunnerTokenizer } from './text.js';
@@ -81,7 +82,7 @@ const maxIdleSessions = 2;
  * ```
  */
 export class Model {
-  readonly hparams: LlamaHparams;
+  readonly hparams: ModelHparams;
   readonly tokenizer: RunnerTokenizer;
   readonly backend: Backend;
   /** Backends tried before this one and why they were skipped. */
@@ -111,7 +112,7 @@ export class Model {
   }
 
   /** The uploaded weights (for tools that build their own graphs). */
-  get weights(): LlamaWeights {
+  get weights(): ModelWeights {
     return this.#cfg.weights;
   }
 
@@ -255,7 +256,7 @@ function isBackend(x: unknown): x is Backend {
 }
 
 /**
- * Loads a llama-architecture model from an opened file and its tokenizer onto a backend. `loadModel` of
+ * Loads a model of any supported architecture (see `supportedArchitectures`) from an opened file and its tokenizer onto a backend. `loadModel` of
  * `@nibble/runner` (bytes, Blob, URL) and of `@nibble/runner/node` (paths) open the file and call this.
  *
  * @example
@@ -265,7 +266,7 @@ function isBackend(x: unknown): x is Backend {
  */
 export async function loadModelFrom(source: ModelSource, options: LoadModelOptions = {}): Promise<Model> {
   const { file, tokenizer } = source;
-  const hp = llamaHparams(file.metadata, tokenizer.vocabSize);
+  const hp = modelHparams(file.metadata, { vocabFallback: tokenizer.vocabSize });
   if (tokenizer.vocabSize !== hp.vocabSize) {
     throw new NibbleError('E_FORMAT', `the tokenizer has ${tokenizer.vocabSize} tokens, the model ${hp.vocabSize}`);
   }
@@ -290,7 +291,7 @@ export async function loadModelFrom(source: ModelSource, options: LoadModelOptio
     ({ backend, skipped } = await selectBackend(spec as BackendSpec, backendOptions));
   }
   try {
-    const weights = await uploadLlamaWeights(file, hp, backend, options.onProgress, options.signal);
+    const weights = await uploadModelWeights(file, hp, backend, options.onProgress, options.signal);
     const cfg: SessionConfig = {
       backend,
       hparams: hp,
