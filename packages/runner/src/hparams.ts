@@ -100,7 +100,9 @@ export class MetaReader {
       if (arr.length === 0) throw new NibbleError('E_FORMAT', `metadata key '${full}' is an empty array`);
       for (let i = 1; i < arr.length; i++) {
         if (arr[i] !== arr[0]) {
-          throw new UnsupportedError(`metadata key '${full}' differs between layers; per-layer values are not supported`);
+          throw new UnsupportedError(
+            `metadata key '${full}' differs between layers; per-layer values are not supported`,
+          );
         }
       }
       v = arr[0];
@@ -198,7 +200,8 @@ export function baseHparams(r: MetaReader, options: BaseHparamsOptions = {}): Mo
   // llama.cpp: a factor of 0 or none means 1; 'none' never scales.
   const factor = r.num('rope.scaling.factor', r.num('rope.scale_linear', 0));
   const ropeFreqScale = ropeScaling === 'none' || factor === 0 ? 1 : Math.fround(1 / factor);
-  if (!(ropeFreqScale > 0)) throw new NibbleError('E_FORMAT', `${r.arch}.rope.scaling.factor ${factor} is not positive`);
+  if (!(ropeFreqScale > 0))
+    throw new NibbleError('E_FORMAT', `${r.arch}.rope.scaling.factor ${factor} is not positive`);
   const ropeDims = r.posInt('rope.dimension_count', headDim);
   if (ropeDims > headDim || ropeDims % 2 !== 0) {
     throw new NibbleError('E_FORMAT', `rope.dimension_count ${ropeDims} does not fit head size ${headDim}`);

@@ -17,8 +17,6 @@ import { type GgufSource, openGguf } from '@nibble/gguf';
 import { type LoadModelOptions, loadModelFrom, type Model } from './model.js';
 import { fromGgufFile } from './text.js';
 
-export type { FinishReason, GeneratedToken, GenerationStats } from './generation.js';
-export { Generation } from './generation.js';
 export type {
   Architecture,
   GraphOptions,
@@ -44,6 +42,8 @@ export {
   supportedArchitectures,
   uploadModelWeights,
 } from './arch/registry.js';
+export type { FinishReason, GeneratedToken, GenerationStats } from './generation.js';
+export { Generation } from './generation.js';
 export type { BaseHparamsOptions, LlamaHparams, Metadata, ModelHparams, RopeScaling } from './hparams.js';
 export { architectureName, baseHparams, MetaReader, swaPattern } from './hparams.js';
 export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';

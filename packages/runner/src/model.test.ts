@@ -77,7 +77,9 @@ describe('hyperparameters', () => {
     without.delete('llama.block_count');
     expect(() => llamaHparams(without)).toThrow(/'llama\.block_count' is missing/);
     expect(() => llamaHparams(new Map([...base, ['general.architecture', 'gpt2']]))).toThrow(/architecture 'gpt2'/);
-    expect(() => llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'dynamic']]))).toThrow(/RoPE scaling 'dynamic'/);
+    expect(() => llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'dynamic']]))).toThrow(
+      /RoPE scaling 'dynamic'/,
+    );
     expect(() => llamaHparams(new Map([...base, ['llama.attention.head_count_kv', 3]]))).toThrow(/head_count_kv 3/);
     expect(
       llamaHparams(new Map([...base, ['llama.rope.scaling.type', 'linear'], ['llama.rope.scaling.factor', 4]]))

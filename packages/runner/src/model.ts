@@ -10,9 +10,9 @@ import {
   selectBackend,
   ValueError,
 } from '@nibble/tensor';
-import { Generation } from './generation.js';
 import type { LoadProgress, ModelFile, ModelWeights } from './arch/common.js';
 import { modelHparams, uploadModelWeights } from './arch/registry.js';
+import { Generation } from './generation.js';
 import type { ModelHparams } from './hparams.js';
 import { logProbAt, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
 import { type GenerateOptions, Session, type SessionConfig } from './session.js';

@@ -3,9 +3,9 @@
  * nothing else, so their generations cannot interfere.
  */
 import { type Backend, type Graph, NibbleError, type RunOptions, ValueError } from '@nibble/tensor';
-import { type GeneratedToken, Generation, type GenerationStats } from './generation.js';
 import { allocKvCache, graphNames, type KvCache, type ModelWeights, observePrefix } from './arch/common.js';
 import { buildModelGraph } from './arch/registry.js';
+import { type GeneratedToken, Generation, type GenerationStats } from './generation.js';
 import type { ModelHparams } from './hparams.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';

@@ -216,12 +216,16 @@ export async function uploadWeights(
     }
     const dtype = dtypes[info.typeName as DTypeName];
     if (want.use === 'f32' && info.typeName !== 'f32') {
-      throw new UnsupportedError(`tensor '${want.name}' is ${info.typeName}; only f32 norm weights, biases and factors are supported`);
+      throw new UnsupportedError(
+        `tensor '${want.name}' is ${info.typeName}; only f32 norm weights, biases and factors are supported`,
+      );
     }
     for (const op of [want.use, want.alsoMatmul ? 'matmul' : undefined] as const) {
       if (op !== 'matmul' && op !== 'get_rows') continue;
       if (dtype === undefined || !supports(backend.capabilities, op, dtype.name)) {
-        throw new UnsupportedError(`backend '${backend.name}' has no ${op} for ${info.typeName} (tensor '${want.name}')`);
+        throw new UnsupportedError(
+          `backend '${backend.name}' has no ${op} for ${info.typeName} (tensor '${want.name}')`,
+        );
       }
     }
     if (want.split !== undefined && want.split.reduce((s, p) => s + p.rows, 0) !== want.shape[0]) {

@@ -44,7 +44,9 @@ export const gemma2: Architecture = {
 
   tensors(hp, has) {
     const { dim, hiddenDim, vocabSize } = hp;
-    const specs: TensorSpec[] = [{ name: 'token_embd.weight', shape: [vocabSize, dim], use: 'get_rows', alsoMatmul: true }];
+    const specs: TensorSpec[] = [
+      { name: 'token_embd.weight', shape: [vocabSize, dim], use: 'get_rows', alsoMatmul: true },
+    ];
     for (let l = 0; l < hp.nLayers; l++) {
       const p = `blk.${l}.`;
       specs.push(

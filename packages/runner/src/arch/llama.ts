@@ -37,7 +37,9 @@ export const llama: Architecture = {
     const { dim, hiddenDim, vocabSize, nLayers } = hp;
     const qDim = hp.nHeads * hp.headDim;
     const tied = !has('output.weight');
-    const specs: TensorSpec[] = [{ name: 'token_embd.weight', shape: [vocabSize, dim], use: 'get_rows', alsoMatmul: tied }];
+    const specs: TensorSpec[] = [
+      { name: 'token_embd.weight', shape: [vocabSize, dim], use: 'get_rows', alsoMatmul: tied },
+    ];
     specs.push(...ropeFactorSpecs(hp));
     for (let l = 0; l < nLayers; l++) {
       const p = `blk.${l}.`;

@@ -21,10 +21,12 @@ import { getLlama, type Llama, LlamaLogLevel, type Token } from 'node-llama-cpp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../index.js';
 import { fixturePath } from '../test/fixtures.js';
-import { asQ8_0, phi3Twin, type SyntheticSpec, syntheticModel, syntheticSpecs as S } from '../test/synthetic.js';
+import { asQ8_0, phi3Twin, syntheticSpecs as S, type SyntheticSpec, syntheticModel } from '../test/synthetic.js';
 
 /** Backends under test: one line each. */
-const backends: { name: string; create: () => Promise<Backend> }[] = [{ name: 'js', create: () => createBackend('js') }];
+const backends: { name: string; create: () => Promise<Backend> }[] = [
+  { name: 'js', create: () => createBackend('js') },
+];
 
 interface Case {
   spec: SyntheticSpec;

@@ -32,7 +32,9 @@ export const qwen2: Architecture = {
   tensors(hp, has) {
     const { dim, hiddenDim, vocabSize } = hp;
     const tied = !has('output.weight');
-    const specs: TensorSpec[] = [{ name: 'token_embd.weight', shape: [vocabSize, dim], use: 'get_rows', alsoMatmul: tied }];
+    const specs: TensorSpec[] = [
+      { name: 'token_embd.weight', shape: [vocabSize, dim], use: 'get_rows', alsoMatmul: tied },
+    ];
     for (let l = 0; l < hp.nLayers; l++) {
       const p = `blk.${l}.`;
       specs.push(

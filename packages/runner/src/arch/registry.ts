@@ -46,7 +46,9 @@ export const supportedArchitectures: readonly string[] = Object.freeze([...regis
 export function getArchitecture(name: string): Architecture {
   const arch = registry.get(name);
   if (arch === undefined) {
-    throw new UnsupportedError(`architecture '${name}' is not supported; supported: ${supportedArchitectures.join(', ')}`);
+    throw new UnsupportedError(
+      `architecture '${name}' is not supported; supported: ${supportedArchitectures.join(', ')}`,
+    );
   }
   return arch;
 }
@@ -104,7 +106,14 @@ export async function uploadModelWeights(
   }
   const names = new Set(file.tensors.map((t) => t.name));
   const arch = getArchitecture(hp.architecture);
-  return uploadWeights(file, arch.name, arch.tensors(hp, (n) => names.has(n)), backend, onProgress, signal);
+  return uploadWeights(
+    file,
+    arch.name,
+    arch.tensors(hp, (n) => names.has(n)),
+    backend,
+    onProgress,
+    signal,
+  );
 }
 
 /**

@@ -193,7 +193,8 @@ export function syntheticTensors(spec: SyntheticSpec): SyntheticTensor[] {
   // Embedding and output rows with a spread that makes the next token clear (logits of a few units, as a trained
   // model's are); matrices with unit-variance outputs; norm weights near 1.
   mat('token_embd.weight', nVocab, dim, 0.5);
-  if (spec.ropeFreqs) tensors.push(['rope_freqs.weight', [ropeDims / 2], llama3RopeFreqs(ropeDims, spec.ropeBase ?? 10000)]);
+  if (spec.ropeFreqs)
+    tensors.push(['rope_freqs.weight', [ropeDims / 2], llama3RopeFreqs(ropeDims, spec.ropeBase ?? 10000)]);
   if (spec.longRope) {
     const n = ropeDims / 2;
     tensors.push(['rope_factors_long.weight', [n], Float32Array.from({ length: n }, (_, i) => 1 + (i * 7) / n)]);
@@ -314,7 +315,10 @@ export async function syntheticModel(
   if (vocab.addBos !== undefined) m.setBool('tokenizer.ggml.add_bos_token', vocab.addBos);
   if (arch === 'gemma2' || arch === 'gemma3') m.setBool('tokenizer.ggml.add_space_prefix', false);
   if (spec.chatTemplate) {
-    m.setString('tokenizer.chat_template', readFileSync(fixturePath('templates', `${spec.chatTemplate}.jinja`), 'utf8'));
+    m.setString(
+      'tokenizer.chat_template',
+      readFileSync(fixturePath('templates', `${spec.chatTemplate}.jinja`), 'utf8'),
+    );
   }
 
   // 2-D tensors take the file's dtype, 1-D ones stay f32 as in llama.cpp's files.
