@@ -42,6 +42,10 @@ export {
   supportedArchitectures,
   uploadModelWeights,
 } from './arch/registry.js';
+export type { ChatOptions, GgufChatTemplate, PreparedChat } from './chat/chat.js';
+export { ggufChatTemplate, prepareChat, reusablePrefix } from './chat/chat.js';
+export type { ChatMessage, ChatTemplateOptions } from './chat/template.js';
+export { ChatTemplate, ChatTemplateError, renderChatTemplate, strftime } from './chat/template.js';
 export type { FinishReason, GeneratedToken, GenerationStats } from './generation.js';
 export { Generation } from './generation.js';
 export type { BaseHparamsOptions, LlamaHparams, Metadata, ModelHparams, RopeScaling } from './hparams.js';

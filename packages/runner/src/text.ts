@@ -18,6 +18,8 @@ export interface StreamDecoder {
 export interface RunnerTokenizer {
   /** Text to ids; `addSpecial` adds BOS (and EOS) as the model's metadata says. */
   encode(text: string, addSpecial: boolean): number[];
+  /** Text to ids with special tokens in the text (`<|im_start|>`) parsed as such, nothing added: a rendered chat. */
+  encodeSpecial(text: string): number[];
   /** Ids to text, special tokens dropped, SentencePiece's leading space removed (as after BOS). */
   decode(ids: readonly number[]): string;
   /** A fresh incremental decoder; `previous` is the token before the first one pushed (e.g. BOS). */
@@ -60,6 +62,7 @@ export function adaptTokenizer(tok: TokenizerCore): RunnerTokenizer {
     bosId: bos,
     eosId: eos,
     encode: (text, addSpecial) => tok.encode(text, { addSpecial, parseSpecial: false }),
+    encodeSpecial: (text) => tok.encode(text, { addSpecial: false, parseSpecial: true }),
     decode: (ids) => {
       // Through the stream decoder, so that decode(ids) is exactly what generation streamed.
       const d = new Utf8Stream(tok, tok.addSpacePrefix);
