@@ -29,6 +29,14 @@ const commands: Record<string, Command> = {
     load: () => import('./commands/tokenize.js'),
   },
   run: { summary: 'generate text from a prompt, streaming', load: () => import('./commands/run.js') },
+  chat: {
+    summary: 'chat with a model in the terminal (or one turn with --json)',
+    load: () => import('./commands/chat.js'),
+  },
+  'chat-template': {
+    summary: "print a conversation rendered with a model's (or a .jinja) chat template",
+    load: () => import('./commands/chat-template.js'),
+  },
   perplexity: { summary: 'perplexity of a model on a text file', load: () => import('./commands/perplexity.js') },
   bench: { summary: 'run the benchmarks beside their peers', load: () => import('./commands/bench.js') },
 };
