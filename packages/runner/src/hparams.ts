@@ -44,8 +44,11 @@ export interface ModelHparams {
   readonly ropeAttnFactor: number;
   /** Sliding-window length of the local layers in positions; 0 = every layer attends to the whole context. */
   readonly slidingWindow: number;
-  /** Per layer: whether it is a sliding-window layer (all false without a window). */
-  readonly swaLayers: readonly boolean[];
+  /**
+   * ggml's sliding-window pattern period: layer l slides when `l % period < period - 1` (every period-th layer is
+   * global); 1 = no layer slides, 0 = every layer does. See {@link isSlidingLayer}.
+   */
+  readonly swaPeriod: number;
   /** RoPE base and position multiplier of the sliding-window layers. */
   readonly ropeBaseSwa: number;
   readonly ropeFreqScaleSwa: number;
@@ -226,7 +229,7 @@ export function baseHparams(r: MetaReader, options: BaseHparamsOptions = {}): Mo
     ropeOrigCtx: r.posInt('rope.scaling.original_context_length', contextLength),
     ropeAttnFactor: r.num('rope.scaling.attn_factor', 1),
     slidingWindow: 0,
-    swaLayers: new Array<boolean>(nLayers).fill(false),
+    swaPeriod: 1,
     ropeBaseSwa: ropeBase,
     ropeFreqScaleSwa: ropeFreqScale,
     attnScale: 1 / Math.sqrt(headDim),
@@ -236,14 +239,15 @@ export function baseHparams(r: MetaReader, options: BaseHparamsOptions = {}): Mo
 }
 
 /**
- * ggml's sliding-window pattern (`llama_hparams::set_swa_pattern`): with period p, layer l slides when
- * `l % p < p - 1` (every p-th layer is global); period 0 makes every layer slide.
+ * Whether layer l is a sliding-window layer: ggml's `llama_hparams::set_swa_pattern` with the model's period (every
+ * period-th layer is global; period 0 makes every layer slide), and only when the model has a window.
  *
  * @example
  * ```ts
- * swaPattern(4, 2); // [true, false, true, false]
+ * isSlidingLayer({ slidingWindow: 512, swaPeriod: 6 }, 5); // false: layer 5 of 6 is global
  * ```
  */
-export function swaPattern(nLayers: number, period: number): boolean[] {
-  return Array.from({ length: nLayers }, (_, l) => period === 0 || l % period < period - 1);
+export function isSlidingLayer(hp: Pick<ModelHparams, 'slidingWindow' | 'swaPeriod'>, l: number): boolean {
+  const p = hp.swaPeriod;
+  return hp.slidingWindow > 0 && (p === 0 || l % p < p - 1);
 }

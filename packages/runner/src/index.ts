@@ -49,7 +49,7 @@ export { ChatTemplate, ChatTemplateError, renderChatTemplate, strftime } from '.
 export type { FinishReason, GeneratedToken, GenerationStats } from './generation.js';
 export { Generation } from './generation.js';
 export type { BaseHparamsOptions, LlamaHparams, Metadata, ModelHparams, RopeScaling } from './hparams.js';
-export { architectureName, baseHparams, MetaReader, swaPattern } from './hparams.js';
+export { architectureName, baseHparams, isSlidingLayer, MetaReader } from './hparams.js';
 export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';
 export { loadModelFrom, Model } from './model.js';
 export type { PerplexityResult, Window } from './perplexity.js';
@@ -57,7 +57,7 @@ export { logProbAt, splitDocuments, windows } from './perplexity.js';
 export { Xorshift64Star } from './rng.js';
 export type { ResolvedSampling, SamplingOptions } from './sampler.js';
 export { argmax, resolveSampling, Sampler } from './sampler.js';
-export type { GenerateOptions, SessionConfig } from './session.js';
+export type { GenerateOptions, ObservedInput, SessionConfig } from './session.js';
 export { Session } from './session.js';
 export { StopMatcher } from './stop.js';
 export type { RunnerTokenizer, StreamDecoder, TokenizerCore } from './text.js';

@@ -20,7 +20,7 @@ import {
   type TensorRef,
   UnsupportedError,
 } from '@nibble/tensor';
-import type { BaseHparamsOptions, Metadata, ModelHparams } from '../hparams.js';
+import { type BaseHparamsOptions, isSlidingLayer, type Metadata, type ModelHparams } from '../hparams.js';
 
 /** What the runner needs from an opened GGUF file (`GgufFile` of `@nibble/gguf` has it). */
 export interface ModelFile {
@@ -440,7 +440,7 @@ export class Forward {
   /** RoPE of x `[n, heads * headDim]` at this run's positions, with layer l's base and scale (local or global). */
   rope(x: TensorRef, l: number, heads: number, name: string): TensorRef {
     const { hp } = this;
-    const swa = hp.swaLayers[l];
+    const swa = isSlidingLayer(hp, l);
     return this.b.rope(x, this.pos, {
       name,
       nHeads: heads,
@@ -472,7 +472,7 @@ export class Forward {
       headDim: hp.headDim,
       scale: hp.attnScale,
       softcap: hp.attnSoftcap,
-      window: hp.swaLayers[l] ? hp.slidingWindow : 0,
+      window: isSlidingLayer(hp, l) ? hp.slidingWindow : 0,
     });
   }
 

@@ -13,7 +13,8 @@
  *              x = rmsnorm(w_down (gelu(w_gate h) · w_up h)) · ffn_post_norm + x
  *   logits = softcap(token_embd (rmsnorm(x) · output_norm))             [n, vocab]
  */
-import { baseHparams, MetaReader, type ModelHparams, swaPattern } from '../hparams.js';
+import { NibbleError } from '@nibble/tensor';
+import { baseHparams, MetaReader, type ModelHparams } from '../hparams.js';
 import { type Architecture, type Forward, qkvSpecs, type TensorSpec } from './common.js';
 
 /**
@@ -34,7 +35,7 @@ export const gemma2: Architecture = {
     return {
       ...hp,
       slidingWindow: r.posInt('attention.sliding_window', 4096),
-      swaLayers: swaPattern(hp.nLayers, r.num('attention.sliding_window_pattern', 2)),
+      swaPeriod: swaPeriod(r, 2),
       ropeBaseSwa: r.num('rope.freq_base_swa', hp.ropeBase),
       attnSoftcap: r.num('attn_logit_softcapping', 50),
       finalSoftcap: r.num('final_logit_softcapping', 30),
@@ -86,6 +87,22 @@ export const gemma2: Architecture = {
     if (f.options.logits) f.logits(x); // [n, vocab], soft-capped
   },
 };
+
+/**
+ * `attention.sliding_window_pattern` (a period), checked: a non-negative integer.
+ *
+ * @example
+ * ```ts
+ * swaPeriod(new MetaReader(meta, 'gemma3'), 6); // 6 unless the file says otherwise
+ * ```
+ */
+export function swaPeriod(r: MetaReader, dflt: number): number {
+  const p = r.num('attention.sliding_window_pattern', dflt);
+  if (!Number.isSafeInteger(p) || p < 0) {
+    throw new NibbleError('E_FORMAT', `${r.arch}.attention.sliding_window_pattern ${p} is not a non-negative integer`);
+  }
+  return p;
+}
 
 /**
  * Gemma's query scale (gemma_pytorch's `query_pre_attn_scalar`, as llama.cpp hard-codes it): 1/sqrt(headDim), except

@@ -12,16 +12,17 @@
  *              x = rmsnorm(w_down (gelu(w_gate h) · w_up h)) · ffn_post_norm + x
  *   logits = output (rmsnorm(x) · output_norm)  (soft-capped if final_logit_softcapping)
  */
-import { baseHparams, MetaReader, swaPattern } from '../hparams.js';
+import { NibbleError } from '@nibble/tensor';
+import { baseHparams, MetaReader } from '../hparams.js';
 import { type Architecture, type Forward, qkvSpecs, type TensorSpec } from './common.js';
-import { gemmaQueryScale } from './gemma2.js';
+import { gemmaQueryScale, swaPeriod } from './gemma2.js';
 
 /**
  * The gemma3 architecture.
  *
  * @example
  * ```ts
- * gemma3.hparams(file.metadata).swaLayers; // [true, true, true, true, true, false, ...]
+ * gemma3.hparams(file.metadata).swaPeriod; // 6: five local layers, then a global one
  * ```
  */
 export const gemma3: Architecture = {
@@ -33,15 +34,13 @@ export const gemma3: Architecture = {
     const hp = baseHparams(r, options);
     const window = r.has('attention.sliding_window') ? r.num('attention.sliding_window') : 0;
     if (!Number.isSafeInteger(window) || window < 0) {
-      throw new RangeError(`gemma3.attention.sliding_window ${window} is not a non-negative integer`);
+      throw new NibbleError('E_FORMAT', `gemma3.attention.sliding_window ${window} is not a non-negative integer`);
     }
     const sliding = window > 0;
     return {
       ...hp,
       slidingWindow: window,
-      swaLayers: sliding
-        ? swaPattern(hp.nLayers, r.num('attention.sliding_window_pattern', 6))
-        : new Array<boolean>(hp.nLayers).fill(false),
+      swaPeriod: sliding ? swaPeriod(r, 6) : 1,
       ropeBaseSwa: sliding ? r.num('rope.freq_base_swa', 10000) : hp.ropeBase,
       ropeFreqScaleSwa: sliding ? 1 : hp.ropeFreqScale,
       finalSoftcap: r.num('final_logit_softcapping', 0),
