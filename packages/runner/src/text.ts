@@ -123,5 +123,10 @@ class Utf8Stream implements StreamDecoder {
  * ```
  */
 export function fromGgufFile(file: { readonly metadata: ReadonlyMap<string, unknown> }): RunnerTokenizer {
-  return adaptTokenizer(fromGgufMetadata(tokenizerMetadata(file as Parameters<typeof tokenizerMetadata>[0])));
+  const name = file.metadata.get('general.name');
+  return adaptTokenizer(
+    fromGgufMetadata(tokenizerMetadata(file as Parameters<typeof tokenizerMetadata>[0]), {
+      modelName: typeof name === 'string' ? name : undefined,
+    }),
+  );
 }
