@@ -23,8 +23,8 @@ function nibble(...args: string[]) {
 }
 
 // Drives the CLI in a pty: waits for each expected text before sending the next keys; prints a JSON transcript.
-const driver = String.raw`
-import json, os, pty, select, signal, sys, time
+const driver = `
+import json, os, pty, select, sys, time
 argv = json.loads(sys.argv[1])
 steps = json.loads(sys.argv[2])
 pid, fd = pty.fork()

@@ -40,30 +40,30 @@ interface Case {
   note?: string;
 }
 
-// Measured max |Δ log p| on the JS backend, printed by this test: F32 files 4e-6..8e-6 (Gemma 1.8e-3..2.2e-3: ggml's
-// CPU GELU reads an f16 table). Q8_0 files agree to 3e-6..6e-6 where every f32 value upstream is bit-equal; where
-// one differs by an ulp (YaRN's angles, the twin's permuted q·k, Gemma's GELU), a Q8_0 activation rounds the other
-// way and the gap grows to 0.05..0.12, so those cases carry their own tolerance.
-const exact = { f32: 3e-5, q8_0: 3e-5 };
+// Measured max |Δ log p| on the JS backend, printed by this test: F32 files 4.2e-6..8.1e-6 (Gemma 1.8e-3 and 2.2e-3:
+// ggml's CPU GELU reads an f16 table). Q8_0 files agree to 3.0e-6..6.2e-6 where every f32 value upstream is
+// bit-equal; where one differs by an ulp (YaRN's angles, the twin's permuted q·k, Gemma's GELU), a Q8_0 activation
+// rounds the other way and the gap grows to 0.05..0.12, so those cases carry their own tolerance, about 3x theirs.
+const exact = { f32: 2.5e-5, q8_0: 2e-5 };
 const cases: Case[] = [
   { spec: S.llama, ctx: 128, tol: exact },
   { spec: S.llamaTied, ctx: 128, tol: exact },
   { spec: S.llama3, ctx: 128, tol: exact, note: 'Llama 3.2 shape: rope_freqs, Llama 3 BPE vocabulary' },
   { spec: S.llamaLinear, ctx: 128, tol: exact },
-  { spec: S.llamaYarn, ctx: 128, tol: { f32: 3e-5, q8_0: 0.2 } },
+  { spec: S.llamaYarn, ctx: 128, tol: { f32: 2.5e-5, q8_0: 0.2 } },
   {
     spec: S.llamaPartial,
     ctx: 128,
-    tol: { f32: 3e-5, q8_0: 0.16 },
+    tol: { f32: 2.5e-5, q8_0: 0.155 },
     oracle: phi3Twin,
     note: 'llama.cpp refuses rope.dimension_count < head size for llama ("invalid n_rot"); it scores the phi3 twin',
   },
   { spec: S.qwen2, ctx: 128, tol: exact },
   { spec: S.qwen3, ctx: 128, tol: exact },
-  { spec: S.gemma2, ctx: 128, tol: { f32: 6e-3, q8_0: 0.3 }, note: "ggml's CPU GELU is an f16 table" },
-  { spec: S.gemma3, ctx: 128, tol: { f32: 7e-3, q8_0: 0.4 }, note: "ggml's CPU GELU is an f16 table" },
+  { spec: S.gemma2, ctx: 128, tol: { f32: 5.5e-3, q8_0: 0.28 }, note: "ggml's CPU GELU is an f16 table" },
+  { spec: S.gemma3, ctx: 128, tol: { f32: 6.5e-3, q8_0: 0.37 }, note: "ggml's CPU GELU is an f16 table" },
   { spec: S.phi3, ctx: 256, tol: exact, note: 'context within the trained 256: short factors' },
-  { spec: S.phi3, ctx: 512, tol: { f32: 3e-5, q8_0: 0.04 }, note: 'context beyond 256: long factors' },
+  { spec: S.phi3, ctx: 512, tol: exact, note: 'context beyond 256: long factors' },
 ];
 
 const text = readFileSync(fixturePath('text', 'cs336-tinystories_sample.txt'), 'utf8').slice(0, 600);
