@@ -141,3 +141,32 @@ describe('loading', () => {
     }
   });
 });
+
+describe('observed matmul inputs (imatrix)', () => {
+  it('every architecture outputs the input of each file matmul weight once, a fused attn_qkv as itself', async () => {
+    for (const spec of Object.values(syntheticSpecs)) {
+      const bytes = await syntheticModel(spec);
+      const model = await loadModel(bytes, { backend: 'js', contextSize: 64 });
+      try {
+        const { parseGguf } = await import('@nibble/gguf');
+        const file = parseGguf(bytes);
+        // What llama-imatrix collects: every 2-D weight that multiplies activations (the embedding only when tied).
+        const expected = file.tensors
+          .filter((t) => t.shape.length === 2 && (t.name !== 'token_embd.weight' || model.weights.tied))
+          .map((t) => t.name)
+          .sort();
+        const session = await model.createSession();
+        const seen = new Map<string, number>();
+        await session.evaluateObserved([1, 2, 3], (inputs) => {
+          for (const [name, x] of inputs) seen.set(name, x.cols);
+          expect(inputs.get('blk.0.attn_norm.weight')).toBeUndefined();
+        });
+        session.dispose();
+        expect([...seen.keys()].sort(), spec.name).toEqual(expected);
+        for (const t of file.tensors.filter((t) => seen.has(t.name))) expect(seen.get(t.name)).toBe(t.shape[1]);
+      } finally {
+        await model.dispose();
+      }
+    }
+  });
+});
