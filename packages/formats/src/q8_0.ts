@@ -46,8 +46,54 @@ function q8Block(x: Float32Array, o: number, bits: Uint32Array, k: number, dst: 
   return d;
 }
 
+/**
+ * Q8_0 weights times f32 activations: the quants read as int8 in place, two accumulators per block (elements
+ * j mod 4 in {0, 2} and {1, 3}, pairs added first), times the block's scale.
+ */
+function dotQ8_0(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  const half = fp16Table();
+  const wi = i8Of(w.buffer);
+  const base = w.byteOffset;
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 34 * b + 2;
+    const k = base + q;
+    const o = xOff + 32 * b;
+    let s0 = 0;
+    let s1 = 0;
+    for (let j = 0; j < 32; j += 4) {
+      s0 += wi[k + j] * x[o + j] + wi[k + j + 2] * x[o + j + 2];
+      s1 += wi[k + j + 1] * x[o + j + 1] + wi[k + j + 3] * x[o + j + 3];
+    }
+    sum += (s0 + s1) * half[w[q - 2] | (w[q - 1] << 8)];
+  }
+  return sum;
+}
+
+/**
+ * ggml's `vec_dot_q8_0_q8_0`: per block the integer sum Σ qw·qa times h(dw)·h(da). The product of two fp16 scales is
+ * exact in double; ggml rounds it to float.
+ */
+function dotQ8_0xQ8_0(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
+  const half = fp16Table();
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 34 * b;
+    const p = aOff + 34 * b;
+    let isum = 0;
+    for (let j = 0; j < 32; j++) isum += ((w[q + 2 + j] << 24) >> 24) * ai[p + 2 + j];
+    sum += isum * (half[w[q] | (w[q + 1] << 8)] * half[a[p] | (a[p + 1] << 8)]);
+  }
+  return sum;
+}
+
 /** Q8_0: error per element <= d/2 with d = amax/127 of its block (plus fp16 rounding of d). */
-export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/254 per block (+ fp16 rounding of d)', {
+export const q8_0: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q8_0',
+  errorBound: '|error| <= amax/254 per block (+ fp16 rounding of d)',
+  importance: 'ignored',
+  scaleOffsets: [0],
+  kernels: { dot: dotQ8_0, dotQ: dotQ8_0xQ8_0 },
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
     const bits = u32Of(src.buffer);
     const base = src.byteOffset >> 2;
@@ -88,7 +134,12 @@ export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/
  * Q8_1, the activation format paired with Q4_1/Q5_1 weights in ggml's dot products. ggml has no dequantizer for
  * it; ours reads `qs * d` and ignores `s`.
  */
-export const q8_1: Codec = /* @__PURE__ */ defineCodec('q8_1', '|error| <= amax/254 per block (+ fp16 rounding of d)', {
+export const q8_1: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q8_1',
+  errorBound: '|error| <= amax/254 per block (+ fp16 rounding of d)',
+  importance: 'ignored',
+  // d, and s = d·Σq (which only the dot products read).
+  scaleOffsets: [0, 2],
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
     const bits = u32Of(src.buffer);
     const base = src.byteOffset >> 2;
