@@ -262,7 +262,7 @@ function kindOf(x: unknown): string {
 }
 
 /** Throws a {@link DTypeError} unless `x` is a typed array of the kind `kind` (a Node Buffer is a Uint8Array). */
-function expectKind(name: string, what: string, x: unknown, kind: 'Float32Array' | 'Uint8Array'): void {
+export function expectKind(name: string, what: string, x: unknown, kind: 'Float32Array' | 'Uint8Array'): void {
   if (typeof x === 'object' && x !== null && typedArrayTag.call(x) === kind) return;
   const found = kindOf(x);
   const hint = kind === 'Float32Array' ? `; convert first, e.g. Float32Array.from(values)` : '';

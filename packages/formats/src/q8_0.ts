@@ -138,8 +138,9 @@ export const q8_1: Codec = /* @__PURE__ */ defineCodec({
   name: 'q8_1',
   errorBound: '|error| <= amax/254 per block (+ fp16 rounding of d)',
   importance: 'ignored',
-  // d, and s = d·Σq (which only the dot products read).
-  scaleOffsets: [0, 2],
+  // d only: s = d·Σq can overflow on its own (a block sum above 65504, e.g. 32 values near 2100), and then only
+  // ggml's Q4_1/Q5_1 dot products read an Inf; the dequantized values stay finite.
+  scaleOffsets: [0],
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
     const bits = u32Of(src.buffer);
     const base = src.byteOffset >> 2;
