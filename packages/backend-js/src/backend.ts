@@ -726,6 +726,19 @@ function matmulF32(w: JsTensor, x: Float32Array, y: Float32Array, n: number, pla
       lutMatvec(w, k, x, y, plan, undefined);
       return;
     }
+    // The format's dots on views made once per tensor (16-bit words, int8 quants) where it has them.
+    if (n === 1 && w.u16 !== undefined && k.dotU16 !== undefined) {
+      const dot = k.dotU16;
+      const wu = w.u16;
+      for (let o = 0; o < outF; o++) y[o] = dot(wu, o * inF, x, 0, inF);
+      return;
+    }
+    if (n === 1 && k.dotI8 !== undefined) {
+      const dot = k.dotI8;
+      const wi = w.i8;
+      for (let o = 0; o < outF; o++) y[o] = dot(wb, wi, o * rb, x, 0, inF);
+      return;
+    }
     if (n === 1 && k.dot !== undefined) {
       const dot = k.dot;
       for (let o = 0; o < outF; o++) y[o] = dot(wb, o * rb, x, 0, inF);

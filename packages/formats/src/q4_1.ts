@@ -6,6 +6,9 @@ import { fp16Table, fp32ToFp16 } from './half.js';
 import { lutBlock, nibbleValues } from './lut.js';
 import { checkImportance, imatrixWeights, makeQkx3Quants, searchOut, sumSquares } from './search.js';
 
+// The CPU kernels read the fp16 table through a module constant (faster in their loops than one fetched per call).
+const kernelHalf = /* @__PURE__ */ fp16Table();
+
 const fround = Math.fround;
 const FLT_MAX = 3.4028234663852886e38;
 const F005 = /* @__PURE__ */ fround(0.05);
@@ -51,7 +54,6 @@ function quantizeRowImatrix(
 
 /** Q4_1 weights times f32 activations: d·Σ q·x + m·Σ x per block. */
 function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 20 * b + 4;
@@ -67,7 +69,7 @@ function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: numbe
       hi += (byte >>> 4) * c;
       sx += a + c;
     }
-    sum += (lo + hi) * half[w[q - 4] | (w[q - 3] << 8)] + sx * half[w[q - 2] | (w[q - 1] << 8)];
+    sum += (lo + hi) * kernelHalf[w[q - 4] | (w[q - 3] << 8)] + sx * kernelHalf[w[q - 2] | (w[q - 1] << 8)];
   }
   return sum;
 }
@@ -77,7 +79,6 @@ function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: numbe
  * stored sum s = d·Σ qa (fp16), as ggml does.
  */
 function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 20 * b;
@@ -87,21 +88,21 @@ function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: nu
       const byte = w[q + 4 + j];
       isum += (byte & 15) * ai[p + 4 + j] + (byte >>> 4) * ai[p + 20 + j];
     }
-    const dw = half[w[q] | (w[q + 1] << 8)];
-    const mw = half[w[q + 2] | (w[q + 3] << 8)];
-    sum += dw * half[a[p] | (a[p + 1] << 8)] * isum + mw * half[a[p + 2] | (a[p + 3] << 8)];
+    const dw = kernelHalf[w[q] | (w[q + 1] << 8)];
+    const mw = kernelHalf[w[q + 2] | (w[q + 3] << 8)];
+    sum += dw * kernelHalf[a[p] | (a[p + 1] << 8)] * isum + mw * kernelHalf[a[p + 2] | (a[p + 3] << 8)];
   }
   return sum;
 }
 
 /** Through the nibble table of the activation row (see lut.ts): d·Σ q·x + m·Σ x per block. */
 function dotLut(w: Uint8Array, off: number, lut: Float32Array, xsum: Float64Array, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 20 * b;
     sum +=
-      lutBlock(w, q + 4, lut, 4096 * b) * half[w[q] | (w[q + 1] << 8)] + xsum[b] * half[w[q + 2] | (w[q + 3] << 8)];
+      lutBlock(w, q + 4, lut, 4096 * b) * kernelHalf[w[q] | (w[q + 1] << 8)] +
+      xsum[b] * kernelHalf[w[q + 2] | (w[q + 3] << 8)];
   }
   return sum;
 }

@@ -7,6 +7,9 @@ import { fp16Table, fp32ToFp16 } from './half.js';
 import { highBits, lutBlock, nibbleValues } from './lut.js';
 import { checkImportance, imatrixWeights, makeQxQuants, sumSquares } from './search.js';
 
+// The CPU kernels read the fp16 table through a module constant (faster in their loops than one fetched per call).
+const kernelHalf = /* @__PURE__ */ fp16Table();
+
 const fround = Math.fround;
 
 // Scratch of the imatrix path (one block at a time).
@@ -58,7 +61,6 @@ function qh32(w: Uint8Array, p: number): number {
 
 /** Q5_0 weights times f32 activations: Σ (q − 16)·x = Σ q·x − 16·Σ x per block. */
 function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 22 * b;
@@ -73,14 +75,13 @@ function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: numbe
       s += ((byte & 15) | (((qh >>> j) & 1) << 4)) * a + ((byte >>> 4) | (((qh >>> (j + 16)) & 1) << 4)) * c;
       sx += a + c;
     }
-    sum += (s - 16 * sx) * half[w[q] | (w[q + 1] << 8)];
+    sum += (s - 16 * sx) * kernelHalf[w[q] | (w[q + 1] << 8)];
   }
   return sum;
 }
 
 /** ggml's `vec_dot_q5_0_q8_0`: per block Σ (q − 16)·qa times h(dw)·h(da). */
 function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 22 * b;
@@ -93,20 +94,19 @@ function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: nu
         (((byte & 15) | (((qh >>> j) & 1) << 4)) - 16) * ai[p + 2 + j] +
         (((byte >>> 4) | (((qh >>> (j + 16)) & 1) << 4)) - 16) * ai[p + 18 + j];
     }
-    sum += isum * half[w[q] | (w[q + 1] << 8)] * half[a[p] | (a[p + 1] << 8)];
+    sum += isum * kernelHalf[w[q] | (w[q + 1] << 8)] * kernelHalf[a[p] | (a[p + 1] << 8)];
   }
   return sum;
 }
 
 /** Through the nibble and high-bit tables of the activation row (see lut.ts). */
 function dotLut(w: Uint8Array, off: number, lut: Float32Array, xsum: Float64Array, n: number): number {
-  const half = fp16Table();
   const hb = (n / 32) * 4096;
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 22 * b;
     const s = lutBlock(w, q + 6, lut, 4096 * b) + 16 * (highBits(w, q + 2, lut, hb + 1024 * b) - xsum[b]);
-    sum += s * half[w[q] | (w[q + 1] << 8)];
+    sum += s * kernelHalf[w[q] | (w[q + 1] << 8)];
   }
   return sum;
 }

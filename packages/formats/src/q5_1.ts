@@ -7,6 +7,9 @@ import { fp16Table, fp32ToFp16 } from './half.js';
 import { highBits, lutBlock, nibbleValues } from './lut.js';
 import { checkImportance, imatrixWeights, makeQkx3Quants, searchOut, sumSquares } from './search.js';
 
+// The CPU kernels read the fp16 table through a module constant (faster in their loops than one fetched per call).
+const kernelHalf = /* @__PURE__ */ fp16Table();
+
 const fround = Math.fround;
 const FLT_MAX = 3.4028234663852886e38;
 const F005 = /* @__PURE__ */ fround(0.05);
@@ -66,7 +69,6 @@ function qh32(w: Uint8Array, p: number): number {
 
 /** Q5_1 weights times f32 activations: d·Σ q·x + m·Σ x per block. */
 function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 24 * b;
@@ -81,14 +83,13 @@ function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: numbe
       s += ((byte & 15) | (((qh >>> j) & 1) << 4)) * a + ((byte >>> 4) | (((qh >>> (j + 16)) & 1) << 4)) * c;
       sx += a + c;
     }
-    sum += s * half[w[q] | (w[q + 1] << 8)] + sx * half[w[q + 2] | (w[q + 3] << 8)];
+    sum += s * kernelHalf[w[q] | (w[q + 1] << 8)] + sx * kernelHalf[w[q + 2] | (w[q + 3] << 8)];
   }
   return sum;
 }
 
 /** ggml's `vec_dot_q5_1_q8_1`: h(dw)·h(da)·Σ q·qa + h(mw)·h(sa) per block (the activations' stored sum s). */
 function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 24 * b;
@@ -101,22 +102,21 @@ function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: nu
         ((byte & 15) | (((qh >>> j) & 1) << 4)) * ai[p + 4 + j] +
         ((byte >>> 4) | (((qh >>> (j + 16)) & 1) << 4)) * ai[p + 20 + j];
     }
-    const dw = half[w[q] | (w[q + 1] << 8)];
-    const mw = half[w[q + 2] | (w[q + 3] << 8)];
-    sum += dw * half[a[p] | (a[p + 1] << 8)] * isum + mw * half[a[p + 2] | (a[p + 3] << 8)];
+    const dw = kernelHalf[w[q] | (w[q + 1] << 8)];
+    const mw = kernelHalf[w[q + 2] | (w[q + 3] << 8)];
+    sum += dw * kernelHalf[a[p] | (a[p + 1] << 8)] * isum + mw * kernelHalf[a[p + 2] | (a[p + 3] << 8)];
   }
   return sum;
 }
 
 /** Through the nibble and high-bit tables of the activation row (see lut.ts). */
 function dotLut(w: Uint8Array, off: number, lut: Float32Array, xsum: Float64Array, n: number): number {
-  const half = fp16Table();
   const hb = (n / 32) * 4096;
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 24 * b;
     const s = lutBlock(w, q + 8, lut, 4096 * b) + 16 * highBits(w, q + 4, lut, hb + 1024 * b);
-    sum += s * half[w[q] | (w[q + 1] << 8)] + xsum[b] * half[w[q + 2] | (w[q + 3] << 8)];
+    sum += s * kernelHalf[w[q] | (w[q + 1] << 8)] + xsum[b] * kernelHalf[w[q + 2] | (w[q + 3] << 8)];
   }
   return sum;
 }

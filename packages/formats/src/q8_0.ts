@@ -46,12 +46,31 @@ function q8Block(x: Float32Array, o: number, bits: Uint32Array, k: number, dst: 
   return d;
 }
 
+// Read through a module constant: measured faster in the loops than a table fetched per call.
+const half = /* @__PURE__ */ fp16Table();
+
 /**
- * Q8_0 weights times f32 activations: the quants read as int8 in place, two accumulators per block (elements
- * j mod 4 in {0, 2} and {1, 3}, pairs added first), times the block's scale.
+ * Q8_0 weights times f32 activations, the quants read as int8 through `wi` (the same bytes as `w`): two accumulators
+ * per block (elements j mod 4 in {0, 2} and {1, 3}, pairs added first), times the block's scale.
  */
+function dotI8(w: Uint8Array, wi: Int8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 34 * b + 2;
+    const o = xOff + 32 * b;
+    let s0 = 0;
+    let s1 = 0;
+    for (let j = 0; j < 32; j += 4) {
+      s0 += wi[q + j] * x[o + j] + wi[q + j + 2] * x[o + j + 2];
+      s1 += wi[q + j + 1] * x[o + j + 1] + wi[q + j + 3] * x[o + j + 3];
+    }
+    sum += (s0 + s1) * half[w[q - 2] | (w[q - 1] << 8)];
+  }
+  return sum;
+}
+
+/** {@link dotI8} with the int8 view of the whole buffer (cached), indexed at `w.byteOffset`: the same sums. */
 function dotQ8_0(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
-  const half = fp16Table();
   const wi = i8Of(w.buffer);
   const base = w.byteOffset;
   let sum = 0;
@@ -75,7 +94,6 @@ function dotQ8_0(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: n
  * exact in double; ggml rounds it to float.
  */
 function dotQ8_0xQ8_0(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
-  const half = fp16Table();
   let sum = 0;
   for (let b = 0; b < n / 32; b++) {
     const q = off + 34 * b;
@@ -93,7 +111,7 @@ export const q8_0: Codec = /* @__PURE__ */ defineCodec({
   errorBound: '|error| <= amax/254 per block (+ fp16 rounding of d)',
   importance: 'ignored',
   scaleOffsets: [0],
-  kernels: { dot: dotQ8_0, dotQ: dotQ8_0xQ8_0 },
+  kernels: { dot: dotQ8_0, dotI8, dotQ: dotQ8_0xQ8_0 },
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
     const bits = u32Of(src.buffer);
     const base = src.byteOffset >> 2;

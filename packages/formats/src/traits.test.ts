@@ -27,6 +27,14 @@ describe('the formats table', () => {
     expect(Object.keys(formats).length).toBe(20);
   });
 
+  it('has the view-based dots where the backend had its faster copies (f16 words, q8_0 int8)', () => {
+    const owners = (key: 'dotU16' | 'dotI8') =>
+      Object.values(formats)
+        .filter((c) => c.kernels?.[key] !== undefined)
+        .map((c) => c.name);
+    expect([owners('dotU16'), owners('dotI8')]).toEqual([['f16'], ['q8_0']]);
+  });
+
   it("has each codec's layout as the dtype row itself, and its vec_dot type from it", () => {
     for (const c of all) {
       expect(c.layout).toBe(dtypes[c.name]);
@@ -201,6 +209,23 @@ describe.each(withKernels.map((c) => [c.name, c] as const))('%s CPU kernels', (_
       }
     }
     expect(k.dot !== undefined || k.dotLut !== undefined || c.name === 'tq2_0').toBe(true);
+  });
+  const viewDots = (['dotU16', 'dotI8'] as const).filter((v) => k[v] !== undefined);
+  it.each(viewDots)('%s, on a view made once, gives the same bits as dot', (which) => {
+    for (const { s, raw } of cases) {
+      // The row at an odd byte offset (dot's byte path), and a copy at an even offset of a larger buffer (a tensor
+      // inside a file) for the view.
+      const { w: w3, off: off3 } = weightRow(c, s, raw);
+      const w = new Uint8Array(w3.length + 5).subarray(4, 4 + w3.length - off3);
+      w.set(w3.subarray(off3));
+      const x = values(n, s + 300);
+      const want = k.dot!(w3, off3, x, 0, n);
+      const got =
+        which === 'dotU16'
+          ? k.dotU16!(new Uint16Array(w.buffer, w.byteOffset, w.length >> 1), 0, x, 0, n)
+          : k.dotI8!(w, new Int8Array(w.buffer, w.byteOffset, w.length), 0, x, 0, n);
+      expect(Object.is(got, want), `${got} vs ${want}`).toBe(true);
+    }
   });
 });
 
