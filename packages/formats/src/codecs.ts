@@ -4,6 +4,7 @@ export { bf16, f16, f32 } from './float.js';
 export { int8, int8Layout } from './int8.js';
 export { IQ4NL_VALUES, iq4_nl, iq4_nlRef, iq4_xs } from './iq4.js';
 export { mxfp4 } from './mxfp4.js';
+export { q1_0 } from './q1_0.js';
 export { q2_K } from './q2_k.js';
 export { q3_K } from './q3_k.js';
 export { q4_0 } from './q4_0.js';

@@ -1,6 +1,7 @@
 // The traits objects: the formats table and `usesImportance` follow from them, each codec's layout is the dtype row,
 // the offset-based row calls agree with the whole-array ones, and the CPU kernels agree with the dequantizer (which
 // golden.test.ts checks against ggml's own floats).
+import { readFileSync } from 'node:fs';
 import { dtypes } from '@nibble/tensor';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +25,7 @@ describe('the formats table', () => {
     expect(Object.keys(formats).sort()).toEqual(exported.sort());
     const order = Object.keys(dtypes).filter((d) => Object.hasOwn(formats, d));
     expect(Object.keys(formats)).toEqual(order);
-    expect(Object.keys(formats).length).toBe(20);
+    expect(Object.keys(formats).length).toBe(21);
   });
 
   it('has the view-based dots where the backend had its faster copies (f16 words, q8_0 int8)', () => {
@@ -63,6 +64,44 @@ describe('the formats table', () => {
     );
     expect(usesImportance).toContain('q4_K');
     expect(usesImportance).not.toContain('q8_0');
+  });
+});
+
+describe("the README's format table", () => {
+  const md = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const section = md.slice(md.indexOf('\n## Formats'), md.indexOf('\n### IQ4_NL has two quantizers'));
+  const rows = new Map<string, string[]>();
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('| ') || line.startsWith('| format')) continue;
+    const cells = line
+      .slice(1, -1)
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim().replace(/\\\|/g, '|'));
+    rows.set(cells[0], cells);
+  }
+
+  it('says for every codec what its traits say', () => {
+    for (const c of Object.values(formats)) {
+      const { ggmlType, blockSize, bytesPerBlock, bitsPerWeight, description } = c.layout;
+      const imatrix =
+        c.importance === 'ignored' ? 'ignored' : c.importance === 'required' ? 'required by ggml' : 'used';
+      expect(rows.get(c.name), c.name).toEqual([
+        c.name,
+        String(ggmlType),
+        String(blockSize),
+        String(bytesPerBlock),
+        String(+bitsPerWeight.toFixed(4)),
+        imatrix,
+        description,
+        c.errorBound,
+      ]);
+    }
+  });
+
+  it('lists every other block type of the layout table as out of scope, and nothing else', () => {
+    const others = Object.values(dtypes).filter((d) => d.blockSize > 1 && !Object.hasOwn(formats, d.name));
+    for (const d of others) expect(rows.get(d.name)?.[7], d.name).toBe('out of scope: no codec');
+    expect([...rows.keys()].sort()).toEqual([...Object.keys(formats), ...others.map((d) => d.name)].sort());
   });
 });
 

@@ -1,5 +1,5 @@
 // GGUF reads its type layouts from the one table of @nibble/tensor; both agree with the spec's type table. Types
-// without a codec (the grid IQ types, NVFP4, Q1_0, Q2_0) are still sized, written and read.
+// without a codec (the grid IQ types, NVFP4, Q2_0) are still sized, written and read, like any other.
 import { readFileSync } from 'node:fs';
 import { dtypes } from '@nibble/tensor';
 import { describe, expect, it } from 'vitest';
@@ -41,7 +41,7 @@ describe('ggmlTypes', () => {
   });
 
   it.each(['iq2_xxs', 'iq1_m', 'nvfp4', 'q1_0', 'q2_0'] as const)(
-    'writes and reads a %s tensor (no codec) with its spec size',
+    'writes and reads a %s tensor with its spec size',
     async (dtype) => {
       const [, , block, bytes] = spec.find(([n]) => n === dtype)!;
       const shape = [3, 2 * block];
