@@ -301,16 +301,19 @@ export function defineCodec(spec: FormatSpec): Codec {
   const quantizeRow = spec.quantizeRow;
   const dequantizeBlocks = spec.dequantizeBlocks;
 
-  /** First of `nBlocks` blocks at byte `at` with a non-finite fp16 field (all-ones exponent), or -1. */
+  // First of `nBlocks` blocks at byte `at` with a non-finite fp16 field (all-ones exponent: the high byte's bits
+  // 2-6), or -1; `found.field` gets the field's offset. Every format has at most two such fields: both are read
+  // (the same one twice for one field), one pass, no inner loop.
   const found = { field: 0 };
+  const hi0 = (scaleOffsets[0] ?? 0) + 1;
+  const hi1 = (scaleOffsets[1] ?? scaleOffsets[0] ?? 0) + 1;
+  if (scaleOffsets.length > 2) throw new Error(`${name}: at most two scale fields per block`);
   function scan(bytes: Uint8Array, at: number, nBlocks: number): number {
-    const k = scaleOffsets.length;
-    for (let b = 0, p = at; b < nBlocks; b++, p += bytesPerBlock) {
-      for (let i = 0; i < k; i++) {
-        if ((bytes[p + scaleOffsets[i] + 1] & 0x7c) === 0x7c) {
-          found.field = scaleOffsets[i];
-          return b;
-        }
+    const end = at + nBlocks * bytesPerBlock;
+    for (let p = at; p < end; p += bytesPerBlock) {
+      if ((bytes[p + hi0] & 0x7c) === 0x7c || (bytes[p + hi1] & 0x7c) === 0x7c) {
+        found.field = (bytes[p + hi0] & 0x7c) === 0x7c ? hi0 - 1 : hi1 - 1;
+        return (p - at) / bytesPerBlock;
       }
     }
     return -1;

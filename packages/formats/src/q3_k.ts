@@ -168,23 +168,24 @@ export const q3_K: Codec = /* @__PURE__ */ defineCodec({
       else blockRef(src, o, dst, dstOff + 110 * b);
     }
   },
+  // Element e = 128h + 32s + l: low bits in qs[32h + l] at 2s, high bit in hmask[l] at 4h + s; one 16-element
+  // sub-block at a time (measured a few percent faster than ggml's loop order; the same floats, dl·q is exact).
   dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
     const half = fp16Table();
     for (let b = 0; b < nBlocks; b++) {
       const q = srcOff + 110 * b;
       const d = half[src[q + 108] | (src[q + 109] << 8)];
-      let y = dstOff + 256 * b;
-      let j = 0;
       for (let h = 0; h < 2; h++) {
-        const qs = q + 32 + 32 * h;
-        for (let shift = 0; shift < 8; shift += 2) {
-          const bit = 4 * h + (shift >> 1); // hmask bit of this plane
-          for (let k = 0; k < 32; k += 16) {
-            const dl = d * (scale6(src, q + 96, j++) - 32);
-            for (let l = 0; l < 16; l++) {
-              const low = (src[qs + k + l] >> shift) & 3;
-              const high = (src[q + k + l] >> bit) & 1;
-              dst[y++] = dl * (low - 4 + 4 * high);
+        for (let s4 = 0; s4 < 4; s4++) {
+          const shift = 2 * s4;
+          const hbit = 4 * h + s4;
+          for (let half16 = 0; half16 < 2; half16++) {
+            const e0 = 128 * h + 32 * s4 + 16 * half16;
+            const dl = d * q3kScale(src, q + 96, e0 >>> 4);
+            const o = dstOff + 256 * b + e0;
+            for (let i = 0; i < 16; i++) {
+              const l = 16 * half16 + i;
+              dst[o + i] = dl * (((src[q + 32 + 32 * h + l] >>> shift) & 3) + 4 * ((src[q + l] >>> hbit) & 1) - 4);
             }
           }
         }
