@@ -2,6 +2,8 @@
 // both see the same machine load: milliseconds per product, the ratio B/A, and whether the outputs are the same bits.
 //
 //   MATMUL_A=/abs/path/to/old/packages/backend-js/src/index.ts npx tsx --conditions=source benchmarks/matmul/ab.ts
+//   (from outside this repository, TSX_TSCONFIG_PATH=<an empty tsconfig>: tsx applies the tsconfig `paths` of the
+//   working directory to every import, which would send the old copy's @nibble/* imports to this checkout)
 //   MATMUL_B=...            (default: this checkout's backend)   AB_SIZE=1024 (square weight)   AB_TOKENS=1,8
 //   AB_RUNS=9  AB_CLOCK=cpu (process CPU time, steadier on a shared machine than wall time; or wall)  [format ...]
 import type { JsBackend as JsBackendType } from '@nibble/backend-js';
