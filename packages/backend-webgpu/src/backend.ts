@@ -1,0 +1,1078 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend on the backend kit: memory (weights as raw GGUF blocks in u32 storage buffers, split by rows
+ * when a tensor exceeds the largest binding) and one WGSL kernel per op, with the plan's fusions turned into kernel
+ * epilogues. `prepare` makes every pipeline, buffer and bind group of a graph once; `execute` writes one small step
+ * buffer (params, inputs, rope cos/sin), encodes one compute pass, submits once and reads back only the outputs.
+ */
+import {
+  type BackendCapabilities,
+  BackendError,
+  type BackendOptions,
+  type BackendTensor,
+  type BoundRun,
+  byteLength,
+  DTypeError,
+  type DTypeName,
+  dimMax,
+  type Graph,
+  GraphError,
+  type GraphNode,
+  type GraphPlan,
+  type HostTensor,
+  hostTensor,
+  isTensor,
+  KernelBackend,
+  type MatmulNode,
+  numelAt,
+  type OpName,
+  type Positions,
+  type RopeNode,
+  type RunInputs,
+  type RunOptions,
+  type RunOutputs,
+  ropeTables,
+  rowBytes,
+  rowsAt,
+  type Shape,
+  type TensorOptions,
+  type TensorRef,
+} from '@nibble/tensor';
+import { type DeviceOptions, GpuDeviceLostError, type GpuInfo, GpuOutOfMemoryError, openDevice, Usage } from './device.js';
+import { type GpuFormat, gpuFormats } from './wgsl/formats.js';
+import {
+  argmaxKernel,
+  attentionKernel,
+  copyKernel,
+  type Elementwise,
+  elementwiseKernel,
+  getRowsKernel,
+  type KernelEnv,
+  type MatvecEpilogue,
+  type MatvecShape,
+  matvecKernel,
+  normKernel,
+  ropeKernel,
+  softmaxKernel,
+  tiledKernel,
+} from './wgsl/kernels.js';
+
+/**
+ * Options of the WebGPU backend.
+ *
+ * @example
+ * ```ts
+ * const backend = await WebGpuBackend.create({ gpu: navigator.gpu, timestamps: true });
+ * ```
+ */
+export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
+  /** Matmuls with at most this many tokens take the matrix-vector kernel (and its fused epilogues). Default 4. */
+  matvecMaxTokens?: number;
+  /** Matrix-vector grid: threads per workgroup (default 256), most threads per row group (256), rows per group (4). */
+  matvec?: { wg?: number; maxTpr?: number; rows?: number };
+  /** Measure GPU time per step with timestamp queries when the adapter has them (see `lastStep`). Default false. */
+  timestamps?: boolean;
+  /** Run the plan's fusions as single kernels. Default true. */
+  fuse?: boolean;
+}
+
+/** What the last run did: dispatches in its pass and, with `timestamps`, the pass's GPU time. */
+export interface StepStats {
+  readonly dispatches: number;
+  /** GPU time of the compute pass in milliseconds, or undefined without timestamps. */
+  readonly gpuMs: number | undefined;
+}
+
+/** A tensor on the GPU: whole rows per buffer, each buffer within the largest binding. */
+export class GpuTensor implements BackendTensor {
+  readonly backend = 'webgpu';
+  readonly rows: number;
+  readonly cols: number;
+  readonly rowBytes: number;
+  constructor(
+    readonly name: string,
+    readonly dtype: DTypeName,
+    readonly shape: Shape,
+    /** Row ranges and their buffers (one chunk unless the tensor exceeds a binding). */
+    readonly chunks: readonly { readonly buffer: GPUBuffer; readonly row0: number; readonly rows: number }[],
+  ) {
+    this.cols = shape.length === 0 ? 1 : shape[shape.length - 1];
+    this.rows = shape.length <= 1 ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    this.rowBytes = rowBytes(dtype, this.cols);
+  }
+}
+
+const matmulTypes: DTypeName[] = Object.keys(gpuFormats).filter((k) => k !== 'q8_1' && k !== 'q8_K') as DTypeName[];
+const cacheTypes: DTypeName[] = ['f32', 'f16', 'bf16', 'q8_0'];
+
+/**
+ * The WebGPU backend's capabilities: matmul/get_rows for every format with a WGSL decoder, KV caches in f32, f16,
+ * bf16 and q8_0, f32 values.
+ *
+ * @example
+ * ```ts
+ * webgpuCapabilities(1 << 30).ops.matmul.includes('q4_K'); // true
+ * ```
+ */
+export function webgpuCapabilities(maxBinding: number, maxBuffer: number = maxBinding): BackendCapabilities {
+  const f32: readonly DTypeName[] = Object.freeze(['f32']);
+  const ops: Record<OpName, readonly DTypeName[]> = {
+    matmul: Object.freeze([...matmulTypes]),
+    get_rows: Object.freeze([...matmulTypes]),
+    rms_norm: f32,
+    layer_norm: f32,
+    rope: f32,
+    attention: Object.freeze([...cacheTypes]),
+    softmax: f32,
+    silu: f32,
+    gelu: f32,
+    glu: f32,
+    softcap: f32,
+    reshape: f32,
+    add: f32,
+    mul: f32,
+    scale: f32,
+    copy: Object.freeze([...cacheTypes]),
+  };
+  return Object.freeze({
+    ops: Object.freeze(ops),
+    matmulActivations: Object.freeze(['f32'] as const),
+    valueDTypes: Object.freeze(['f32'] as const),
+    limits: Object.freeze({ maxBufferBytes: maxBuffer, maxBindingBytes: maxBinding }),
+  });
+}
+
+/** A buffer range bound to one binding. */
+interface Range {
+  readonly buffer: GPUBuffer;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** One dispatch of a prepared graph; `grid` gives its workgroup counts for this run (0: skipped). */
+interface Dispatch {
+  /** Made on first use (so a graph compiles only the kernels its runs need). */
+  pipeline: GPUComputePipeline | undefined;
+  bindGroup: GPUBindGroup | undefined;
+  readonly build: () => Promise<void>;
+  /** Fills `out[0..1]` with the grid for these params. */
+  readonly grid: (p: Readonly<Record<string, number>>, out: Uint32Array) => void;
+  /** Runs only when the matmul it belongs to has at most / more than matvecMaxTokens rows. */
+  readonly when: 'always' | 'small' | 'large';
+  /** The rows (tokens) that decide `when`. */
+  readonly tokens?: TensorRef;
+}
+
+/** A cos/sin table the host fills per step for one rope configuration and positions. */
+interface RopeTable {
+  readonly key: string;
+  readonly node: RopeNode;
+  readonly theta: Float64Array;
+  readonly mscale: number;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly pairs: number;
+}
+
+interface Prepared {
+  readonly plan: GraphPlan;
+  readonly values: GPUBuffer[];
+  readonly step: GPUBuffer;
+  /** Host image of the step buffer (params, inputs, tables), written with one writeBuffer per run. */
+  readonly stage: ArrayBuffer;
+  readonly stageU32: Uint32Array;
+  readonly stageF32: Float32Array;
+  readonly stageI32: Int32Array;
+  readonly inputOffsets: Map<number, number>;
+  readonly tables: RopeTable[];
+  readonly args: GPUBuffer;
+  readonly dispatches: Dispatch[];
+  readonly outputs: { name: string; tensor: TensorRef; range: Range; readback: GPUBuffer; host: Float32Array }[];
+  readonly grid: Uint32Array;
+  readonly argmax: { dispatch: Dispatch; result: GPUBuffer; readback: GPUBuffer } | undefined;
+  readonly timer: { query: GPUQuerySet; resolve: GPUBuffer; readback: GPUBuffer } | undefined;
+  /** Checks done on the host before a run: ids in range, positions inside caches. */
+  readonly checks: ((run: BoundRun) => void)[];
+}
+
+const maxGroups = 65535;
+let nextId = 0;
+
+/**
+ * The WebGPU backend. Create it with {@link WebGpuBackend.create} (or `createBackend('webgpu')` after importing this
+ * package, or `@nibble/backend-webgpu/node` in Node).
+ *
+ * @example
+ * ```ts
+ * import { WebGpuBackend } from '@nibble/backend-webgpu';
+ * const backend = await WebGpuBackend.create({ gpu: navigator.gpu });
+ * console.log(backend.info.adapter, backend.lastStep.dispatches);
+ * ```
+ */
+export class WebGpuBackend extends KernelBackend<Prepared> {
+  readonly name = 'webgpu';
+  readonly capabilities: BackendCapabilities;
+  /** Adapter, features and limits of the device in use. */
+  readonly info: GpuInfo;
+  readonly device: GPUDevice;
+  protected override readonly alignment: number;
+  readonly #env: KernelEnv;
+  readonly #options: WebGpuBackendOptions;
+  readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  readonly #buffers = new Set<GPUBuffer>();
+  readonly #graphBuffers = new Map<GPUBuffer, true>();
+  #lost: GpuDeviceLostError | undefined;
+  #stats: StepStats = { dispatches: 0, gpuMs: undefined };
+  #lastArgmax = -1;
+  readonly #id = nextId++;
+
+  /**
+   * Opens a device (the adapter's highest limits) and makes a backend on it.
+   *
+   * @example
+   * ```ts
+   * const backend = await WebGpuBackend.create({ gpu: navigator.gpu });
+   * ```
+   */
+  static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    if (options.matmulActivations !== undefined && options.matmulActivations !== 'f32') {
+      throw new BackendError(`webgpu backend: matmulActivations '${String(options.matmulActivations)}' is not supported`);
+    }
+    const { device, info } = await openDevice(options);
+    return new WebGpuBackend(device, info, options);
+  }
+
+  private constructor(device: GPUDevice, info: GpuInfo, options: WebGpuBackendOptions) {
+    super();
+    this.device = device;
+    this.info = info;
+    this.#options = options;
+    this.alignment = Math.max(256, device.limits.minStorageBufferOffsetAlignment);
+    this.capabilities = webgpuCapabilities(info.maxStorageBufferBindingSize, info.maxBufferSize);
+    this.#env = { subgroups: info.subgroups, subgroupMin: info.subgroupMin };
+    device.lost.then((l) => {
+      this.#lost = new GpuDeviceLostError(l.reason, l.message);
+    });
+  }
+
+  /** Dispatches and GPU time of the last run. */
+  get lastStep(): StepStats {
+    return this.#stats;
+  }
+
+  #check(): void {
+    this.alive();
+    if (this.#lost) throw this.#lost;
+  }
+
+  /** Creates a buffer, turning out-of-memory and validation failures into typed errors. */
+  async #buffer(what: string, size: number, usage: number): Promise<GPUBuffer> {
+    this.#check();
+    const d = this.device;
+    d.pushErrorScope('out-of-memory');
+    d.pushErrorScope('validation');
+    const buffer = d.createBuffer({ size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+    const invalid = await d.popErrorScope();
+    const oom = await d.popErrorScope();
+    if (oom !== null) {
+      buffer.destroy();
+      throw new GpuOutOfMemoryError(what, size);
+    }
+    if (invalid !== null) {
+      buffer.destroy();
+      throw new BackendError(`webgpu backend: cannot create a buffer of ${size} bytes for ${what}: ${invalid.message}`);
+    }
+    this.#buffers.add(buffer);
+    return buffer;
+  }
+
+  async upload(tensor: HostTensor, options: TensorOptions = {}): Promise<BackendTensor> {
+    this.#check();
+    const name = options.name ?? `tensor_${this.#id}`;
+    const t = hostTensor(tensor.dtype, tensor.shape, tensor.data);
+    if (gpuFormats[t.dtype] === undefined) throw new DTypeError(`webgpu backend: cannot upload ${name}: no decoder for ${t.dtype}`);
+    return this.adopt(await this.#place(name, t.dtype, t.shape, t.data));
+  }
+
+  async alloc(dtype: DTypeName, shape: Shape, options: TensorOptions = {}): Promise<BackendTensor> {
+    this.#check();
+    const name = options.name ?? `state_${this.#id}`;
+    if (!cacheTypes.includes(dtype) && gpuFormats[dtype] === undefined) {
+      throw new DTypeError(`webgpu backend: cannot allocate ${name}: no kernels for ${dtype}`);
+    }
+    const bytes = byteLength(dtype, shape);
+    if (bytes > this.info.maxStorageBufferBindingSize) {
+      throw new BackendError(
+        `webgpu backend: state ${name} needs ${bytes} bytes, above the largest binding (${this.info.maxStorageBufferBindingSize}); use a smaller context`,
+      );
+    }
+    return this.adopt(await this.#place(name, dtype, shape, undefined));
+  }
+
+  /** Splits a tensor into row chunks that each fit a binding (an even number of rows, for the paired epilogues). */
+  async #place(name: string, dtype: DTypeName, shape: Shape, data: Uint8Array | undefined): Promise<GpuTensor> {
+    const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
+    const rows = shape.length <= 1 ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const rb = rowBytes(dtype, cols);
+    const limit = Math.min(this.info.maxStorageBufferBindingSize, this.info.maxBufferSize) - 4;
+    let per = Math.max(1, Math.floor(limit / Math.max(1, rb)));
+    if (per < rows && per > 1) per -= per % 2;
+    if (rb > limit) throw new BackendError(`webgpu backend: one row of ${name} (${rb} bytes) exceeds the largest binding`);
+    const chunks: { buffer: GPUBuffer; row0: number; rows: number }[] = [];
+    try {
+      for (let r0 = 0; r0 < Math.max(rows, 1); r0 += per) {
+        const n = Math.min(per, rows - r0);
+        const size = n * rb;
+        const buffer = await this.#buffer(name, size, Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC);
+        chunks.push({ buffer, row0: r0, rows: n });
+        if (data !== undefined && size > 0) {
+          const src = data.subarray(r0 * rb, r0 * rb + size);
+          const whole = size - (size % 4);
+          if (whole > 0) this.device.queue.writeBuffer(buffer, 0, src.buffer, src.byteOffset, whole);
+          if (whole < size) {
+            const tail = new Uint8Array(4);
+            tail.set(src.subarray(whole));
+            this.device.queue.writeBuffer(buffer, whole, tail);
+          }
+        }
+        if (rows === 0) break;
+      }
+    } catch (e) {
+      for (const c of chunks) this.#destroy(c.buffer);
+      throw e;
+    }
+    return new GpuTensor(name, dtype, Object.freeze([...shape]), Object.freeze(chunks));
+  }
+
+  async download(tensor: BackendTensor): Promise<HostTensor> {
+    const t = this.own<GpuTensor>(tensor, 'download');
+    this.#check();
+    const out = new Uint8Array(t.rows * t.rowBytes);
+    for (const c of t.chunks) {
+      const size = c.rows * t.rowBytes;
+      if (size === 0) continue;
+      const padded = Math.ceil(size / 4) * 4;
+      const rb = await this.#buffer(`${t.name} readback`, padded, Usage.MAP_READ | Usage.COPY_DST);
+      const enc = this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(c.buffer, 0, rb, 0, padded);
+      this.device.queue.submit([enc.finish()]);
+      await this.#map(rb);
+      out.set(new Uint8Array(rb.getMappedRange(), 0, size), c.row0 * t.rowBytes);
+      rb.unmap();
+      this.#destroy(rb);
+    }
+    return hostTensor(t.dtype, t.shape, out);
+  }
+
+  async #map(b: GPUBuffer): Promise<void> {
+    try {
+      await b.mapAsync(1);
+    } catch (e) {
+      if (this.#lost) throw this.#lost;
+      throw new BackendError(`webgpu backend: reading back failed: ${(e as Error).message}`, [], { cause: e });
+    }
+  }
+
+  #destroy(b: GPUBuffer): void {
+    this.#buffers.delete(b);
+    b.destroy();
+  }
+
+  protected releaseTensor(tensor: BackendTensor): void {
+    for (const c of (tensor as GpuTensor).chunks) this.#destroy(c.buffer);
+  }
+
+  protected releaseAll(): void {
+    for (const b of this.#buffers) b.destroy();
+    this.#buffers.clear();
+    this.device.destroy();
+  }
+
+  // ---- pipelines ---------------------------------------------------------------------------------------------------
+
+  #pipeline(code: string, label: string): Promise<GPUComputePipeline> {
+    let p = this.#pipelines.get(code);
+    if (p === undefined) {
+      const module = this.device.createShaderModule({ code, label });
+      p = (async () => {
+        const info = await module.getCompilationInfo();
+        const errors = info.messages.filter((m) => m.type === 'error');
+        if (errors.length > 0) {
+          const lines = code.split('\n');
+          const detail = errors
+            .map((m) => `${m.lineNum}:${m.linePos} ${m.message} | ${lines[m.lineNum - 1]?.trim() ?? ''}`)
+            .join('; ');
+          throw new BackendError(`webgpu backend: WGSL of ${label} does not compile: ${detail}`);
+        }
+        this.device.pushErrorScope('validation');
+        const pipe = await this.device.createComputePipelineAsync({
+          layout: 'auto',
+          compute: { module, entryPoint: 'main' },
+          label,
+        });
+        const err = await this.device.popErrorScope();
+        if (err) throw new BackendError(`webgpu backend: pipeline ${label}: ${err.message}`);
+        return pipe;
+      })();
+      this.#pipelines.set(code, p);
+      p.catch(() => this.#pipelines.delete(code));
+    }
+    return p;
+  }
+
+  // ---- prepare -----------------------------------------------------------------------------------------------------
+
+  protected async prepare(plan: GraphPlan): Promise<Prepared> {
+    this.#check();
+    const graph = plan.graph;
+    const align = this.alignment;
+    const up = (n: number) => Math.ceil(n / align) * align;
+    const owned: GPUBuffer[] = [];
+    const make = async (what: string, size: number, usage: number) => {
+      const b = await this.#buffer(what, size, usage);
+      owned.push(b);
+      return b;
+    };
+    try {
+      // Values: the planner's buffers.
+      const values: GPUBuffer[] = [];
+      for (let i = 0; i < plan.buffers.length; i++) {
+        values.push(await make(`values ${i}`, plan.buffers[i].bytes, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST));
+      }
+
+      // The step buffer: params, then inputs at their maxima, then rope tables.
+      let at = up(4 * Math.max(1, graph.params.length));
+      const inputOffsets = new Map<number, number>();
+      for (const t of graph.inputs) {
+        inputOffsets.set(t.id, at);
+        at += up(4 * Math.max(1, t.shape.reduce<number>((p, d) => p * dimMax(d), 1)));
+      }
+      const tables: RopeTable[] = [];
+      const tableOf = new Map<RopeNode, RopeTable>();
+      for (const node of plan.nodes) {
+        if (node.op !== 'rope') continue;
+        const factors = node.freqFactors ? await this.#readF32(node.freqFactors) : undefined;
+        const { theta, mscale } = ropeTables(node, factors);
+        const key = `${Array.from(theta).join(',')}|${mscale}|${posKey(node.positions)}`;
+        let table = tables.find((t) => t.key === key);
+        if (table === undefined) {
+          const rowsMaxN = rowsMaxOf(node.x);
+          const bytes = up(8 * Math.max(1, rowsMaxN * (node.nRot / 2)));
+          table = { key, node, theta, mscale, offset: at, bytes, pairs: node.nRot / 2 };
+          at += bytes;
+          tables.push(table);
+        }
+        tableOf.set(node, table);
+      }
+      const stepBytes = at;
+      const step = await make('step', stepBytes, Usage.STORAGE | Usage.COPY_DST);
+      const stage = new ArrayBuffer(stepBytes);
+      const paramIndex = new Map(graph.params.map((p, i) => [p.name, i]));
+
+      // Ranges of tensors.
+      const rangeOf = (t: TensorRef, chunk = 0): Range => {
+        if (t.kind === 'value') {
+          const v = plan.values[t.id]!;
+          return { buffer: values[v.buffer], offset: v.offset, size: v.bytes };
+        }
+        if (t.kind === 'input') {
+          const off = inputOffsets.get(t.id)!;
+          return { buffer: step, offset: off, size: up(4 * Math.max(1, t.shape.reduce<number>((p, d) => p * dimMax(d), 1))) };
+        }
+        const g = t.handle as GpuTensor;
+        const c = g.chunks[chunk];
+        return { buffer: c.buffer, offset: 0, size: Math.max(4, Math.ceil((c.rows * g.rowBytes) / 4) * 4) };
+      };
+      const paramsRange: Range = { buffer: step, offset: 0, size: up(4 * Math.max(1, graph.params.length)) };
+      const tableRange = (t: RopeTable): Range => ({ buffer: step, offset: t.offset, size: t.bytes });
+      const posRange = (p: Positions): Range => (isTensor(p) ? rangeOf(p) : paramsRange);
+      const posArgs = (p: Positions): [number, number] => (isTensor(p) ? [0, 1] : [paramIndex.get(p.name)!, 0]);
+      // rows of a tensor as (fixed, param index + 1, param index + 1).
+      const rowsArgs = (t: TensorRef, withCols = false): [number, number, number] => {
+        const dims = withCols ? t.shape : t.shape.slice(0, -1);
+        let fixed = 1;
+        const ps: number[] = [];
+        for (const d of dims) {
+          if (typeof d === 'number') fixed *= d;
+          else ps.push(paramIndex.get(d.name)! + 1);
+        }
+        if (ps.length > 2) throw new GraphError(t.name, 'webgpu backend: at most two param dimensions per tensor');
+        return [fixed, ps[0] ?? 0, ps[1] ?? 0];
+      };
+
+      // Static per-dispatch arguments: 256-byte slots of one uniform buffer.
+      const argSlots: Uint32Array[] = [];
+      const newArgs = () => {
+        const a = new Uint32Array(64);
+        argSlots.push(a);
+        return { a, offset: (argSlots.length - 1) * 256 };
+      };
+      let argsBuffer: GPUBuffer | undefined;
+      const dispatches: Dispatch[] = [];
+      const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+      const env = this.#env;
+      const mvMax = this.#options.matvecMaxTokens ?? 4;
+      const fuse = this.#options.fuse ?? true;
+
+      const addDispatch = (
+        node: string,
+        label: string,
+        code: string,
+        bind: (Range | undefined)[],
+        argv: number[],
+        grid: Dispatch['grid'],
+        when: Dispatch['when'] = 'always',
+        tokens?: TensorRef,
+      ) => {
+        const { a, offset } = newArgs();
+        a.set(argv.map((v) => v >>> 0));
+        const d: Dispatch = {
+          pipeline: undefined,
+          bindGroup: undefined,
+          grid,
+          when,
+          tokens,
+          build: async () => {
+            const pipeline = await this.#pipeline(code, label);
+            const entries: GPUBindGroupEntry[] = [
+              { binding: 0, resource: { buffer: argsBuffer!, offset, size: 256 } },
+              { binding: 1, resource: { buffer: paramsRange.buffer, offset: 0, size: paramsRange.size } },
+            ];
+            bind.forEach((r, i) => {
+              if (r !== undefined) {
+                entries.push({ binding: i + 2, resource: { buffer: r.buffer, offset: r.offset, size: r.size } });
+              }
+            });
+            this.device.pushErrorScope('validation');
+            const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
+            const err = await this.device.popErrorScope();
+            if (err) throw new BackendError(`webgpu backend: bind group of ${node} (${label}): ${err.message}`);
+            d.pipeline = pipeline;
+            d.bindGroup = bindGroup;
+          },
+        };
+        dispatches.push(d);
+      };
+      const flat = (count: (p: Readonly<Record<string, number>>) => number, per: number): Dispatch['grid'] => {
+        return (p, out) => {
+          const n = Math.ceil(count(p) / per);
+          out[0] = Math.min(n, maxGroups);
+          out[1] = n === 0 ? 0 : Math.ceil(n / maxGroups);
+        };
+      };
+      const rowsFn = (t: TensorRef) => (p: Readonly<Record<string, number>>) => rowsAt(t, p).rows;
+      const numelFn = (t: TensorRef) => (p: Readonly<Record<string, number>>) => numelAt(t, p);
+      const checks: ((run: BoundRun) => void)[] = [];
+
+      // Which nodes the fusions swallow: index -> fused group head.
+      const fusedInto = new Set<number>();
+      const fusionAt = new Map<number, { rope?: RopeNode; copy?: GraphNode }>();
+      if (fuse) {
+        const kinds = new Map(plan.fusions.map((f) => [f.first, f.kind]));
+        for (let i = 0; i < plan.nodes.length; i++) {
+          const node = plan.nodes[i];
+          if (node.op !== 'matmul' || node.residual !== undefined || fusedInto.has(i)) continue;
+          const k = kinds.get(i);
+          const w = node.weight.handle as GpuTensor;
+          if (w.rows % 2 !== 0) continue;
+          if (k === 'matmul+rope') {
+            const rope = plan.nodes[i + 1] as RopeNode;
+            if (rope.mode !== 'normal' || rope.headDim % 2 !== 0) continue;
+            const g: { rope?: RopeNode; copy?: GraphNode } = { rope };
+            fusedInto.add(i + 1);
+            const next = plan.nodes[i + 2];
+            if (kinds.get(i + 1) === 'rope+copy' && next.op === 'copy' && isFusableCache(next.dst.dtype)) {
+              g.copy = next;
+              fusedInto.add(i + 2);
+            }
+            fusionAt.set(i, g);
+          } else if (k === 'matmul+copy') {
+            const next = plan.nodes[i + 1];
+            if (next.op === 'copy' && isFusableCache(next.dst.dtype)) {
+              fusionAt.set(i, { copy: next });
+              fusedInto.add(i + 1);
+            }
+          }
+        }
+      }
+
+      const mvCfg = this.#options.matvec ?? {};
+      const wgSize = Math.min(mvCfg.wg ?? 256, this.info.maxInvocations);
+      const matvecShape = (units: number): MatvecShape => {
+        // Powers of two from 32 (a subgroup on most GPUs): few distinct kernels, so few compilations.
+        let tpr = Math.min(32, wgSize);
+        while (tpr < units && tpr < Math.min(mvCfg.maxTpr ?? 256, wgSize)) tpr *= 2;
+        return { wg: wgSize, tpr, rows: mvCfg.rows ?? 4 };
+      };
+
+      const emitMatmul = (node: MatmulNode, fusion: { rope?: RopeNode; copy?: GraphNode } | undefined) => {
+        const w = node.weight.handle as GpuTensor;
+        const f = gpuFormats[w.dtype] as GpuFormat;
+        const K = w.cols;
+        const N = w.rows;
+        const units = f.blockSize === 1 ? K : K / 32;
+        const shape = matvecShape(units);
+        const perWg = (shape.wg / shape.tpr) * shape.rows;
+        const copy = fusion?.copy as (GraphNode & { op: 'copy' }) | undefined;
+        const rope = fusion?.rope;
+        const epi: MatvecEpilogue = {
+          bias: node.bias !== undefined,
+          residual: node.residual !== undefined,
+          rope: rope !== undefined,
+          cache: copy ? (copy.dst.dtype as 'f32' | 'f16') : 'none',
+        };
+        const mv = matvecKernel(f, env, shape, epi);
+        const tokens = node.x;
+        w.chunks.forEach((c, ci) => {
+          const outRange = copy ? rangeOf(copy.dst) : rope ? rangeOf(rope.out) : rangeOf(node.out);
+          const ropeTable = rope ? tableOf.get(rope)! : undefined;
+          const [po, ps] = copy ? posArgs(copy.positions) : [0, 0];
+          const argv = [K, N, w.rowBytes, c.row0, c.rows, 0, 0, 0, rope?.headDim ?? 0, rope?.nRot ?? 0, ropeTable?.pairs ?? 0, 0, po, ps];
+          addDispatch(
+            node.name,
+            `matvec ${w.dtype}`,
+            mv,
+            [
+              rangeOf(node.x),
+              rangeOf(node.weight, ci),
+              outRange,
+              node.bias ? rangeOf(node.bias) : undefined,
+              node.residual ? rangeOf(node.residual) : undefined,
+              ropeTable ? tableRange(ropeTable) : undefined,
+              copy ? posRange(copy.positions) : undefined,
+            ],
+            argv,
+            (p, out) => {
+              const n = rowsAt(tokens, p).rows;
+              out[0] = n === 0 ? 0 : Math.ceil(c.rows / perWg);
+              out[1] = n;
+            },
+            'small',
+            tokens,
+          );
+          const tl = tiledKernel(f, env, { bias: node.bias !== undefined, residual: node.residual !== undefined });
+          const [r0, r1, r2] = rowsArgs(node.x);
+          addDispatch(
+            node.name,
+            `tiled ${w.dtype}`,
+            tl,
+            [
+              rangeOf(node.x),
+              rangeOf(node.weight, ci),
+              rangeOf(node.out),
+              node.bias ? rangeOf(node.bias) : undefined,
+              node.residual ? rangeOf(node.residual) : undefined,
+            ],
+            [K, N, w.rowBytes, c.row0, c.rows, r0, r1, r2],
+            (p, out) => {
+              const n = rowsAt(tokens, p).rows;
+              out[0] = n === 0 ? 0 : Math.ceil(c.rows / 64);
+              out[1] = Math.ceil(n / 64);
+            },
+            fusion ? 'large' : 'large',
+            tokens,
+          );
+        });
+        // Above the matvec size, the fused nodes run as their own kernels on the planned storage.
+        if (rope) emitRope(rope, 'large', tokens);
+        if (copy) emitCopy(copy, 'large', tokens);
+      };
+
+      const emitRope = (node: RopeNode, when: Dispatch['when'], tokens?: TensorRef) => {
+        const t = tableOf.get(node)!;
+        addDispatch(
+          node.name,
+          'rope',
+          ropeKernel(),
+          [rangeOf(node.x), rangeOf(node.out), tableRange(t)],
+          [...rowsArgs(node.x), node.nHeads, node.headDim, node.nRot, node.mode === 'neox' ? 1 : 0],
+          flat(numelFn(node.x), 256),
+          when,
+          tokens,
+        );
+      };
+      const emitCopy = (node: GraphNode & { op: 'copy' }, when: Dispatch['when'], tokens?: TensorRef) => {
+        const dst = node.dst.handle as GpuTensor;
+        const dt = node.dst.dtype as 'f32' | 'f16' | 'bf16' | 'q8_0';
+        const [po, ps] = posArgs(node.positions);
+        addDispatch(
+          node.name,
+          `copy ${dt}`,
+          copyKernel(dt),
+          [rangeOf(node.src), rangeOf(node.dst), posRange(node.positions)],
+          [...rowsArgs(node.src), dst.cols, dst.rowBytes, 0, 0, 0, po, ps],
+          dt === 'q8_0'
+            ? flat((p) => rowsAt(node.src, p).rows * (dst.cols / 32), 64)
+            : flat(numelFn(node.src), 256),
+          when,
+          tokens,
+        );
+      };
+
+      for (let i = 0; i < plan.nodes.length; i++) {
+        if (fusedInto.has(i)) continue;
+        const node = plan.nodes[i];
+        switch (node.op) {
+          case 'matmul':
+            emitMatmul(node, fusionAt.get(i));
+            break;
+          case 'get_rows': {
+            const table = node.table.handle as GpuTensor;
+            const f = gpuFormats[table.dtype] as GpuFormat;
+            table.chunks.forEach((c, ci) => {
+              addDispatch(
+                node.name,
+                `get_rows ${table.dtype}`,
+                getRowsKernel(f),
+                [rangeOf(node.ids), rangeOf(node.out), rangeOf(node.table, ci)],
+                [...rowsArgs(node.out), table.cols, table.rowBytes, c.row0, c.rows],
+                flat(numelFn(node.out), 256),
+              );
+            });
+            const ids = node.ids;
+            checks.push((run) => {
+              const arr = run.arrays[ids.id] as Int32Array;
+              const n = numelAt(ids, run.params);
+              for (let r = 0; r < n; r++) {
+                const id = arr[r];
+                if (!(id >= 0 && id < table.rows)) {
+                  throw new GraphError(node.name, `row id ${id} at ${r} is outside [0, ${table.rows}) of ${table.name}`);
+                }
+              }
+            });
+            break;
+          }
+          case 'rms_norm':
+          case 'layer_norm': {
+            const weight = node.weight;
+            const bias = node.op === 'layer_norm' ? node.bias : undefined;
+            const { cols } = rowsAt(node.x, {});
+            addDispatch(
+              node.name,
+              node.op,
+              normKernel(env, node.op === 'rms_norm' ? 'rms' : 'layer', weight !== undefined, bias !== undefined),
+              [rangeOf(node.x), rangeOf(node.out), weight ? rangeOf(weight) : undefined, bias ? rangeOf(bias) : undefined],
+              [...rowsArgs(node.x), cols, f32bits(node.eps)],
+              flat(rowsFn(node.x), 1),
+            );
+            break;
+          }
+          case 'softmax': {
+            const cols = dimMax(node.x.shape[node.x.shape.length - 1]);
+            addDispatch(node.name, 'softmax', softmaxKernel(env), [rangeOf(node.x), rangeOf(node.out)], [...rowsArgs(node.x), cols], flat(rowsFn(node.x), 1));
+            break;
+          }
+          case 'rope':
+            emitRope(node, 'always');
+            break;
+          case 'attention': {
+            const k = node.k.handle as GpuTensor;
+            const f = gpuFormats[k.dtype] as GpuFormat;
+            if (node.headDim > 512) throw new GraphError(node.name, 'webgpu backend: head dims above 512 are not supported');
+            const [po, ps] = posArgs(node.positions);
+            addDispatch(
+              node.name,
+              `attention ${k.dtype}`,
+              attentionKernel(f),
+              [rangeOf(node.q), rangeOf(node.k), rangeOf(node.v), rangeOf(node.out), posRange(node.positions)],
+              [
+                ...rowsArgs(node.q),
+                node.nHeads,
+                node.nKvHeads,
+                node.headDim,
+                f32bits(node.scale),
+                f32bits(node.softcap),
+                node.window,
+                k.rowBytes,
+                0,
+                0,
+                po,
+                ps,
+              ],
+              flat((p) => rowsAt(node.q, p).rows * node.nHeads, 1),
+            );
+            checks.push(positionCheck(node.name, node.positions, node.q, k.rows, 'the cache'));
+            break;
+          }
+          case 'copy': {
+            emitCopy(node, 'always');
+            const dst = node.dst.handle as GpuTensor;
+            checks.push(positionCheck(node.name, node.positions, node.src, dst.rows, `${dst.name}`));
+            break;
+          }
+          case 'reshape':
+            break;
+          case 'silu':
+          case 'gelu':
+          case 'scale':
+          case 'softcap': {
+            const cols = dimMax(node.out.shape[node.out.shape.length - 1]);
+            const factor = node.op === 'scale' ? node.factor : node.op === 'softcap' ? node.cap : 0;
+            addDispatch(node.name, node.op, elementwiseKernel(node.op), [rangeOf(node.x), rangeOf(node.out)], [...rowsArgs(node.out), cols, 0, f32bits(factor)], flat(numelFn(node.out), 256));
+            break;
+          }
+          case 'add':
+          case 'mul': {
+            const cols = dimMax(node.out.shape[node.out.shape.length - 1]);
+            const bl = node.b.shape.length === node.a.shape.length ? 0 : cols;
+            addDispatch(node.name, node.op, elementwiseKernel(node.op), [rangeOf(node.a), rangeOf(node.out), rangeOf(node.b)], [...rowsArgs(node.out), cols, bl], flat(numelFn(node.out), 256));
+            break;
+          }
+          case 'glu': {
+            const cols = dimMax(node.out.shape[node.out.shape.length - 1]);
+            const op: Elementwise = node.activation === 'silu' ? 'glu_silu' : 'glu_gelu';
+            addDispatch(
+              node.name,
+              op,
+              elementwiseKernel(op),
+              [rangeOf(node.gate), rangeOf(node.out), node.up ? rangeOf(node.up) : undefined],
+              [...rowsArgs(node.out), cols, 0, 0, node.up ? 0 : 1],
+              flat(numelFn(node.out), 256),
+            );
+            break;
+          }
+        }
+      }
+      // For logits: an argmax over the last row of the first output (greedy decoding on the GPU).
+      let argmax: Prepared['argmax'];
+      const first = graph.outputs[0];
+      let argmaxArgs: { a: Uint32Array; offset: number } | undefined;
+      let argmaxResult: GPUBuffer | undefined;
+      if (first !== undefined) {
+        argmaxResult = await make('argmax', 4, Usage.STORAGE | Usage.COPY_SRC);
+        argmaxArgs = newArgs();
+        argmaxArgs.a.set(rowsArgs(first.tensor));
+        argmaxArgs.a[3] = dimMax(first.tensor.shape[first.tensor.shape.length - 1]);
+      }
+
+      argsBuffer = await make('args', argSlots.length * 256, Usage.UNIFORM | Usage.COPY_DST);
+      const argData = new Uint32Array(argSlots.length * 64);
+      argSlots.forEach((s, i) => argData.set(s, i * 64));
+      this.device.queue.writeBuffer(argsBuffer, 0, argData);
+      // Decode-path kernels now; the prompt-path ones (tiled matmuls) on their first use.
+      await Promise.all(dispatches.filter((d) => d.when !== 'large').map((d) => d.build()));
+
+      if (first !== undefined && argmaxArgs !== undefined && argmaxResult !== undefined) {
+        const pipeline = await this.#pipeline(argmaxKernel(), 'argmax');
+        const r = rangeOf(first.tensor);
+        const bindGroup = this.device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: argsBuffer, offset: argmaxArgs.offset, size: 256 } },
+            { binding: 1, resource: { buffer: step, offset: 0, size: paramsRange.size } },
+            { binding: 2, resource: { buffer: r.buffer, offset: r.offset, size: r.size } },
+            { binding: 3, resource: { buffer: argmaxResult } },
+          ],
+        });
+        const readback = await make('argmax readback', 4, Usage.MAP_READ | Usage.COPY_DST);
+        argmax = {
+          dispatch: {
+            pipeline,
+            bindGroup,
+            build: async () => {},
+            grid: (_p, out) => ((out[0] = 1), (out[1] = 1)),
+            when: 'always',
+          },
+          result: argmaxResult,
+          readback,
+        };
+      }
+
+      const outputs: Prepared['outputs'] = [];
+      for (const o of graph.outputs) {
+        const range = rangeOf(o.tensor);
+        const readback = await make(`output ${o.name}`, range.size, Usage.MAP_READ | Usage.COPY_DST);
+        outputs.push({ name: o.name, tensor: o.tensor, range, readback, host: new Float32Array(range.size / 4) });
+      }
+
+      let timer: Prepared['timer'];
+      if (this.#options.timestamps && this.info.timestamps) {
+        const query = this.device.createQuerySet({ type: 'timestamp', count: 2 });
+        const resolve = await make('timestamps', 16, Usage.QUERY_RESOLVE | Usage.COPY_SRC);
+        const readback = await make('timestamps readback', 16, Usage.MAP_READ | Usage.COPY_DST);
+        timer = { query, resolve, readback };
+      }
+      for (const b of owned) this.#graphBuffers.set(b, true);
+      return {
+        plan,
+        values,
+        step,
+        stage,
+        stageU32: new Uint32Array(stage),
+        stageF32: new Float32Array(stage),
+        stageI32: new Int32Array(stage),
+        inputOffsets,
+        tables,
+        args: argsBuffer!,
+        dispatches,
+        outputs,
+        grid: new Uint32Array(2),
+        argmax,
+        timer,
+        checks,
+      };
+    } catch (e) {
+      for (const b of owned) this.#destroy(b);
+      if (this.#lost) throw this.#lost;
+      throw e;
+    }
+  }
+
+  async #readF32(t: TensorRef): Promise<Float32Array> {
+    const host = await this.download(t.handle as GpuTensor);
+    return new Float32Array(host.data.slice().buffer);
+  }
+
+  // ---- execute -----------------------------------------------------------------------------------------------------
+
+  /**
+   * Runs a graph and returns the id of the largest value in the last row of its first output (greedy sampling on the
+   * GPU): only 4 bytes are read back.
+   *
+   * @example
+   * ```ts
+   * const id = await backend.runGreedy(decodeGraph, { tokens: Int32Array.of(1), nTokens: 1, pos: 0 });
+   * ```
+   */
+  async runGreedy(graph: Graph, inputs: RunInputs): Promise<number> {
+    await this.run(graph, inputs, { argmax: true } as RunOptions);
+    return this.#lastArgmax;
+  }
+
+  protected async execute(p: Prepared, run: BoundRun, options: RunOptions): Promise<RunOutputs> {
+    this.#check();
+    for (const c of p.checks) c(run);
+    const graph = p.plan.graph;
+    const params = run.params;
+    // Step buffer: params, inputs, rope tables.
+    const u32 = p.stageU32;
+    graph.params.forEach((q, i) => {
+      u32[i] = params[q.name];
+    });
+    let end = 4 * graph.params.length;
+    for (const t of graph.inputs) {
+      const arr = run.arrays[t.id]!;
+      const off = p.inputOffsets.get(t.id)! / 4;
+      if (arr instanceof Int32Array) p.stageI32.set(arr, off);
+      else p.stageF32.set(arr, off);
+      end = Math.max(end, off * 4 + arr.length * 4);
+    }
+    for (const t of p.tables) {
+      const node = t.node;
+      const rows = rowsAt(node.x, params).rows;
+      const f = p.stageF32;
+      let o = t.offset / 4;
+      for (let r = 0; r < rows; r++) {
+        const pos = isTensor(node.positions) ? (run.arrays[node.positions.id] as Int32Array)[r] : params[node.positions.name] + r;
+        for (let j = 0; j < t.pairs; j++) {
+          const ang = pos * t.theta[j];
+          f[o++] = Math.cos(ang) * t.mscale;
+          f[o++] = Math.sin(ang) * t.mscale;
+        }
+      }
+      end = Math.max(end, o * 4);
+    }
+    const dev = this.device;
+    const mvMax = this.#options.matvecMaxTokens ?? 4;
+    for (const d of p.dispatches) {
+      if (d.pipeline === undefined && (d.when === 'always' || rowsAt(d.tokens!, params).rows <= mvMax) === (d.when !== 'large')) {
+        await d.build();
+      }
+    }
+    this.#check();
+    if (end > 0) dev.queue.writeBuffer(p.step, 0, p.stage, 0, Math.ceil(end / 4) * 4);
+
+    const argmax = (options as { argmax?: boolean }).argmax === true ? p.argmax : undefined;
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass(
+      p.timer ? { timestampWrites: { querySet: p.timer.query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : undefined,
+    );
+    let count = 0;
+    const grid = p.grid;
+    for (const d of p.dispatches) {
+      if (d.when !== 'always') {
+        const small = rowsAt(d.tokens!, params).rows <= mvMax;
+        if (small !== (d.when === 'small')) continue;
+      }
+      d.grid(params, grid);
+      if (grid[0] === 0 || grid[1] === 0) continue;
+      pass.setPipeline(d.pipeline!);
+      pass.setBindGroup(0, d.bindGroup!);
+      pass.dispatchWorkgroups(grid[0], grid[1]);
+      count++;
+    }
+    if (argmax !== undefined) {
+      pass.setPipeline(argmax.dispatch.pipeline!);
+      pass.setBindGroup(0, argmax.dispatch.bindGroup!);
+      pass.dispatchWorkgroups(1);
+      count++;
+    }
+    pass.end();
+    if (p.timer) enc.resolveQuerySet(p.timer.query, 0, 2, p.timer.resolve, 0);
+    if (p.timer) enc.copyBufferToBuffer(p.timer.resolve, 0, p.timer.readback, 0, 16);
+    const reads: { o: Prepared['outputs'][number]; bytes: number }[] = [];
+    if (argmax !== undefined) enc.copyBufferToBuffer(argmax.result, 0, argmax.readback, 0, 4);
+    else {
+      for (const o of p.outputs) {
+        const bytes = Math.ceil((numelAt(o.tensor, params) * 4) / 4) * 4;
+        if (bytes > 0) enc.copyBufferToBuffer(o.range.buffer, o.range.offset, o.readback, 0, bytes);
+        reads.push({ o, bytes });
+      }
+    }
+    dev.queue.submit([enc.finish()]);
+
+    let gpuMs: number | undefined;
+    const maps: Promise<void>[] = [];
+    if (argmax !== undefined) maps.push(this.#map(argmax.readback));
+    for (const r of reads) if (r.bytes > 0) maps.push(this.#map(r.o.readback));
+    if (p.timer) maps.push(this.#map(p.timer.readback));
+    await Promise.all(maps);
+    this.#check();
+    if (p.timer) {
+      const ts = new BigUint64Array(p.timer.readback.getMappedRange(0, 16));
+      gpuMs = Number(ts[1] - ts[0]) / 1e6;
+      p.timer.readback.unmap();
+    }
+    const out: Record<string, Float32Array> = {};
+    if (argmax !== undefined) {
+      this.#lastArgmax = new Uint32Array(argmax.readback.getMappedRange(0, 4))[0];
+      argmax.readback.unmap();
+    }
+    for (const r of reads) {
+      const n = r.bytes / 4;
+      if (n > 0) {
+        r.o.host.set(new Float32Array(r.o.readback.getMappedRange(0, r.bytes)));
+        r.o.readback.unmap();
+      }
+      out[r.o.name] = this.deliver(options, r.o.name, r.o.host, n);
+    }
+    this.#stats = { dispatches: count, gpuMs };
+    return out;
+  }
+}
+
+function isFusableCache(d: DTypeName): boolean {
+  return d === 'f32' || d === 'f16';
+}
+
+function posKey(p: Positions): string {
+  return isTensor(p) ? `t${p.id}` : `p${p.name}`;
+}
+
+function rowsMaxOf(t: TensorRef): number {
+  let r = 1;
+  for (let i = 0; i < t.shape.length - 1; i++) r *= dimMax(t.shape[i]);
+  return r;
+}
+
+function positionCheck(name: string, positions: Positions, rowsOf: TensorRef, limit: number, what: string) {
+  return (run: BoundRun) => {
+    const n = rowsAt(rowsOf, run.params).rows;
+    for (let r = 0; r < n; r++) {
+      const pos = isTensor(positions) ? (run.arrays[positions.id] as Int32Array)[r] : run.params[positions.name] + r;
+      if (!(pos >= 0 && pos < limit)) {
+        throw new GraphError(name, `position ${pos} of row ${r} is outside ${what} [0, ${limit})`);
+      }
+    }
+  };
+}

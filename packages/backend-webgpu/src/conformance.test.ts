@@ -1,0 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { formats } from '@nibble/formats';
+import { loadGoldenDots, runConformance } from '@nibble/tensor/testing';
+import { describe, it } from 'vitest';
+import { webgpuNode } from './node.js';
+
+const dir = new URL('../../../fixtures/golden/ggml-synthetic/', import.meta.url);
+const golden = loadGoldenDots((p) => new Uint8Array(readFileSync(new URL(p, dir))));
+
+// On SwiftShader through dawn.node (vitest.config.ts points Vulkan at it).
+runConformance(webgpuNode, { describe, it }, { codecs: formats, golden, numRuns: 6 });

@@ -1,0 +1,718 @@
+/**
+ * WGSL kernel generators. Each returns the source of one compute shader; the backend compiles each distinct source
+ * once (a pipeline cache keyed by the text), so the 22 layers of a model share their pipelines.
+ *
+ * Every kernel binds, at group 0:
+ *   0: `A`  uniform, the node's static arguments (64 u32, written once at prepare);
+ *   1: `P`  storage u32, this step's params (written once per step with the inputs);
+ * then its operands. Sizes that change per step (rows = tokens) are computed from `P` with `rows_of`.
+ */
+import { formatPrelude, type GpuFormat } from './formats.js';
+
+/** Facts about the device that change the generated code. */
+export interface KernelEnv {
+  /** `enable subgroups;` and subgroupAdd reductions. */
+  readonly subgroups: boolean;
+  /** Smallest subgroup size the adapter reports (reductions assume threads per row are a multiple of it). */
+  readonly subgroupMin: number;
+}
+
+const header = `
+struct Args { v: array<vec4u, 16> }
+@group(0) @binding(0) var<uniform> A: Args;
+@group(0) @binding(1) var<storage, read> P: array<u32>;
+fn a(i: u32) -> u32 { return A.v[i >> 2u][i & 3u]; }
+fn af(i: u32) -> f32 { return bitcast<f32>(a(i)); }
+/** rows = fixed · P[p1] · P[p2] (a param index + 1, or 0 for none), arguments at i, i+1, i+2. */
+fn rows_of(i: u32) -> u32 {
+  var r = a(i);
+  if (a(i + 1u) != 0u) { r *= P[a(i + 1u) - 1u]; }
+  if (a(i + 2u) != 0u) { r *= P[a(i + 2u) - 1u]; }
+  return r;
+}
+/** Linear workgroup index of a 2-D grid (large element counts spill into y). */
+fn wg_index(wid: vec3u, nwg: vec3u) -> u32 { return wid.y * nwg.x + wid.x; }
+fn f2h(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  let sign = (b >> 16u) & 0x8000u;
+  let e = (b >> 23u) & 0xffu;
+  var m = b & 0x7fffffu;
+  if (e == 255u) { return sign | select(0x7c00u, 0x7e00u, m != 0u); }
+  let ee = i32(e) - 112;
+  if (ee >= 31) { return sign | 0x7c00u; }
+  if (ee <= 0) {
+    if (ee < -10) { return sign; }
+    m = m | 0x800000u;
+    let sh = u32(14 - ee);
+    var h = m >> sh;
+    let rem = m & ((1u << sh) - 1u);
+    let half = 1u << (sh - 1u);
+    if (rem > half || (rem == half && (h & 1u) != 0u)) { h += 1u; }
+    return sign | h;
+  }
+  var h = (u32(ee) << 10u) | (m >> 13u);
+  let rem = m & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) != 0u)) { h += 1u; }
+  return sign | h;
+}
+fn f2bf(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return ((b >> 16u) | 64u) & 0xffffu; }
+  return ((b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u) & 0xffffu;
+}
+/** Correctly rounded a / b in the cases that matter (one Newton step on the GPU's approximate division). */
+fn div_rn(x: f32, y: f32) -> f32 {
+  let q = x / y;
+  let r = fma(-q, y, x);
+  return fma(r, 1.0 / y, q);
+}
+`;
+
+function enableSubgroups(env: KernelEnv): string {
+  return env.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
+}
+
+/** Positions of rows: binding `Pos` (i32), `Pos[off + r·stride] + r·(1 - stride)` with off/stride at args i, i+1. */
+const positions = `
+fn pos_of(i: u32, r: u32) -> u32 {
+  let s = a(i + 1u);
+  return u32(Pos[a(i) + r * s]) + r * (1u - s);
+}`;
+
+// ---- matrix-vector -------------------------------------------------------------------------------------------------
+
+/** How a matvec writes its rows. */
+export interface MatvecEpilogue {
+  readonly bias: boolean;
+  readonly residual: boolean;
+  /** Rotate row pairs (normal rope) with the cos/sin table `T`. */
+  readonly rope: boolean;
+  /** Write into a KV cache at the row's position instead of a value. */
+  readonly cache: 'none' | 'f32' | 'f16';
+}
+
+/** Shape of the matvec thread grid. */
+export interface MatvecShape {
+  /** Threads per workgroup. */
+  readonly wg: number;
+  /** Threads that share one group of rows (a power of two dividing wg). */
+  readonly tpr: number;
+  /** Rows each thread group computes (even). */
+  readonly rows: number;
+}
+
+/**
+ * Matrix-vector (one activation row per workgroup row of the grid: `wid.y` is the token). A workgroup has
+ * `wg / tpr` thread groups; each computes `rows` weight rows, every thread striding over 32-element units and keeping
+ * one accumulator per row, so the 32 activations of a unit are loaded once for all rows. Rows are then summed with
+ * subgroupAdd (or a shared-memory tree) and one thread per row pair runs the epilogue (bias, rope, residual, store or
+ * KV write).
+ *
+ * Args: 0 K, 1 N (rows of the whole weight), 2 rowBytes, 3 chunk's first row, 4 chunk rows,
+ *       8 headDim, 9 nRot (rope), 10 pairs, 12/13 positions (off, stride).
+ */
+export function matvecKernel(f: GpuFormat, env: KernelEnv, s: MatvecShape, e: MatvecEpilogue): string {
+  const scalar = f.blockSize === 1;
+  const groups = s.wg / s.tpr;
+  const R = s.rows;
+  const upb = f.blockSize / 32;
+  const useSg = env.subgroups && s.tpr % env.subgroupMin === 0 && s.tpr >= env.subgroupMin;
+  const bind: string[] = [];
+  bind.push(
+    scalar
+      ? '@group(0) @binding(2) var<storage, read> X: array<f32>;'
+      : '@group(0) @binding(2) var<storage, read> X: array<vec4f>;',
+  );
+  bind.push('@group(0) @binding(3) var<storage, read> W: array<u32>;');
+  bind.push(
+    e.cache === 'f16'
+      ? '@group(0) @binding(4) var<storage, read_write> Y: array<u32>;'
+      : '@group(0) @binding(4) var<storage, read_write> Y: array<f32>;',
+  );
+  if (e.bias) bind.push('@group(0) @binding(5) var<storage, read> Bias: array<f32>;');
+  if (e.residual) bind.push('@group(0) @binding(6) var<storage, read> Res: array<f32>;');
+  if (e.rope) bind.push('@group(0) @binding(7) var<storage, read> T: array<vec2f>;');
+  if (e.cache !== 'none') bind.push('@group(0) @binding(8) var<storage, read> Pos: array<i32>;');
+
+  const body = scalar
+    ? `
+  let xb = tok * K;
+  for (var i = t; i < K; i += ${s.tpr}u) {
+    let xi = X[xb + i];
+    for (var r = 0u; r < ${R}u; r++) { acc[r] += W_get(rowOff[r] + i * ${f.blockBytes}u, 0u) * xi; }
+  }`
+    : `
+  let nu = K / 32u;
+  let xb = tok * (K / 4u);
+  var xv: array<vec4f, 8>;
+  for (var u = t; u < nu; u += ${s.tpr}u) {
+    for (var k = 0u; k < 8u; k++) { xv[k] = X[xb + u * 8u + k]; }
+    let blk = (u / ${upb}u) * ${f.blockBytes}u;
+    let sub = u % ${upb}u;
+    for (var r = 0u; r < ${R}u; r++) { acc[r] += W_dot(rowOff[r] + blk, sub, &xv); }
+  }`;
+
+  const reduce = useSg
+    ? `
+  for (var r = 0u; r < ${R}u; r++) {
+    let v = subgroupAdd(acc[r]);
+    if (sgi == 0u) { red[(lid / sgs) * ${R}u + r] = v; }
+  }
+  workgroupBarrier();`
+    : `
+  for (var r = 0u; r < ${R}u; r++) { red[lid * ${R}u + r] = acc[r]; }
+  workgroupBarrier();
+  for (var st = ${Math.floor(s.tpr / 2)}u; st > 0u; st >>= 1u) {
+    if (t < st) { for (var r = 0u; r < ${R}u; r++) { red[lid * ${R}u + r] += red[(lid + st) * ${R}u + r]; } }
+    workgroupBarrier();
+  }`;
+  const total = useSg
+    ? `fn total(gg: u32, r: u32, sgs: u32) -> f32 {
+  let n = ${s.tpr}u / sgs;
+  var v = 0.0;
+  for (var k = 0u; k < n; k++) { v += red[(gg * n + k) * ${R}u + r]; }
+  return v;
+}`
+    : `fn total(gg: u32, r: u32, sgs: u32) -> f32 { return red[gg * ${s.tpr * R}u + r]; }`;
+
+  const store =
+    e.cache === 'none'
+      ? `Y[tok * N + o] = v0; if (has1) { Y[tok * N + o + 1u] = v1; }`
+      : e.cache === 'f32'
+        ? `let p = pos_of(12u, tok); Y[p * N + o] = v0; if (has1) { Y[p * N + o + 1u] = v1; }`
+        : `let p = pos_of(12u, tok); Y[(p * N + o) >> 1u] = f2h(v0) | (f2h(v1) << 16u);`;
+
+  return `${enableSubgroups(env)}${header}${formatPrelude}
+${bind.join('\n')}
+${f.code('W')}
+${e.cache !== 'none' ? positions : ''}
+var<workgroup> red: array<f32, ${s.wg * R}>;
+${total}
+@compute @workgroup_size(${s.wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u${useSg ? ', @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
+  _ = P[0];
+  let K = a(0u);
+  let N = a(1u);
+  let rowBytes = a(2u);
+  let chunkRows = a(4u);
+  let tok = wid.y;
+  let g = lid / ${s.tpr}u;
+  let t = lid % ${s.tpr}u;
+  let local0 = (wid.x * ${groups}u + g) * ${R}u;
+  var rowOff: array<u32, ${R}>;
+  for (var r = 0u; r < ${R}u; r++) { rowOff[r] = min(local0 + r, chunkRows - 1u) * rowBytes; }
+  var acc: array<f32, ${R}>;
+  ${body}
+  ${reduce}
+  if (lid < ${(groups * R) / 2}u) {
+    let l0 = lid * 2u;
+    let gg = l0 / ${R}u;
+    let r = l0 % ${R}u;
+    let local = wid.x * ${groups * R}u + l0;
+    if (local >= chunkRows) { return; }
+    let has1 = local + 1u < chunkRows;
+    let o = a(3u) + local;
+    var v0 = total(gg, r, ${useSg ? 'sgs' : '0u'});
+    var v1 = total(gg, r + 1u, ${useSg ? 'sgs' : '0u'});
+    ${e.bias ? 'v0 += Bias[o]; if (has1) { v1 += Bias[o + 1u]; }' : ''}
+    ${
+      e.rope
+        ? `let i = o % a(8u);
+    if (i < a(9u)) {
+      let cs = T[tok * a(10u) + i / 2u];
+      let x0 = v0;
+      v0 = x0 * cs.x - v1 * cs.y;
+      v1 = x0 * cs.y + v1 * cs.x;
+    }`
+        : ''
+    }
+    ${e.residual ? 'v0 += Res[tok * N + o]; if (has1) { v1 += Res[tok * N + o + 1u]; }' : ''}
+    ${store}
+  }
+}`;
+}
+
+// ---- tiled matrix-matrix --------------------------------------------------------------------------------------------
+
+/**
+ * Tiled matrix-matrix for several tokens: a workgroup of 256 threads computes a 64 (weight rows) x 64 (tokens) tile,
+ * each thread a 4x4 block of it, over K in steps of 32: the weight tile is decoded from its blocks into shared memory
+ * once and used by all 64 tokens, the activation tile is loaded once and used by all 64 rows.
+ *
+ * Args: 0 K, 1 N, 2 rowBytes, 3 chunk's first row, 4 chunk rows, 5/6/7 tokens (rows_of).
+ */
+export function tiledKernel(f: GpuFormat, env: KernelEnv, e: { bias: boolean; residual: boolean }): string {
+  const scalar = f.blockSize === 1;
+  const bind = [
+    '@group(0) @binding(2) var<storage, read> X: array<f32>;',
+    '@group(0) @binding(3) var<storage, read> W: array<u32>;',
+    '@group(0) @binding(4) var<storage, read_write> Y: array<f32>;',
+  ];
+  if (e.bias) bind.push('@group(0) @binding(5) var<storage, read> Bias: array<f32>;');
+  if (e.residual) bind.push('@group(0) @binding(6) var<storage, read> Res: array<f32>;');
+  // Weight element (row rr of the chunk, column kk): scalar formats address elements, block formats blocks.
+  const wget = scalar
+    ? `W_get(rr * rowBytes + kk * ${f.blockBytes}u, 0u)`
+    : `W_get(rr * rowBytes + (kk / ${f.blockSize}u) * ${f.blockBytes}u, kk % ${f.blockSize}u)`;
+  return `${enableSubgroups({ ...env, subgroups: false })}${header}${formatPrelude}
+${bind.join('\n')}
+${f.code('W')}
+var<workgroup> Ws: array<array<f32, 65>, 32>;
+var<workgroup> Xs: array<array<f32, 65>, 32>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u) {
+  _ = P[0];
+  let K = a(0u);
+  let N = a(1u);
+  let rowBytes = a(2u);
+  let chunkRows = a(4u);
+  let nTok = rows_of(5u);
+  let row0 = wid.x * 64u;
+  let tok0 = wid.y * 64u;
+  let tr = (lid % 16u) * 4u;
+  let tt = (lid / 16u) * 4u;
+  var acc: array<vec4f, 4>;
+  for (var k0 = 0u; k0 < K; k0 += 32u) {
+    // 64 x 32 weights and 64 x 32 activations, 8 of each per thread.
+    for (var q = 0u; q < 8u; q++) {
+      let e = lid + q * 256u;
+      let rl = e / 32u;
+      let kl = e % 32u;
+      let kk = k0 + kl;
+      let rr = min(row0 + rl, chunkRows - 1u);
+      var wv = 0.0;
+      if (kk < K) { wv = ${wget}; }
+      Ws[kl][rl] = wv;
+      let tk = min(tok0 + rl, nTok - 1u);
+      var xv = 0.0;
+      if (kk < K) { xv = X[tk * K + kk]; }
+      Xs[kl][rl] = xv;
+    }
+    workgroupBarrier();
+    let kn = min(32u, K - k0);
+    for (var k = 0u; k < kn; k++) {
+      let w4 = vec4f(Ws[k][tr], Ws[k][tr + 1u], Ws[k][tr + 2u], Ws[k][tr + 3u]);
+      acc[0] += w4 * Xs[k][tt];
+      acc[1] += w4 * Xs[k][tt + 1u];
+      acc[2] += w4 * Xs[k][tt + 2u];
+      acc[3] += w4 * Xs[k][tt + 3u];
+    }
+    workgroupBarrier();
+  }
+  for (var j = 0u; j < 4u; j++) {
+    let tok = tok0 + tt + j;
+    if (tok >= nTok) { break; }
+    for (var i = 0u; i < 4u; i++) {
+      let local = row0 + tr + i;
+      if (local >= chunkRows) { break; }
+      let o = a(3u) + local;
+      var v = acc[j][i];
+      ${e.bias ? 'v += Bias[o];' : ''}
+      ${e.residual ? 'v += Res[tok * N + o];' : ''}
+      Y[tok * N + o] = v;
+    }
+  }
+}`;
+}
+
+// ---- element-wise ---------------------------------------------------------------------------------------------------
+
+/** Element-wise ops over n = rows_of(0) · a(3) elements; `b` operands broadcast when a(4) (its length) is smaller. */
+export type Elementwise = 'silu' | 'gelu' | 'scale' | 'softcap' | 'add' | 'mul' | 'glu_silu' | 'glu_gelu';
+
+const actFns = `
+fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+fn tanh_s(v: f32) -> f32 { let c = clamp(v, -15.0, 15.0); let e = exp(2.0 * c); return (e - 1.0) / (e + 1.0); }
+fn gelu(v: f32) -> f32 { return 0.5 * v * (1.0 + tanh_s(0.7978845608028654 * v * (1.0 + 0.044715 * v * v))); }`;
+
+/**
+ * Args: 0-2 rows, 3 cols (of the output), 4 length of b (0: b has the output's shape), 5 factor/cap,
+ * 6 1 when glu's gate holds [g | u] in one row.
+ */
+export function elementwiseKernel(op: Elementwise): string {
+  const two = op === 'add' || op === 'mul' || op.startsWith('glu');
+  const expr: Record<Elementwise, string> = {
+    silu: 'silu(x)',
+    gelu: 'gelu(x)',
+    scale: 'x * af(5u)',
+    softcap: 'af(5u) * tanh_s(x / af(5u))',
+    add: 'x + y',
+    mul: 'x * y',
+    glu_silu: 'silu(x) * y',
+    glu_gelu: 'gelu(x) * y',
+  };
+  const load = op.startsWith('glu')
+    ? `var x = 0.0; var y = 0.0;
+  if (a(6u) == 1u) { let r = i / cols; let c = i % cols; x = X[r * 2u * cols + c]; y = X[r * 2u * cols + cols + c]; }
+  else { x = X[i]; y = B[i]; }`
+    : two
+      ? `let x = X[i]; let bl = a(4u); let y = B[select(i, i % bl, bl != 0u)];`
+      : 'let x = X[i];';
+  return `${header}${actFns}
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${two ? '@group(0) @binding(4) var<storage, read> B: array<f32>;' : ''}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let cols = a(3u);
+  let n = rows_of(0u) * cols;
+  let i = wg_index(wid, nwg) * 256u + lid;
+  if (i >= n) { return; }
+  ${load}
+  Y[i] = ${expr[op]};
+}`;
+}
+
+// ---- row-wise: norms, softmax ----------------------------------------------------------------------------------------
+
+/** A workgroup-wide sum of one f32 per thread (256 threads). */
+function wgSum(env: KernelEnv): string {
+  return `
+var<workgroup> wsum: array<f32, 256>;
+fn wg_sum(v: f32, lid: u32) -> f32 {
+  workgroupBarrier();
+  wsum[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { wsum[lid] += wsum[lid + s]; }
+    workgroupBarrier();
+  }
+  return wsum[0];
+}
+fn wg_max(v: f32, lid: u32) -> f32 {
+  workgroupBarrier();
+  wsum[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { wsum[lid] = max(wsum[lid], wsum[lid + s]); }
+    workgroupBarrier();
+  }
+  return wsum[0];
+}${env.subgroups ? '' : ''}`;
+}
+
+/** rms_norm / layer_norm: a workgroup per row. Args: 0-2 rows, 3 cols, 4 eps. */
+export function normKernel(env: KernelEnv, kind: 'rms' | 'layer', weight: boolean, bias: boolean): string {
+  return `${header}${wgSum(env)}
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${weight ? '@group(0) @binding(4) var<storage, read> Wt: array<f32>;' : ''}
+${bias ? '@group(0) @binding(5) var<storage, read> Bs: array<f32>;' : ''}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let cols = a(3u);
+  let row = wg_index(wid, nwg);
+  if (row >= rows_of(0u)) { return; }
+  let o = row * cols;
+  var mean = 0.0;
+  ${
+    kind === 'layer'
+      ? `var s0 = 0.0;
+  for (var i = lid; i < cols; i += 256u) { s0 += X[o + i]; }
+  mean = wg_sum(s0, lid) / f32(cols);`
+      : ''
+  }
+  var ss = 0.0;
+  for (var i = lid; i < cols; i += 256u) { let d = X[o + i] - mean; ss += d * d; }
+  let sc = 1.0 / sqrt(wg_sum(ss, lid) / f32(cols) + af(4u));
+  for (var i = lid; i < cols; i += 256u) {
+    var v = (X[o + i] - mean) * sc;
+    ${weight ? 'v *= Wt[i];' : ''}
+    ${bias ? 'v += Bs[i];' : ''}
+    Y[o + i] = v;
+  }
+}`;
+}
+
+/** softmax along rows. Args: 0-2 rows, 3 cols. */
+export function softmaxKernel(env: KernelEnv): string {
+  return `${header}${wgSum(env)}
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let cols = a(3u);
+  let row = wg_index(wid, nwg);
+  if (row >= rows_of(0u)) { return; }
+  let o = row * cols;
+  var m = -3.4e38;
+  for (var i = lid; i < cols; i += 256u) { m = max(m, X[o + i]); }
+  m = wg_max(m, lid);
+  var s = 0.0;
+  for (var i = lid; i < cols; i += 256u) { let e = exp(X[o + i] - m); Y[o + i] = e; s += e; }
+  let inv = 1.0 / wg_sum(s, lid);
+  for (var i = lid; i < cols; i += 256u) { Y[o + i] *= inv; }
+}`;
+}
+
+// ---- rope -------------------------------------------------------------------------------------------------------------
+
+/**
+ * Rope with the step's cos/sin table `T` [rows, pairs] (computed on the host in double per step). One thread per
+ * (row, head, pair) and one per passed-through element. Args: 0-2 rows, 3 nHeads, 4 headDim, 5 nRot, 6 neox.
+ */
+export function ropeKernel(): string {
+  return `${header}
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<storage, read> T: array<vec2f>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let heads = a(3u);
+  let hd = a(4u);
+  let nRot = a(5u);
+  let pairs = nRot / 2u;
+  let cols = heads * hd;
+  let i = wg_index(wid, nwg) * 256u + lid;
+  // Each thread owns element e of a row; the first of each pair rotates both.
+  let n = rows_of(0u) * cols;
+  if (i >= n) { return; }
+  let r = i / cols;
+  let c = i % cols;
+  let d = c % hd;
+  let base = r * cols + (c - d);
+  if (d >= nRot) { Y[i] = X[i]; return; }
+  var j = 0u;
+  var i0 = 0u;
+  var i1 = 0u;
+  if (a(6u) == 1u) { if (d >= pairs) { return; } j = d; i0 = base + d; i1 = i0 + pairs; }
+  else { if ((d & 1u) == 1u) { return; } j = d / 2u; i0 = base + d; i1 = i0 + 1u; }
+  let cs = T[r * pairs + j];
+  let x0 = X[i0];
+  let x1 = X[i1];
+  Y[i0] = x0 * cs.x - x1 * cs.y;
+  Y[i1] = x0 * cs.y + x1 * cs.x;
+}`;
+}
+
+// ---- get_rows, copy ---------------------------------------------------------------------------------------------------
+
+/** out[r, :] = decode(table[ids[r] - row0]) for ids in this chunk. Args: 0-2 rows, 3 cols, 4 rowBytes, 5 row0, 6 chunkRows. */
+export function getRowsKernel(f: GpuFormat): string {
+  const get =
+    f.blockSize === 1
+      ? `W_get(off + c * ${f.blockBytes}u, 0u)`
+      : `W_get(off + (c / ${f.blockSize}u) * ${f.blockBytes}u, c % ${f.blockSize}u)`;
+  return `${header}${formatPrelude}
+@group(0) @binding(2) var<storage, read> Ids: array<i32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<storage, read> W: array<u32>;
+${f.code('W')}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let cols = a(3u);
+  let i = wg_index(wid, nwg) * 256u + lid;
+  if (i >= rows_of(0u) * cols) { return; }
+  let r = i / cols;
+  let c = i % cols;
+  let id = u32(Ids[r]);
+  if (id < a(5u) || id >= a(5u) + a(6u)) { return; }
+  let off = (id - a(5u)) * a(4u);
+  Y[i] = ${get};
+}`;
+}
+
+/**
+ * Writes rows of src into a cache at positions, converting: f32 directly, f16/bf16 one element per thread through
+ * atomics (rows may start mid-word), q8_0 one block per thread (ggml's quantize_row_q8_0: d = amax/127, round half
+ * away from zero), its 34 bytes merged into the words with atomics. Args: 0-2 rows, 3 cols, 4 rowBytes, 8/9 positions.
+ */
+export function copyKernel(dtype: 'f32' | 'f16' | 'bf16' | 'q8_0'): string {
+  const dst =
+    dtype === 'f32'
+      ? '@group(0) @binding(3) var<storage, read_write> C: array<f32>;'
+      : '@group(0) @binding(3) var<storage, read_write> C: array<atomic<u32>>;';
+  let body: string;
+  if (dtype === 'f32') {
+    body = `let r = i / cols; let c = i % cols; C[pos_of(8u, r) * cols + c] = X[i];`;
+  } else if (dtype === 'f16' || dtype === 'bf16') {
+    body = `let r = i / cols; let c = i % cols;
+  let byte = pos_of(8u, r) * a(4u) + c * 2u;
+  let h = ${dtype === 'f16' ? 'f2h' : 'f2bf'}(X[i]);
+  let sh = (byte & 2u) * 8u;
+  atomicAnd(&C[byte >> 2u], ~(0xffffu << sh));
+  atomicOr(&C[byte >> 2u], h << sh);`;
+  } else {
+    body = `let nb = cols / 32u;
+  if (i >= rows_of(0u) * nb) { return; }
+  let r = i / nb;
+  let b = i % nb;
+  let src = r * cols + b * 32u;
+  var amax = 0.0;
+  for (var j = 0u; j < 32u; j++) { amax = max(amax, abs(X[src + j])); }
+  let d = div_rn(amax, 127.0);
+  var id = 0.0;
+  if (d != 0.0) { id = div_rn(1.0, d); }
+  let blk = pos_of(8u, r) * a(4u) + b * 34u;
+  put_byte(blk, f2h(d) & 255u);
+  put_byte(blk + 1u, f2h(d) >> 8u);
+  for (var j = 0u; j < 32u; j++) {
+    let v = X[src + j] * id;
+    let t = trunc(v);
+    var q = t;
+    if (abs(v - t) >= 0.5) { q = t + sign(v); }
+    put_byte(blk + 2u + j, u32(i32(q)) & 255u);
+  }`;
+  }
+  const count = dtype === 'q8_0' ? '' : 'if (i >= rows_of(0u) * cols) { return; }';
+  return `${header}
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+${dst}
+@group(0) @binding(4) var<storage, read> Pos: array<i32>;
+${positions}
+${
+  dtype === 'q8_0'
+    ? `fn put_byte(o: u32, v: u32) {
+  let sh = (o & 3u) * 8u;
+  atomicAnd(&C[o >> 2u], ~(255u << sh));
+  atomicOr(&C[o >> 2u], v << sh);
+}`
+    : ''
+}
+@compute @workgroup_size(${dtype === 'q8_0' ? 64 : 256})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let cols = a(3u);
+  let i = wg_index(wid, nwg) * ${dtype === 'q8_0' ? 64 : 256}u + lid;
+  ${count}
+  ${body}
+}`;
+}
+
+// ---- attention ------------------------------------------------------------------------------------------------------
+
+/**
+ * Causal GQA attention, one workgroup of 64 threads per (query row, head), online softmax over chunks of 64 keys:
+ * each thread scores one key of the chunk, then each thread accumulates `headDim / 64` output dims.
+ * Args: 0-2 rows, 3 nHeads, 4 nKvHeads, 5 headDim, 6 scale, 7 softcap, 8 window, 9 rowBytes of the cache,
+ * 12/13 positions.
+ */
+export function attentionKernel(f: GpuFormat): string {
+  const get =
+    f.blockSize === 1
+      ? (w: string, row: string, c: string) => `${w}_get(${row} * rb + (${c}) * ${f.blockBytes}u, 0u)`
+      : (w: string, row: string, c: string) =>
+          `${w}_get(${row} * rb + ((${c}) / ${f.blockSize}u) * ${f.blockBytes}u, (${c}) % ${f.blockSize}u)`;
+  return `${header}${formatPrelude}
+@group(0) @binding(2) var<storage, read> Q: array<f32>;
+@group(0) @binding(3) var<storage, read> Kc: array<u32>;
+@group(0) @binding(4) var<storage, read> Vc: array<u32>;
+@group(0) @binding(5) var<storage, read_write> O: array<f32>;
+@group(0) @binding(6) var<storage, read> Pos: array<i32>;
+${f.code('Kc')}
+${f.code('Vc')}
+${positions}
+${actFns}
+var<workgroup> qs: array<f32, 512>;
+var<workgroup> sc: array<f32, 64>;
+var<workgroup> red: array<f32, 64>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let heads = a(3u);
+  let hd = a(5u);
+  let rb = a(9u);
+  let idx = wg_index(wid, nwg);
+  let r = idx / heads;
+  let h = idx % heads;
+  if (r >= rows_of(0u)) { return; }
+  let kh = h / (heads / a(4u));
+  let ko = kh * hd;
+  let qo = r * heads * hd + h * hd;
+  for (var i = lid; i < hd; i += 64u) { qs[i] = Q[qo + i]; }
+  let p = pos_of(12u, r);
+  let win = a(8u);
+  var t0 = 0u;
+  if (win > 0u && p + 1u > win) { t0 = p + 1u - win; }
+  let scale = af(6u);
+  let cap = af(7u);
+  var m = -3.4e38;
+  var l = 0.0;
+  // This thread's output dims: lid, lid + 64, ... (headDim <= 512).
+  var acc: array<f32, 8>;
+  workgroupBarrier();
+  for (var c0 = t0; c0 <= p; c0 += 64u) {
+    let t = c0 + lid;
+    var s = -3.4e38;
+    if (t <= p) {
+      var d = 0.0;
+      for (var i = 0u; i < hd; i++) { d += qs[i] * ${get('Kc', 't', 'ko + i')}; }
+      s = d * scale;
+      if (cap > 0.0) { s = cap * tanh_s(s / cap); }
+    }
+    // Chunk max.
+    red[lid] = s;
+    workgroupBarrier();
+    for (var st = 32u; st > 0u; st >>= 1u) {
+      if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
+      workgroupBarrier();
+    }
+    let mn = max(m, red[0]);
+    workgroupBarrier();
+    var e = 0.0;
+    if (t <= p) { e = exp(s - mn); }
+    sc[lid] = e;
+    red[lid] = e;
+    workgroupBarrier();
+    for (var st = 32u; st > 0u; st >>= 1u) {
+      if (lid < st) { red[lid] += red[lid + st]; }
+      workgroupBarrier();
+    }
+    let corr = exp(m - mn);
+    l = l * corr + red[0];
+    m = mn;
+    let cnt = min(64u, p + 1u - c0);
+    for (var k = 0u; k < 8u; k++) {
+      let i = lid + 64u * k;
+      if (i >= hd) { break; }
+      var v = acc[k] * corr;
+      for (var j = 0u; j < cnt; j++) { v += sc[j] * ${get('Vc', '(c0 + j)', 'ko + i')}; }
+      acc[k] = v;
+    }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / l;
+  for (var k = 0u; k < 8u; k++) {
+    let i = lid + 64u * k;
+    if (i >= hd) { break; }
+    O[qo + i] = acc[k] * inv;
+  }
+}`;
+}
+
+// ---- argmax -------------------------------------------------------------------------------------------------------------
+
+/** Greedy sampling on the GPU: the index of the largest value of the last row (first wins) into Out[0]. Args: 0-2 rows, 3 cols. */
+export function argmaxKernel(): string {
+  return `${header}
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Out: array<u32>;
+var<workgroup> bv: array<f32, 256>;
+var<workgroup> bi: array<u32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  _ = P[0];
+  let n = a(3u);
+  let o = (max(rows_of(0u), 1u) - 1u) * n;
+  var best = -3.4e38;
+  var at = 0xffffffffu;
+  for (var i = lid; i < n; i += 256u) { let v = X[o + i]; if (v > best || at == 0xffffffffu) { best = v; at = i; } }
+  bv[lid] = best;
+  bi[lid] = at;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      let v = bv[lid + s];
+      let j = bi[lid + s];
+      if (j != 0xffffffffu && (bi[lid] == 0xffffffffu || v > bv[lid] || (v == bv[lid] && j < bi[lid]))) { bv[lid] = v; bi[lid] = j; }
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { Out[0] = bi[0]; }
+}`;
+}
