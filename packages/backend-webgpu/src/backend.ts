@@ -441,7 +441,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       }
 
       // The step buffer: params, then inputs at their maxima, then rope tables.
-      let at = up(4 * Math.max(1, graph.params.length));
+      // A spare range after the params stands in for positions that come from a param (no binding may overlap P).
+      const spareAt = up(4 * Math.max(1, graph.params.length));
+      let at = spareAt + align;
       const inputOffsets = new Map<number, number>();
       for (const t of graph.inputs) {
         inputOffsets.set(t.id, at);
@@ -470,7 +472,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const paramIndex = new Map(graph.params.map((p, i) => [p.name, i]));
 
       // Ranges of tensors.
+      const overrides = new Map<number, Range>();
       const rangeOf = (t: TensorRef, chunk = 0): Range => {
+        const o = overrides.get(t.id);
+        if (o !== undefined) return o;
         if (t.kind === 'value') {
           const v = plan.values[t.id]!;
           return { buffer: values[v.buffer], offset: v.offset, size: v.bytes };
@@ -485,7 +490,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       };
       const paramsRange: Range = { buffer: step, offset: 0, size: up(4 * Math.max(1, graph.params.length)) };
       const tableRange = (t: RopeTable): Range => ({ buffer: step, offset: t.offset, size: t.bytes });
-      const posRange = (p: Positions): Range => (isTensor(p) ? rangeOf(p) : paramsRange);
+      const spare: Range = { buffer: step, offset: spareAt, size: align };
+      const posRange = (p: Positions): Range => (isTensor(p) ? rangeOf(p) : spare);
       const posArgs = (p: Positions): [number, number] => (isTensor(p) ? [0, 1] : [paramIndex.get(p.name)!, 0]);
       // rows of a tensor as (fixed, param index + 1, param index + 1).
       const rowsArgs = (t: TensorRef, withCols = false): [number, number, number] => {
@@ -564,6 +570,23 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const numelFn = (t: TensorRef) => (p: Readonly<Record<string, number>>) => numelAt(t, p);
       const checks: ((run: BoundRun) => void)[] = [];
 
+      // A fused matmul+rope reads x while it writes the rope's result, which the planner may have placed over x (x
+      // dies at the matmul): such results move to buffers of their own, shared by results whose lifetimes do not meet.
+      const spares: { buffer: GPUBuffer; bytes: number; free: number }[] = [];
+      const separate = async (out: TensorRef, x: TensorRef) => {
+        const vo = plan.values[out.id];
+        const vx = x.kind === 'value' ? plan.values[x.id] : undefined;
+        if (vo === undefined || vx === undefined || vo.buffer !== vx.buffer) return;
+        if (vo.offset >= vx.offset + vx.bytes || vx.offset >= vo.offset + vo.bytes) return;
+        if (plan.values.some((v) => v !== undefined && v.root === out.id && v.tensor.id !== out.id)) return;
+        let s = spares.find((b) => b.free < vo.firstNode && b.bytes >= vo.bytes);
+        if (s === undefined) {
+          s = { buffer: await make(`fused ${out.name}`, vo.bytes, Usage.STORAGE | Usage.COPY_SRC), bytes: vo.bytes, free: -1 };
+          spares.push(s);
+        }
+        s.free = vo.lastNode;
+        overrides.set(out.id, { buffer: s.buffer, offset: 0, size: vo.bytes });
+      };
       // Which nodes the fusions swallow: index -> fused group head.
       const fusedInto = new Set<number>();
       const fusionAt = new Map<number, { rope?: RopeNode; copy?: GraphNode }>();
@@ -585,6 +608,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
               g.copy = next;
               fusedInto.add(i + 2);
             }
+            if (g.copy === undefined) await separate(rope.out, node.x);
             fusionAt.set(i, g);
           } else if (k === 'matmul+copy') {
             const next = plan.nodes[i + 1];

@@ -20,7 +20,7 @@ export interface KernelEnv {
 const header = `
 struct Args { v: array<vec4u, 16> }
 @group(0) @binding(0) var<uniform> A: Args;
-@group(0) @binding(1) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read_write> P: array<u32>;
 fn a(i: u32) -> u32 { return A.v[i >> 2u][i & 3u]; }
 fn af(i: u32) -> f32 { return bitcast<f32>(a(i)); }
 /** rows = fixed · P[p1] · P[p2] (a param index + 1, or 0 for none), arguments at i, i+1, i+2. */
@@ -72,11 +72,11 @@ function enableSubgroups(env: KernelEnv): string {
   return env.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
 }
 
-/** Positions of rows: binding `Pos` (i32), `Pos[off + r·stride] + r·(1 - stride)` with off/stride at args i, i+1. */
+/** Positions of rows: a param (`P[off] + r`, stride 0) or binding `Pos` (i32, `Pos[off + r]`, stride 1), args i, i+1. */
 const positions = `
 fn pos_of(i: u32, r: u32) -> u32 {
-  let s = a(i + 1u);
-  return u32(Pos[a(i) + r * s]) + r * (1u - s);
+  if (a(i + 1u) == 0u) { return P[a(i)] + r; }
+  return u32(Pos[a(i) + r]);
 }`;
 
 // ---- matrix-vector -------------------------------------------------------------------------------------------------
@@ -120,8 +120,8 @@ export function matvecKernel(f: GpuFormat, env: KernelEnv, s: MatvecShape, e: Ma
   const bind: string[] = [];
   bind.push(
     scalar
-      ? '@group(0) @binding(2) var<storage, read> X: array<f32>;'
-      : '@group(0) @binding(2) var<storage, read> X: array<vec4f>;',
+      ? '@group(0) @binding(2) var<storage, read_write> X: array<f32>;'
+      : '@group(0) @binding(2) var<storage, read_write> X: array<vec4f>;',
   );
   bind.push('@group(0) @binding(3) var<storage, read> W: array<u32>;');
   bind.push(
@@ -129,10 +129,10 @@ export function matvecKernel(f: GpuFormat, env: KernelEnv, s: MatvecShape, e: Ma
       ? '@group(0) @binding(4) var<storage, read_write> Y: array<u32>;'
       : '@group(0) @binding(4) var<storage, read_write> Y: array<f32>;',
   );
-  if (e.bias) bind.push('@group(0) @binding(5) var<storage, read> Bias: array<f32>;');
-  if (e.residual) bind.push('@group(0) @binding(6) var<storage, read> Res: array<f32>;');
-  if (e.rope) bind.push('@group(0) @binding(7) var<storage, read> T: array<vec2f>;');
-  if (e.cache !== 'none') bind.push('@group(0) @binding(8) var<storage, read> Pos: array<i32>;');
+  if (e.bias) bind.push('@group(0) @binding(5) var<storage, read_write> Bias: array<f32>;');
+  if (e.residual) bind.push('@group(0) @binding(6) var<storage, read_write> Res: array<f32>;');
+  if (e.rope) bind.push('@group(0) @binding(7) var<storage, read_write> T: array<vec2f>;');
+  if (e.cache !== 'none') bind.push('@group(0) @binding(8) var<storage, read_write> Pos: array<i32>;');
 
   const body = scalar
     ? `
@@ -244,12 +244,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 export function tiledKernel(f: GpuFormat, env: KernelEnv, e: { bias: boolean; residual: boolean }): string {
   const scalar = f.blockSize === 1;
   const bind = [
-    '@group(0) @binding(2) var<storage, read> X: array<f32>;',
+    '@group(0) @binding(2) var<storage, read_write> X: array<f32>;',
     '@group(0) @binding(3) var<storage, read> W: array<u32>;',
     '@group(0) @binding(4) var<storage, read_write> Y: array<f32>;',
   ];
-  if (e.bias) bind.push('@group(0) @binding(5) var<storage, read> Bias: array<f32>;');
-  if (e.residual) bind.push('@group(0) @binding(6) var<storage, read> Res: array<f32>;');
+  if (e.bias) bind.push('@group(0) @binding(5) var<storage, read_write> Bias: array<f32>;');
+  if (e.residual) bind.push('@group(0) @binding(6) var<storage, read_write> Res: array<f32>;');
   // Weight element (row rr of the chunk, column kk): scalar formats address elements, block formats blocks.
   const wget = scalar
     ? `W_get(rr * rowBytes + kk * ${f.blockBytes}u, 0u)`
@@ -349,9 +349,9 @@ export function elementwiseKernel(op: Elementwise): string {
       ? `let x = X[i]; let bl = a(4u); let y = B[select(i, i % bl, bl != 0u)];`
       : 'let x = X[i];';
   return `${header}${actFns}
-@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-${two ? '@group(0) @binding(4) var<storage, read> B: array<f32>;' : ''}
+${two ? '@group(0) @binding(4) var<storage, read_write> B: array<f32>;' : ''}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   _ = P[0];
@@ -370,6 +370,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 function wgSum(env: KernelEnv): string {
   return `
 var<workgroup> wsum: array<f32, 256>;
+var<workgroup> wrows: u32;
 fn wg_sum(v: f32, lid: u32) -> f32 {
   workgroupBarrier();
   wsum[lid] = v;
@@ -395,16 +396,17 @@ fn wg_max(v: f32, lid: u32) -> f32 {
 /** rms_norm / layer_norm: a workgroup per row. Args: 0-2 rows, 3 cols, 4 eps. */
 export function normKernel(env: KernelEnv, kind: 'rms' | 'layer', weight: boolean, bias: boolean): string {
   return `${header}${wgSum(env)}
-@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-${weight ? '@group(0) @binding(4) var<storage, read> Wt: array<f32>;' : ''}
-${bias ? '@group(0) @binding(5) var<storage, read> Bs: array<f32>;' : ''}
+${weight ? '@group(0) @binding(4) var<storage, read_write> Wt: array<f32>;' : ''}
+${bias ? '@group(0) @binding(5) var<storage, read_write> Bs: array<f32>;' : ''}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   _ = P[0];
   let cols = a(3u);
   let row = wg_index(wid, nwg);
-  if (row >= rows_of(0u)) { return; }
+  if (lid == 0u) { wrows = rows_of(0u); }
+  if (row >= workgroupUniformLoad(&wrows)) { return; }
   let o = row * cols;
   var mean = 0.0;
   ${
@@ -429,14 +431,15 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 /** softmax along rows. Args: 0-2 rows, 3 cols. */
 export function softmaxKernel(env: KernelEnv): string {
   return `${header}${wgSum(env)}
-@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   _ = P[0];
   let cols = a(3u);
   let row = wg_index(wid, nwg);
-  if (row >= rows_of(0u)) { return; }
+  if (lid == 0u) { wrows = rows_of(0u); }
+  if (row >= workgroupUniformLoad(&wrows)) { return; }
   let o = row * cols;
   var m = -3.4e38;
   for (var i = lid; i < cols; i += 256u) { m = max(m, X[o + i]); }
@@ -456,9 +459,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
  */
 export function ropeKernel(): string {
   return `${header}
-@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<storage, read> T: array<vec2f>;
+@group(0) @binding(4) var<storage, read_write> T: array<vec2f>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   _ = P[0];
@@ -498,7 +501,7 @@ export function getRowsKernel(f: GpuFormat): string {
       ? `W_get(off + c * ${f.blockBytes}u, 0u)`
       : `W_get(off + (c / ${f.blockSize}u) * ${f.blockBytes}u, c % ${f.blockSize}u)`;
   return `${header}${formatPrelude}
-@group(0) @binding(2) var<storage, read> Ids: array<i32>;
+@group(0) @binding(2) var<storage, read_write> Ids: array<i32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<storage, read> W: array<u32>;
 ${f.code('W')}
@@ -561,9 +564,9 @@ export function copyKernel(dtype: 'f32' | 'f16' | 'bf16' | 'q8_0'): string {
   }
   const count = dtype === 'q8_0' ? '' : 'if (i >= rows_of(0u) * cols) { return; }';
   return `${header}
-@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> X: array<f32>;
 ${dst}
-@group(0) @binding(4) var<storage, read> Pos: array<i32>;
+@group(0) @binding(4) var<storage, read_write> Pos: array<i32>;
 ${positions}
 ${
   dtype === 'q8_0'
@@ -599,16 +602,17 @@ export function attentionKernel(f: GpuFormat): string {
       : (w: string, row: string, c: string) =>
           `${w}_get(${row} * rb + ((${c}) / ${f.blockSize}u) * ${f.blockBytes}u, (${c}) % ${f.blockSize}u)`;
   return `${header}${formatPrelude}
-@group(0) @binding(2) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Q: array<f32>;
 @group(0) @binding(3) var<storage, read> Kc: array<u32>;
 @group(0) @binding(4) var<storage, read> Vc: array<u32>;
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;
-@group(0) @binding(6) var<storage, read> Pos: array<i32>;
+@group(0) @binding(6) var<storage, read_write> Pos: array<i32>;
 ${f.code('Kc')}
 ${f.code('Vc')}
 ${positions}
 ${actFns}
 var<workgroup> qs: array<f32, 512>;
+var<workgroup> wrows: u32;
 var<workgroup> sc: array<f32, 64>;
 var<workgroup> red: array<f32, 64>;
 @compute @workgroup_size(64)
@@ -620,12 +624,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let idx = wg_index(wid, nwg);
   let r = idx / heads;
   let h = idx % heads;
-  if (r >= rows_of(0u)) { return; }
+  if (lid == 0u) { wrows = rows_of(0u); }
+  if (r >= workgroupUniformLoad(&wrows)) { return; }
   let kh = h / (heads / a(4u));
   let ko = kh * hd;
   let qo = r * heads * hd + h * hd;
   for (var i = lid; i < hd; i += 64u) { qs[i] = Q[qo + i]; }
-  let p = pos_of(12u, r);
+  if (lid == 0u) { wrows = pos_of(12u, r); }
+  let p = workgroupUniformLoad(&wrows);
   let win = a(8u);
   var t0 = 0u;
   if (win > 0u && p + 1u > win) { t0 = p + 1u - win; }
@@ -690,7 +696,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 /** Greedy sampling on the GPU: the index of the largest value of the last row (first wins) into Out[0]. Args: 0-2 rows, 3 cols. */
 export function argmaxKernel(): string {
   return `${header}
-@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Out: array<u32>;
 var<workgroup> bv: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
