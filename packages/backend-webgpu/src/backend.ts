@@ -621,12 +621,14 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       }
 
       const mvCfg = this.#options.matvec ?? {};
-      const wgSize = Math.min(mvCfg.wg ?? 256, this.info.maxInvocations);
+      // Software adapters (SwiftShader: subgroups of 4 lanes) run small workgroups far faster than 256-wide ones.
+      const software = this.info.subgroups && this.info.subgroupMax <= 4;
+      const wgSize = Math.min(mvCfg.wg ?? (software ? 32 : 256), this.info.maxInvocations);
       const matvecShape = (units: number): MatvecShape => {
         // Powers of two from 32 (a subgroup on most GPUs): few distinct kernels, so few compilations.
         let tpr = Math.min(32, wgSize);
         while (tpr < units && tpr < Math.min(mvCfg.maxTpr ?? 256, wgSize)) tpr *= 2;
-        return { wg: wgSize, tpr, rows: mvCfg.rows ?? 4 };
+        return { wg: wgSize, tpr, rows: mvCfg.rows ?? (wgSize <= 32 ? 2 : 4) };
       };
 
       const emitMatmul = (node: MatmulNode, fusion: { rope?: RopeNode; copy?: GraphNode } | undefined) => {

@@ -134,33 +134,35 @@ export function matvecKernel(f: GpuFormat, env: KernelEnv, s: MatvecShape, e: Ma
   if (e.rope) bind.push('@group(0) @binding(7) var<storage, read_write> T: array<vec2f>;');
   if (e.cache !== 'none') bind.push('@group(0) @binding(8) var<storage, read_write> Pos: array<i32>;');
 
+  // Rows are unrolled into scalars (acc0, acc1, ...): arrays indexed in loops end up in local memory.
+  const rep = (f: (r: number) => string, sep = '\n    ') => Array.from({ length: R }, (_, r) => f(r)).join(sep);
   const body = scalar
     ? `
   let xb = tok * K;
   for (var i = t; i < K; i += ${s.tpr}u) {
     let xi = X[xb + i];
-    for (var r = 0u; r < ${R}u; r++) { acc[r] += W_get(rowOff[r] + i * ${f.blockBytes}u, 0u) * xi; }
+    ${rep((r) => `acc${r} += W_get(ro${r} + i * ${f.blockBytes}u, 0u) * xi;`)}
   }`
     : `
   let nu = K / 32u;
   let xb = tok * (K / 4u);
   var xv: array<vec4f, 8>;
   for (var u = t; u < nu; u += ${s.tpr}u) {
-    for (var k = 0u; k < 8u; k++) { xv[k] = X[xb + u * 8u + k]; }
+    let xo = xb + u * 8u;
+    ${Array.from({ length: 8 }, (_, k) => `xv[${k}] = X[xo + ${k}u];`).join(' ')}
     let blk = (u / ${upb}u) * ${f.blockBytes}u;
     let sub = u % ${upb}u;
-    for (var r = 0u; r < ${R}u; r++) { acc[r] += W_dot(rowOff[r] + blk, sub, &xv); }
+    ${rep((r) => `acc${r} += W_dot(ro${r} + blk, sub, &xv);`)}
   }`;
 
   const reduce = useSg
     ? `
-  for (var r = 0u; r < ${R}u; r++) {
-    let v = subgroupAdd(acc[r]);
-    if (sgi == 0u) { red[(lid / sgs) * ${R}u + r] = v; }
-  }
+  let slot = (lid / sgs) * ${R}u;
+  ${rep((r) => `let s${r} = subgroupAdd(acc${r});`)}
+  if (sgi == 0u) { ${rep((r) => `red[slot + ${r}u] = s${r};`, ' ')} }
   workgroupBarrier();`
     : `
-  for (var r = 0u; r < ${R}u; r++) { red[lid * ${R}u + r] = acc[r]; }
+  ${rep((r) => `red[lid * ${R}u + ${r}u] = acc${r};`)}
   workgroupBarrier();
   for (var st = ${Math.floor(s.tpr / 2)}u; st > 0u; st >>= 1u) {
     if (t < st) { for (var r = 0u; r < ${R}u; r++) { red[lid * ${R}u + r] += red[(lid + st) * ${R}u + r]; } }
@@ -199,9 +201,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let g = lid / ${s.tpr}u;
   let t = lid % ${s.tpr}u;
   let local0 = (wid.x * ${groups}u + g) * ${R}u;
-  var rowOff: array<u32, ${R}>;
-  for (var r = 0u; r < ${R}u; r++) { rowOff[r] = min(local0 + r, chunkRows - 1u) * rowBytes; }
-  var acc: array<f32, ${R}>;
+  ${rep((r) => `let ro${r} = min(local0 + ${r}u, chunkRows - 1u) * rowBytes;`)}
+  ${rep((r) => `var acc${r} = 0.0;`)}
   ${body}
   ${reduce}
   if (lid < ${(groups * R) / 2}u) {
