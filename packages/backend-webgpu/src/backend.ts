@@ -38,7 +38,14 @@ import {
   type TensorOptions,
   type TensorRef,
 } from '@nibble/tensor';
-import { type DeviceOptions, GpuDeviceLostError, type GpuInfo, GpuOutOfMemoryError, openDevice, Usage } from './device.js';
+import {
+  type DeviceOptions,
+  GpuDeviceLostError,
+  type GpuInfo,
+  GpuOutOfMemoryError,
+  openDevice,
+  Usage,
+} from './device.js';
 import { type GpuFormat, gpuFormats } from './wgsl/formats.js';
 import {
   argmaxKernel,
@@ -236,7 +243,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
    */
   static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     if (options.matmulActivations !== undefined && options.matmulActivations !== 'f32') {
-      throw new BackendError(`webgpu backend: matmulActivations '${String(options.matmulActivations)}' is not supported`);
+      throw new BackendError(
+        `webgpu backend: matmulActivations '${String(options.matmulActivations)}' is not supported`,
+      );
     }
     const { device, info } = await openDevice(options);
     return new WebGpuBackend(device, info, options);
@@ -290,7 +299,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     this.#check();
     const name = options.name ?? `tensor_${this.#id}`;
     const t = hostTensor(tensor.dtype, tensor.shape, tensor.data);
-    if (gpuFormats[t.dtype] === undefined) throw new DTypeError(`webgpu backend: cannot upload ${name}: no decoder for ${t.dtype}`);
+    if (gpuFormats[t.dtype] === undefined)
+      throw new DTypeError(`webgpu backend: cannot upload ${name}: no decoder for ${t.dtype}`);
     return this.adopt(await this.#place(name, t.dtype, t.shape, t.data));
   }
 
@@ -317,7 +327,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     const limit = Math.min(this.info.maxStorageBufferBindingSize, this.info.maxBufferSize) - 4;
     let per = Math.max(1, Math.floor(limit / Math.max(1, rb)));
     if (per < rows && per > 1) per -= per % 2;
-    if (rb > limit) throw new BackendError(`webgpu backend: one row of ${name} (${rb} bytes) exceeds the largest binding`);
+    if (rb > limit)
+      throw new BackendError(`webgpu backend: one row of ${name} (${rb} bytes) exceeds the largest binding`);
     const chunks: { buffer: GPUBuffer; row0: number; rows: number }[] = [];
     try {
       for (let r0 = 0; r0 < Math.max(rows, 1); r0 += per) {
@@ -447,7 +458,13 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const inputOffsets = new Map<number, number>();
       for (const t of graph.inputs) {
         inputOffsets.set(t.id, at);
-        at += up(4 * Math.max(1, t.shape.reduce<number>((p, d) => p * dimMax(d), 1)));
+        at += up(
+          4 *
+            Math.max(
+              1,
+              t.shape.reduce<number>((p, d) => p * dimMax(d), 1),
+            ),
+        );
       }
       const tables: RopeTable[] = [];
       const tableOf = new Map<RopeNode, RopeTable>();
@@ -482,7 +499,17 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         }
         if (t.kind === 'input') {
           const off = inputOffsets.get(t.id)!;
-          return { buffer: step, offset: off, size: up(4 * Math.max(1, t.shape.reduce<number>((p, d) => p * dimMax(d), 1))) };
+          return {
+            buffer: step,
+            offset: off,
+            size: up(
+              4 *
+                Math.max(
+                  1,
+                  t.shape.reduce<number>((p, d) => p * dimMax(d), 1),
+                ),
+            ),
+          };
         }
         const g = t.handle as GpuTensor;
         const c = g.chunks[chunk];
@@ -517,7 +544,6 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const dispatches: Dispatch[] = [];
       const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
       const env = this.#env;
-      const mvMax = this.#options.matvecMaxTokens ?? 4;
       const fuse = this.#options.fuse ?? true;
 
       const addDispatch = (
@@ -581,7 +607,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         if (plan.values.some((v) => v !== undefined && v.root === out.id && v.tensor.id !== out.id)) return;
         let s = spares.find((b) => b.free < vo.firstNode && b.bytes >= vo.bytes);
         if (s === undefined) {
-          s = { buffer: await make(`fused ${out.name}`, vo.bytes, Usage.STORAGE | Usage.COPY_SRC), bytes: vo.bytes, free: -1 };
+          s = {
+            buffer: await make(`fused ${out.name}`, vo.bytes, Usage.STORAGE | Usage.COPY_SRC),
+            bytes: vo.bytes,
+            free: -1,
+          };
           spares.push(s);
         }
         s.free = vo.lastNode;
@@ -653,7 +683,22 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           const outRange = copy ? rangeOf(copy.dst) : rope ? rangeOf(rope.out) : rangeOf(node.out);
           const ropeTable = rope ? tableOf.get(rope)! : undefined;
           const [po, ps] = copy ? posArgs(copy.positions) : [0, 0];
-          const argv = [K, N, w.rowBytes, c.row0, c.rows, 0, 0, 0, rope?.headDim ?? 0, rope?.nRot ?? 0, ropeTable?.pairs ?? 0, 0, po, ps];
+          const argv = [
+            K,
+            N,
+            w.rowBytes,
+            c.row0,
+            c.rows,
+            0,
+            0,
+            0,
+            rope?.headDim ?? 0,
+            rope?.nRot ?? 0,
+            ropeTable?.pairs ?? 0,
+            0,
+            po,
+            ps,
+          ];
           addDispatch(
             node.name,
             `matvec ${w.dtype}`,
@@ -727,9 +772,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           copyKernel(dt),
           [rangeOf(node.src), rangeOf(node.dst), posRange(node.positions)],
           [...rowsArgs(node.src), dst.cols, dst.rowBytes, 0, 0, 0, po, ps],
-          dt === 'q8_0'
-            ? flat((p) => rowsAt(node.src, p).rows * (dst.cols / 32), 64)
-            : flat(numelFn(node.src), 256),
+          dt === 'q8_0' ? flat((p) => rowsAt(node.src, p).rows * (dst.cols / 32), 64) : flat(numelFn(node.src), 256),
           when,
           tokens,
         );
@@ -762,7 +805,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
               for (let r = 0; r < n; r++) {
                 const id = arr[r];
                 if (!(id >= 0 && id < table.rows)) {
-                  throw new GraphError(node.name, `row id ${id} at ${r} is outside [0, ${table.rows}) of ${table.name}`);
+                  throw new GraphError(
+                    node.name,
+                    `row id ${id} at ${r} is outside [0, ${table.rows}) of ${table.name}`,
+                  );
                 }
               }
             });
@@ -777,7 +823,12 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
               node.name,
               node.op,
               normKernel(env, node.op === 'rms_norm' ? 'rms' : 'layer', weight !== undefined, bias !== undefined),
-              [rangeOf(node.x), rangeOf(node.out), weight ? rangeOf(weight) : undefined, bias ? rangeOf(bias) : undefined],
+              [
+                rangeOf(node.x),
+                rangeOf(node.out),
+                weight ? rangeOf(weight) : undefined,
+                bias ? rangeOf(bias) : undefined,
+              ],
               [...rowsArgs(node.x), cols, f32bits(node.eps)],
               flat(rowsFn(node.x), 1),
             );
@@ -785,7 +836,14 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           }
           case 'softmax': {
             const cols = dimMax(node.x.shape[node.x.shape.length - 1]);
-            addDispatch(node.name, 'softmax', softmaxKernel(env), [rangeOf(node.x), rangeOf(node.out)], [...rowsArgs(node.x), cols], flat(rowsFn(node.x), 1));
+            addDispatch(
+              node.name,
+              'softmax',
+              softmaxKernel(env),
+              [rangeOf(node.x), rangeOf(node.out)],
+              [...rowsArgs(node.x), cols],
+              flat(rowsFn(node.x), 1),
+            );
             break;
           }
           case 'rope':
@@ -794,7 +852,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           case 'attention': {
             const k = node.k.handle as GpuTensor;
             const f = gpuFormats[k.dtype] as GpuFormat;
-            if (node.headDim > 512) throw new GraphError(node.name, 'webgpu backend: head dims above 512 are not supported');
+            if (node.headDim > 512)
+              throw new GraphError(node.name, 'webgpu backend: head dims above 512 are not supported');
             const [po, ps] = posArgs(node.positions);
             addDispatch(
               node.name,
@@ -834,14 +893,28 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           case 'softcap': {
             const cols = dimMax(node.out.shape[node.out.shape.length - 1]);
             const factor = node.op === 'scale' ? node.factor : node.op === 'softcap' ? node.cap : 0;
-            addDispatch(node.name, node.op, elementwiseKernel(node.op), [rangeOf(node.x), rangeOf(node.out)], [...rowsArgs(node.out), cols, 0, f32bits(factor)], flat(numelFn(node.out), 256));
+            addDispatch(
+              node.name,
+              node.op,
+              elementwiseKernel(node.op),
+              [rangeOf(node.x), rangeOf(node.out)],
+              [...rowsArgs(node.out), cols, 0, f32bits(factor)],
+              flat(numelFn(node.out), 256),
+            );
             break;
           }
           case 'add':
           case 'mul': {
             const cols = dimMax(node.out.shape[node.out.shape.length - 1]);
             const bl = node.b.shape.length === node.a.shape.length ? 0 : cols;
-            addDispatch(node.name, node.op, elementwiseKernel(node.op), [rangeOf(node.a), rangeOf(node.out), rangeOf(node.b)], [...rowsArgs(node.out), cols, bl], flat(numelFn(node.out), 256));
+            addDispatch(
+              node.name,
+              node.op,
+              elementwiseKernel(node.op),
+              [rangeOf(node.a), rangeOf(node.out), rangeOf(node.b)],
+              [...rowsArgs(node.out), cols, bl],
+              flat(numelFn(node.out), 256),
+            );
             break;
           }
           case 'glu': {
@@ -873,7 +946,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
 
       argsBuffer = await make('args', argSlots.length * 256, Usage.UNIFORM | Usage.COPY_DST);
       const argData = new Uint32Array(argSlots.length * 64);
-      argSlots.forEach((s, i) => argData.set(s, i * 64));
+      argSlots.forEach((s, i) => {
+        argData.set(s, i * 64);
+      });
       this.device.queue.writeBuffer(argsBuffer, 0, argData);
       // Decode-path kernels now; the prompt-path ones (tiled matmuls) on their first use.
       await Promise.all(dispatches.filter((d) => d.when !== 'large').map((d) => d.build()));
@@ -896,7 +971,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             pipeline,
             bindGroup,
             build: async () => {},
-            grid: (_p, out) => ((out[0] = 1), (out[1] = 1)),
+            grid: (_p, out) => {
+              out[0] = 1;
+              out[1] = 1;
+            },
             when: 'always',
           },
           result: argmaxResult,
@@ -989,7 +1067,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const f = p.stageF32;
       let o = t.offset / 4;
       for (let r = 0; r < rows; r++) {
-        const pos = isTensor(node.positions) ? (run.arrays[node.positions.id] as Int32Array)[r] : params[node.positions.name] + r;
+        const pos = isTensor(node.positions)
+          ? (run.arrays[node.positions.id] as Int32Array)[r]
+          : params[node.positions.name] + r;
         for (let j = 0; j < t.pairs; j++) {
           const ang = pos * t.theta[j];
           f[o++] = Math.cos(ang) * t.mscale;
@@ -1001,7 +1081,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     const dev = this.device;
     const mvMax = this.#options.matvecMaxTokens ?? 4;
     for (const d of p.dispatches) {
-      if (d.pipeline === undefined && (d.when === 'always' || rowsAt(d.tokens!, params).rows <= mvMax) === (d.when !== 'large')) {
+      if (
+        d.pipeline === undefined &&
+        (d.when === 'always' || rowsAt(d.tokens!, params).rows <= mvMax) === (d.when !== 'large')
+      ) {
         await d.build();
       }
     }
@@ -1011,7 +1094,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     const argmax = (options as { argmax?: boolean }).argmax === true ? p.argmax : undefined;
     const enc = dev.createCommandEncoder();
     const pass = enc.beginComputePass(
-      p.timer ? { timestampWrites: { querySet: p.timer.query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : undefined,
+      p.timer
+        ? { timestampWrites: { querySet: p.timer.query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
+        : undefined,
     );
     let count = 0;
     const grid = p.grid;

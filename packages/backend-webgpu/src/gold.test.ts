@@ -14,7 +14,9 @@ const fixture = (p: string) => new URL(`../../../fixtures/${p}`, import.meta.url
 const json = <T>(p: string) => JSON.parse(readFileSync(fixture(p), 'utf8')) as T;
 const greedy = json<{ tokens: number[] }>('reference/stories260K-greedy-llama2c.json');
 const gold = json<{ cases: { id: string; expected_text?: string }[] }>('reference/stories260K-llama2c-gold.json');
-const nll = json<{ ppl: number; n_predicted: number }>('reference/stories260K-nll-cs336-tinystories_sample-llama2c.json');
+const nll = json<{ ppl: number; n_predicted: number }>(
+  'reference/stories260K-nll-cs336-tinystories_sample-llama2c.json',
+);
 const sample = readFileSync(fixture('text/cs336-tinystories_sample.txt'), 'utf8');
 
 describe('stories260K on webgpu against llama2.c', () => {
@@ -61,4 +63,3 @@ describe('stories260K on webgpu against llama2.c', () => {
     }
   });
 });
-

@@ -13,6 +13,7 @@
 /// <reference types="@webgpu/types" />
 import { type BackendFactory, registerBackend } from '@nibble/tensor';
 import { create } from 'webgpu';
+import type { WebGpuBackendOptions } from './backend.js';
 import { webgpuFactory } from './index.js';
 
 export * from './index.js';
@@ -42,7 +43,7 @@ export function nodeGpu(): GPU {
  */
 export const webgpuNode: BackendFactory = Object.freeze({
   name: 'webgpu',
-  create: (options) => webgpuFactory(nodeGpu()).create(options),
+  create: (options?: WebGpuBackendOptions) => webgpuFactory(nodeGpu()).create(options),
 });
 
 registerBackend(webgpuNode);
