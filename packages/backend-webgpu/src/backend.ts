@@ -258,7 +258,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     this.#options = options;
     this.alignment = Math.max(256, device.limits.minStorageBufferOffsetAlignment);
     this.capabilities = webgpuCapabilities(info.maxStorageBufferBindingSize, info.maxBufferSize);
-    this.#env = { subgroups: info.subgroups, subgroupMin: info.subgroupMin };
+    this.#env = {
+      subgroups: info.subgroups,
+      subgroupMin: info.subgroupMin,
+      software: info.subgroups && info.subgroupMax <= 4,
+    };
     device.lost.then((l) => {
       this.#lost = new GpuDeviceLostError(l.reason, l.message);
     });
@@ -617,38 +621,150 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         s.free = vo.lastNode;
         overrides.set(out.id, { buffer: s.buffer, offset: 0, size: vo.bytes });
       };
-      // Which nodes the fusions swallow: index -> fused group head.
+      // Fusions, as "units" of matrix-vector work placed at their first node:
+      // - matmul+rope(+copy) and matmul+copy from the plan: rope and the KV write in the epilogue;
+      // - gate, up, glu: both matmuls in one kernel writing act(gate)·up;
+      // - consecutive units over the same activations (q, k, v) with nothing else between them: one dispatch;
+      // - an rms_norm read only by such units: computed in their prologue.
+      // Above matvecMaxTokens tokens every member runs as its own kernel again (tiled matmul, rope, copy, glu, norm).
+      interface Member {
+        readonly mm: MatmulNode;
+        readonly rope?: RopeNode;
+        readonly copy?: GraphNode & { op: 'copy' };
+      }
+      interface Unit {
+        readonly members: Member[];
+        glu?: GraphNode & { op: 'glu' };
+        norm?: GraphNode & { op: 'rms_norm' };
+        /** Node indices the unit covers (all but the first are skipped by the walk). */
+        readonly nodes: number[];
+      }
+      const units = new Map<number, Unit>();
       const fusedInto = new Set<number>();
-      const fusionAt = new Map<number, { rope?: RopeNode; copy?: GraphNode }>();
+      const outputIds = new Set(graph.outputs.map((o) => o.tensor.id));
+      const singleUse = (t: TensorRef) => !outputIds.has(t.id) && plan.consumers[t.id].length === 1;
+      const plain = (m: MatmulNode) => {
+        const w = m.weight.handle as GpuTensor;
+        return w.chunks.length === 1 && w.rows % 2 === 0;
+      };
       if (fuse) {
         const kinds = new Map(plan.fusions.map((f) => [f.first, f.kind]));
-        for (let i = 0; i < plan.nodes.length; i++) {
-          const node = plan.nodes[i];
-          if (node.op !== 'matmul' || node.residual !== undefined || fusedInto.has(i)) continue;
-          const k = kinds.get(i);
+        const nodes = plan.nodes;
+        // Single units.
+        const single: (Unit | undefined)[] = new Array(nodes.length);
+        for (let i = 0; i < nodes.length; i++) {
+          const node = nodes[i];
+          if (node.op !== 'matmul' || fusedInto.has(i)) continue;
           const w = node.weight.handle as GpuTensor;
           if (w.rows % 2 !== 0) continue;
-          if (k === 'matmul+rope') {
-            const rope = plan.nodes[i + 1] as RopeNode;
-            if (rope.mode !== 'normal' || rope.headDim % 2 !== 0) continue;
-            const g: { rope?: RopeNode; copy?: GraphNode } = { rope };
-            fusedInto.add(i + 1);
-            const next = plan.nodes[i + 2];
-            if (kinds.get(i + 1) === 'rope+copy' && next.op === 'copy' && isFusableCache(next.dst.dtype)) {
-              g.copy = next;
-              fusedInto.add(i + 2);
+          const k = kinds.get(i);
+          const unit: Unit = { members: [{ mm: node }], nodes: [i] };
+          if (k === 'matmul+rope' && node.residual === undefined) {
+            const rope = nodes[i + 1] as RopeNode;
+            if (rope.mode === 'normal' && rope.headDim % 2 === 0) {
+              let copy: (GraphNode & { op: 'copy' }) | undefined;
+              const next = nodes[i + 2];
+              if (kinds.get(i + 1) === 'rope+copy' && next?.op === 'copy' && isFusableCache(next.dst.dtype)) copy = next;
+              unit.members[0] = { mm: node, rope, copy };
+              unit.nodes.push(i + 1);
+              if (copy) unit.nodes.push(i + 2);
             }
-            if (g.copy === undefined) await separate(rope.out, node.x);
-            fusionAt.set(i, g);
-          } else if (k === 'matmul+copy') {
-            const next = plan.nodes[i + 1];
+          } else if (k === 'matmul+copy' && node.residual === undefined) {
+            const next = nodes[i + 1];
             if (next.op === 'copy' && isFusableCache(next.dst.dtype)) {
-              fusionAt.set(i, { copy: next });
-              fusedInto.add(i + 1);
+              unit.members[0] = { mm: node, copy: next };
+              unit.nodes.push(i + 1);
             }
+          } else if (
+            node.bias === undefined &&
+            node.residual === undefined &&
+            plain(node) &&
+            nodes[i + 1]?.op === 'matmul' &&
+            nodes[i + 2]?.op === 'glu'
+          ) {
+            const up = nodes[i + 1] as MatmulNode;
+            const glu = nodes[i + 2] as GraphNode & { op: 'glu' };
+            const uw = up.weight.handle as GpuTensor;
+            if (
+              glu.gate === node.out &&
+              glu.up === up.out &&
+              up.x === node.x &&
+              up.bias === undefined &&
+              up.residual === undefined &&
+              plain(up) &&
+              uw.dtype === w.dtype &&
+              uw.rows === w.rows &&
+              singleUse(node.out) &&
+              singleUse(up.out)
+            ) {
+              unit.members.push({ mm: up });
+              unit.glu = glu;
+              unit.nodes.push(i + 1, i + 2);
+            }
+          }
+          for (const j of unit.nodes.slice(1)) fusedInto.add(j);
+          single[i] = unit;
+        }
+        // Merge consecutive units over the same activations (at most 3 weights, epilogues without bias/residual).
+        const mergeable = (u: Unit) =>
+          u.glu === undefined &&
+          u.members.length === 1 &&
+          u.members[0].mm.bias === undefined &&
+          u.members[0].mm.residual === undefined &&
+          plain(u.members[0].mm);
+        const maxStorage = this.device.limits.maxStorageBuffersPerShaderStage;
+        for (let i = 0; i < nodes.length; i++) {
+          const u = single[i];
+          if (u === undefined) continue;
+          units.set(i, u);
+          if (!mergeable(u) || maxStorage < 11) continue;
+          const x = u.members[0].mm.x;
+          let end = u.nodes[u.nodes.length - 1];
+          let j = end + 1;
+          while (u.members.length < 3 && single[j] !== undefined && mergeable(single[j]!)) {
+            const v = single[j]!;
+            const m = v.members[0];
+            const w0 = u.members[0];
+            if (m.mm.x !== x) break;
+            const copies = [...u.members, m].map((q) => q.copy).filter((c) => c !== undefined);
+            if (copies.some((c) => posKey(c.positions) !== posKey(copies[0].positions))) break;
+            const ropes = [...u.members, m].map((q) => q.rope).filter((r) => r !== undefined);
+            if (ropes.some((r) => tableOf.get(r) !== tableOf.get(ropes[0]))) break;
+            if ((m.mm.weight.handle as GpuTensor).cols !== (w0.mm.weight.handle as GpuTensor).cols) break;
+            u.members.push(m);
+            u.nodes.push(...v.nodes);
+            fusedInto.add(j);
+            single[j] = undefined;
+            end = v.nodes[v.nodes.length - 1];
+            j = end + 1;
+          }
+        }
+        // Norms read only by units: into their prologues.
+        for (let i = 0; i < nodes.length; i++) {
+          const n = nodes[i];
+          if (n.op !== 'rms_norm' || n.weight === undefined || outputIds.has(n.out.id)) continue;
+          if (plan.values.some((v) => v !== undefined && v.root === n.out.id && v.tensor.id !== n.out.id)) continue;
+          const readers = plan.consumers[n.out.id];
+          const us = [...units.values()].filter((u) => u.members[0].mm.x === n.out);
+          const covered = us.reduce((c, u) => c + u.members.length, 0);
+          if (us.length === 0 || covered !== readers.length) continue;
+          if (us.some((u) => u.members.some((m) => m.mm.residual === n.out || m.mm.bias === n.out))) continue;
+          const cols = dimMax(n.x.shape[n.x.shape.length - 1]);
+          if (us.some((u) => (u.members[0].mm.weight.handle as GpuTensor).cols !== cols)) continue;
+          for (const u of us) u.norm = n;
+        }
+        // A fused kernel reads its activations while it writes its results: keep results off the activations.
+        for (const u of units.values()) {
+          const x = u.norm ? u.norm.x : u.members[0].mm.x;
+          if (u.glu) await separate(u.glu.out, x);
+          for (const m of u.members) {
+            if (m.copy) continue;
+            if (m.rope) await separate(m.rope.out, x);
+            else if (!u.glu) await separate(m.mm.out, x);
           }
         }
       }
+      const normSkipped = new Set<GraphNode>([...units.values()].flatMap((u) => (u.norm ? [u.norm] : [])));
 
       const mvCfg = this.#options.matvec ?? {};
       // Software adapters (SwiftShader: subgroups of 4 lanes) run small workgroups far faster than 256-wide ones.
@@ -661,68 +777,14 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         return { wg: wgSize, tpr, rows: mvCfg.rows ?? (wgSize <= 32 ? 2 : 4) };
       };
 
-      const emitMatmul = (node: MatmulNode, fusion: { rope?: RopeNode; copy?: GraphNode } | undefined) => {
+      /** The tiled matmul of one node (the prompt path), one dispatch per weight chunk. */
+      const emitTiled = (node: MatmulNode, when: Dispatch['when']) => {
         const w = node.weight.handle as GpuTensor;
         const f = gpuFormats[w.dtype] as GpuFormat;
-        const K = w.cols;
-        const N = w.rows;
-        const units = f.blockSize === 1 ? K : K / 32;
-        const shape = matvecShape(units);
-        const perWg = (shape.wg / shape.tpr) * shape.rows;
-        const copy = fusion?.copy as (GraphNode & { op: 'copy' }) | undefined;
-        const rope = fusion?.rope;
-        const epi: MatvecEpilogue = {
-          bias: node.bias !== undefined,
-          residual: node.residual !== undefined,
-          rope: rope !== undefined,
-          cache: copy ? (copy.dst.dtype as 'f32' | 'f16') : 'none',
-        };
-        const mv = matvecKernel(f, env, shape, epi);
+        const tl = tiledKernel(f, env, { bias: node.bias !== undefined, residual: node.residual !== undefined });
+        const [r0, r1, r2] = rowsArgs(node.x);
         const tokens = node.x;
         w.chunks.forEach((c, ci) => {
-          const outRange = copy ? rangeOf(copy.dst) : rope ? rangeOf(rope.out) : rangeOf(node.out);
-          const ropeTable = rope ? tableOf.get(rope)! : undefined;
-          const [po, ps] = copy ? posArgs(copy.positions) : [0, 0];
-          const argv = [
-            K,
-            N,
-            w.rowBytes,
-            c.row0,
-            c.rows,
-            0,
-            0,
-            0,
-            rope?.headDim ?? 0,
-            rope?.nRot ?? 0,
-            ropeTable?.pairs ?? 0,
-            0,
-            po,
-            ps,
-          ];
-          addDispatch(
-            node.name,
-            `matvec ${w.dtype}`,
-            mv,
-            [
-              rangeOf(node.x),
-              rangeOf(node.weight, ci),
-              outRange,
-              node.bias ? rangeOf(node.bias) : undefined,
-              node.residual ? rangeOf(node.residual) : undefined,
-              ropeTable ? tableRange(ropeTable) : undefined,
-              copy ? posRange(copy.positions) : undefined,
-            ],
-            argv,
-            (p, out) => {
-              const n = rowsAt(tokens, p).rows;
-              out[0] = n === 0 ? 0 : Math.ceil(c.rows / perWg);
-              out[1] = n;
-            },
-            'small',
-            tokens,
-          );
-          const tl = tiledKernel(f, env, { bias: node.bias !== undefined, residual: node.residual !== undefined });
-          const [r0, r1, r2] = rowsArgs(node.x);
           addDispatch(
             node.name,
             `tiled ${w.dtype}`,
@@ -734,19 +796,137 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
               node.bias ? rangeOf(node.bias) : undefined,
               node.residual ? rangeOf(node.residual) : undefined,
             ],
-            [K, N, w.rowBytes, c.row0, c.rows, r0, r1, r2],
+            [w.cols, w.rows, w.rowBytes, c.row0, c.rows, r0, r1, r2],
             (p, out) => {
               const n = rowsAt(tokens, p).rows;
               out[0] = n === 0 ? 0 : Math.ceil(c.rows / 64);
               out[1] = Math.ceil(n / 64);
             },
-            fusion ? 'large' : 'large',
+            when,
             tokens,
           );
         });
-        // Above the matvec size, the fused nodes run as their own kernels on the planned storage.
-        if (rope) emitRope(rope, 'large', tokens);
-        if (copy) emitCopy(copy, 'large', tokens);
+      };
+
+      /** One unit: the matvec dispatch (or one per chunk of a split weight), then its prompt-path kernels. */
+      const emitUnit = (u: Unit) => {
+        const ms = u.members;
+        const first = ms[0].mm;
+        const w0 = first.weight.handle as GpuTensor;
+        const K = w0.cols;
+        const f0 = gpuFormats[w0.dtype] as GpuFormat;
+        const shape = matvecShape(f0.blockSize === 1 ? K : K / 32);
+        const perWg = (shape.wg / shape.tpr) * shape.rows;
+        const x = u.norm ? u.norm.x : first.x;
+        const tokens = first.x;
+        const segs = ms.map((m) => ({
+          f: gpuFormats[(m.mm.weight.handle as GpuTensor).dtype] as GpuFormat,
+          epi: {
+            bias: m.mm.bias !== undefined,
+            residual: m.mm.residual !== undefined,
+            rope: m.rope !== undefined,
+            cache: m.copy ? (m.copy.dst.dtype as 'f32' | 'f16') : 'none',
+          } satisfies MatvecEpilogue,
+        }));
+        const code = matvecKernel({ segs, glu: u.glu?.activation, norm: u.norm !== undefined }, env, shape);
+        const copy = ms.find((m) => m.copy)?.copy;
+        const rope = ms.find((m) => m.rope)?.rope;
+        const table = rope ? tableOf.get(rope) : undefined;
+        const [po, ps] = copy ? posArgs(copy.positions) : [0, 0];
+        const outOf = (m: Member): Range =>
+          u.glu ? rangeOf(u.glu.out) : m.copy ? rangeOf(m.copy.dst) : m.rope ? rangeOf(m.rope.out) : rangeOf(m.mm.out);
+        const label = `matvec ${ms.map((m) => (m.mm.weight.handle as GpuTensor).dtype).join('+')}${u.glu ? ' glu' : ''}${u.norm ? ' norm' : ''}`;
+        const chunks = ms.length === 1 && !u.glu ? w0.chunks.length : 1;
+        for (let ci = 0; ci < chunks; ci++) {
+          const argv = new Array<number>(16 + 8 * ms.length).fill(0);
+          argv[0] = K;
+          argv[1] = u.norm ? f32bits(u.norm.eps) : 0;
+          argv[12] = po;
+          argv[13] = ps;
+          let wgs = 0;
+          const counts: number[] = [];
+          (u.glu ? [ms[0]] : ms).forEach((m, i) => {
+            const w = m.mm.weight.handle as GpuTensor;
+            const c = w.chunks[chunks > 1 ? ci : 0];
+            const b = 16 + 8 * i;
+            argv[b] = w.rows;
+            argv[b + 1] = w.rowBytes;
+            argv[b + 2] = c.row0;
+            argv[b + 3] = c.rows;
+            argv[b + 4] = wgs;
+            argv[b + 5] = m.rope?.headDim ?? 0;
+            argv[b + 6] = m.rope?.nRot ?? 0;
+            argv[b + 7] = m.rope ? table!.pairs : 0;
+            const n = Math.ceil(c.rows / perWg);
+            counts.push(n);
+            wgs += n;
+          });
+          const bind: (Range | undefined)[] = new Array(12).fill(undefined);
+          bind[0] = rangeOf(x);
+          bind[1] = outOf(ms[0]);
+          bind[2] = first.bias ? rangeOf(first.bias) : undefined;
+          bind[3] = first.residual ? rangeOf(first.residual) : undefined;
+          bind[4] = table ? tableRange(table) : undefined;
+          bind[5] = copy ? posRange(copy.positions) : undefined;
+          bind[6] = u.norm?.weight ? rangeOf(u.norm.weight) : undefined;
+          ms.forEach((m, i) => {
+            bind[7 + i] = rangeOf(m.mm.weight, chunks > 1 ? ci : 0);
+            if (i > 0 && !u.glu) bind[9 + i] = outOf(m);
+          });
+          const total = wgs;
+          addDispatch(
+            first.name,
+            label,
+            code,
+            bind,
+            argv,
+            (p, out) => {
+              const n = rowsAt(tokens, p).rows;
+              out[0] = n === 0 ? 0 : total;
+              out[1] = n;
+            },
+            'small',
+            tokens,
+          );
+        }
+        // The prompt path: every member as its own kernels, in node order.
+        if (u.norm) emitNorm(u.norm, 'large', tokens);
+        for (const m of ms) {
+          emitTiled(m.mm, 'large');
+          if (m.rope) emitRope(m.rope, 'large', tokens);
+          if (m.copy) emitCopy(m.copy, 'large', tokens);
+        }
+        if (u.glu) emitGlu(u.glu, 'large', tokens);
+      };
+
+      const emitNorm = (node: GraphNode & { op: 'rms_norm' | 'layer_norm' }, when: Dispatch['when'], tokens?: TensorRef) => {
+        const weight = node.weight;
+        const bias = node.op === 'layer_norm' ? node.bias : undefined;
+        const cols = dimMax(node.x.shape[node.x.shape.length - 1]);
+        addDispatch(
+          node.name,
+          node.op,
+          normKernel(env, node.op === 'rms_norm' ? 'rms' : 'layer', weight !== undefined, bias !== undefined),
+          [rangeOf(node.x), rangeOf(node.out), weight ? rangeOf(weight) : undefined, bias ? rangeOf(bias) : undefined],
+          [...rowsArgs(node.x), cols, f32bits(node.eps)],
+          flat(rowsFn(node.x), 1),
+          when,
+          tokens,
+        );
+      };
+      const emitGlu = (node: GraphNode & { op: 'glu' }, when: Dispatch['when'], tokens?: TensorRef) => {
+        const cols = dimMax(node.out.shape[node.out.shape.length - 1]);
+        const op: Elementwise = node.activation === 'silu' ? 'glu_silu' : 'glu_gelu';
+        addDispatch(
+          node.name,
+          op,
+          elementwiseKernel(op),
+          [rangeOf(node.gate), rangeOf(node.out), node.up ? rangeOf(node.up) : undefined],
+          [...rowsArgs(node.out), cols, 0, 0, node.up ? 0 : 1],
+          flat(numelFn(node.out), 256),
+          when,
+          tokens,
+        );
       };
 
       const emitRope = (node: RopeNode, when: Dispatch['when'], tokens?: TensorRef) => {
@@ -782,9 +962,15 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         if (fusedInto.has(i)) continue;
         const node = plan.nodes[i];
         switch (node.op) {
-          case 'matmul':
-            emitMatmul(node, fusionAt.get(i));
+          case 'matmul': {
+            const u = units.get(i);
+            if (u !== undefined) emitUnit(u);
+            else {
+              // Not fusable: a plain unit without epilogue fusions.
+              emitUnit({ members: [{ mm: node }], nodes: [i] });
+            }
             break;
+          }
           case 'get_rows': {
             const table = node.table.handle as GpuTensor;
             const f = gpuFormats[table.dtype] as GpuFormat;
@@ -815,25 +1001,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             break;
           }
           case 'rms_norm':
-          case 'layer_norm': {
-            const weight = node.weight;
-            const bias = node.op === 'layer_norm' ? node.bias : undefined;
-            const { cols } = rowsAt(node.x, {});
-            addDispatch(
-              node.name,
-              node.op,
-              normKernel(env, node.op === 'rms_norm' ? 'rms' : 'layer', weight !== undefined, bias !== undefined),
-              [
-                rangeOf(node.x),
-                rangeOf(node.out),
-                weight ? rangeOf(weight) : undefined,
-                bias ? rangeOf(bias) : undefined,
-              ],
-              [...rowsArgs(node.x), cols, f32bits(node.eps)],
-              flat(rowsFn(node.x), 1),
-            );
+          case 'layer_norm':
+            // A norm fused into its readers' prologues runs on its own only on the prompt path (emitted there).
+            if (!normSkipped.has(node)) emitNorm(node, 'always');
             break;
-          }
           case 'softmax': {
             const cols = dimMax(node.x.shape[node.x.shape.length - 1]);
             addDispatch(
@@ -858,7 +1029,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             addDispatch(
               node.name,
               `attention ${k.dtype}`,
-              attentionKernel(f),
+              attentionKernel(f, env),
               [rangeOf(node.q), rangeOf(node.k), rangeOf(node.v), rangeOf(node.out), posRange(node.positions)],
               [
                 ...rowsArgs(node.q),
@@ -917,19 +1088,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             );
             break;
           }
-          case 'glu': {
-            const cols = dimMax(node.out.shape[node.out.shape.length - 1]);
-            const op: Elementwise = node.activation === 'silu' ? 'glu_silu' : 'glu_gelu';
-            addDispatch(
-              node.name,
-              op,
-              elementwiseKernel(op),
-              [rangeOf(node.gate), rangeOf(node.out), node.up ? rangeOf(node.up) : undefined],
-              [...rowsArgs(node.out), cols, 0, 0, node.up ? 0 : 1],
-              flat(numelFn(node.out), 256),
-            );
+          case 'glu':
+            emitGlu(node, 'always');
             break;
-          }
         }
       }
       // For logits: an argmax over the last row of the first output (greedy decoding on the GPU).

@@ -15,6 +15,8 @@ export interface KernelEnv {
   readonly subgroups: boolean;
   /** Smallest subgroup size the adapter reports (reductions assume threads per row are a multiple of it). */
   readonly subgroupMin: number;
+  /** A software adapter (SwiftShader): small workgroups. */
+  readonly software: boolean;
 }
 
 const header = `
@@ -101,126 +103,157 @@ export interface MatvecShape {
   readonly rows: number;
 }
 
+/** One weight of a fused matvec and how its rows are written. */
+export interface MatvecSegment {
+  readonly f: GpuFormat;
+  readonly epi: MatvecEpilogue;
+}
+
+/** What one matvec dispatch computes. */
+export interface MatvecSpec {
+  /** 1-3 weights over the same activations (q, k, v), each with its own rows, output and epilogue. */
+  readonly segs: readonly MatvecSegment[];
+  /** Two weights (gate, up) of equal shape whose rows combine into `act(gate) · up` (a GLU); `segs` has both. */
+  readonly glu?: 'silu' | 'gelu';
+  /** rms_norm of the activations (times weight `NW`) computed in the prologue, replacing a norm kernel. */
+  readonly norm: boolean;
+}
+
 /**
  * Matrix-vector (one activation row per workgroup row of the grid: `wid.y` is the token). A workgroup has
  * `wg / tpr` thread groups; each computes `rows` weight rows, every thread striding over 32-element units and keeping
  * one accumulator per row, so the 32 activations of a unit are loaded once for all rows. Rows are then summed with
  * subgroupAdd (or a shared-memory tree) and one thread per row pair runs the epilogue (bias, rope, residual, store or
- * KV write).
+ * KV write). Several weights over the same activations (q, k, v) share one dispatch: the grid's workgroups are split
+ * between them. With `norm`, every workgroup first computes the activation row's rms and normalises as it loads.
  *
- * Args: 0 K, 1 N (rows of the whole weight), 2 rowBytes, 3 chunk's first row, 4 chunk rows,
- *       8 headDim, 9 nRot (rope), 10 pairs, 12/13 positions (off, stride).
+ * Bindings: 2 X, 3 Y0, 4 Bias, 5 Res, 6 T, 7 Pos, 8 NW, 9-11 W0-W2, 12-13 Y1-Y2.
+ * Args: 0 K, 1 eps, 12/13 positions; per segment s at 16 + 8s: N, rowBytes, first row of the chunk, chunk rows,
+ * first workgroup, headDim, nRot, rope pairs.
  */
-export function matvecKernel(f: GpuFormat, env: KernelEnv, s: MatvecShape, e: MatvecEpilogue): string {
-  const scalar = f.blockSize === 1;
+export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): string {
+  const { segs, glu, norm } = spec;
+  const f0 = segs[0].f;
+  const scalar = f0.blockSize === 1;
   const groups = s.wg / s.tpr;
   const R = s.rows;
-  const upb = f.blockSize / 32;
   const useSg = env.subgroups && s.tpr % env.subgroupMin === 0 && s.tpr >= env.subgroupMin;
-  const bind: string[] = [];
-  bind.push(
+  const anyRope = segs.some((g) => g.epi.rope);
+  const anyCache = segs.some((g) => g.epi.cache !== 'none');
+  const e0 = segs[0].epi;
+  const outs = glu ? 1 : segs.length;
+  const bind: string[] = [
     scalar
       ? '@group(0) @binding(2) var<storage, read_write> X: array<f32>;'
       : '@group(0) @binding(2) var<storage, read_write> X: array<vec4f>;',
-  );
-  bind.push('@group(0) @binding(3) var<storage, read> W: array<u32>;');
-  bind.push(
-    e.cache === 'f16'
-      ? '@group(0) @binding(4) var<storage, read_write> Y: array<u32>;'
-      : '@group(0) @binding(4) var<storage, read_write> Y: array<f32>;',
-  );
-  if (e.bias) bind.push('@group(0) @binding(5) var<storage, read_write> Bias: array<f32>;');
-  if (e.residual) bind.push('@group(0) @binding(6) var<storage, read_write> Res: array<f32>;');
-  if (e.rope) bind.push('@group(0) @binding(7) var<storage, read_write> T: array<vec2f>;');
-  if (e.cache !== 'none') bind.push('@group(0) @binding(8) var<storage, read_write> Pos: array<i32>;');
+  ];
+  for (let i = 0; i < outs; i++) {
+    const b = i === 0 ? 3 : 11 + i;
+    const t = segs[i].epi.cache === 'f16' ? 'u32' : 'f32';
+    bind.push(`@group(0) @binding(${b}) var<storage, read_write> Y${i}: array<${t}>;`);
+  }
+  if (e0.bias) bind.push('@group(0) @binding(4) var<storage, read_write> Bias: array<f32>;');
+  if (e0.residual) bind.push('@group(0) @binding(5) var<storage, read_write> Res: array<f32>;');
+  if (anyRope) bind.push('@group(0) @binding(6) var<storage, read_write> T: array<vec2f>;');
+  if (anyCache) bind.push('@group(0) @binding(7) var<storage, read_write> Pos: array<i32>;');
+  if (norm) bind.push('@group(0) @binding(8) var<storage, read_write> NW: array<f32>;');
+  segs.forEach((_, i) => bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<u32>;`));
+  const codes = new Set<string>();
+  segs.forEach((g, i) => codes.add(g.f.code(`W${i}`)));
 
-  // Rows are unrolled into scalars (acc0, acc1, ...): arrays indexed in loops end up in local memory.
-  const rep = (f: (r: number) => string, sep = '\n    ') => Array.from({ length: R }, (_, r) => f(r)).join(sep);
-  const body = scalar
-    ? `
-  let xb = tok * K;
+  // Per segment: N, rowBytes, row0, chunkRows, wg0, headDim, nRot, pairs.
+  const sa = (i: string | number, k: number) => `a(${typeof i === 'number' ? `${16 + 8 * i + k}u` : `16u + 8u * ${i} + ${k}u`})`;
+  const acc = glu ? 2 * R : R;
+  const rep = (n: number, f: (r: number) => string, sep = '\n    ') => Array.from({ length: n }, (_, r) => f(r)).join(sep);
+  const xload = norm
+    ? scalar
+      ? 'X[xb + i] * inv * NW[i]'
+      : ''
+    : 'X[xb + i]';
+  // The unit loop of weight i (glu: both weights in one loop).
+  const loop = (i: number): string => {
+    const f = segs[i].f;
+    const upb = f.blockSize / 32;
+    const ws = glu ? [0, 1] : [i];
+    const dots = ws
+      .map((w, wi) =>
+        rep(R, (r) =>
+          scalar
+            ? `acc${wi * R + r} += W${w}_get(ro${r} + i * ${segs[w].f.blockBytes}u, 0u) * xi;`
+            : `acc${wi * R + r} += W${w}_dot(ro${r} + blk, sub, &xv);`,
+        ),
+      )
+      .join('\n    ');
+    if (scalar) {
+      return `
   for (var i = t; i < K; i += ${s.tpr}u) {
-    let xi = X[xb + i];
-    ${rep((r) => `acc${r} += W_get(ro${r} + i * ${f.blockBytes}u, 0u) * xi;`)}
-  }`
-    : `
-  let nu = K / 32u;
-  let xb = tok * (K / 4u);
-  var xv: array<vec4f, 8>;
+    let xi = ${xload};
+    ${dots}
+  }`;
+    }
+    const nx = norm
+      ? Array.from(
+          { length: 8 },
+          (_, k) => `xv[${k}] = X[xo + ${k}u] * inv * vec4f(NW[4u * (u * 8u + ${k}u)], NW[4u * (u * 8u + ${k}u) + 1u], NW[4u * (u * 8u + ${k}u) + 2u], NW[4u * (u * 8u + ${k}u) + 3u]);`,
+        ).join('\n    ')
+      : Array.from({ length: 8 }, (_, k) => `xv[${k}] = X[xo + ${k}u];`).join(' ');
+    return `
   for (var u = t; u < nu; u += ${s.tpr}u) {
     let xo = xb + u * 8u;
-    ${Array.from({ length: 8 }, (_, k) => `xv[${k}] = X[xo + ${k}u];`).join(' ')}
+    ${nx}
     let blk = (u / ${upb}u) * ${f.blockBytes}u;
     let sub = u % ${upb}u;
-    ${rep((r) => `acc${r} += W_dot(ro${r} + blk, sub, &xv);`)}
+    ${dots}
   }`;
+  };
+  const loops =
+    glu || segs.length === 1
+      ? loop(0)
+      : segs.map((_, i) => `${i === 0 ? '' : ' else '}if (seg == ${i}u) {${loop(i)}\n  }`).join('');
 
   const reduce = useSg
     ? `
-  let slot = (lid / sgs) * ${R}u;
-  ${rep((r) => `let s${r} = subgroupAdd(acc${r});`)}
-  if (sgi == 0u) { ${rep((r) => `red[slot + ${r}u] = s${r};`, ' ')} }
+  let slot = (lid / sgs) * ${acc}u;
+  ${rep(acc, (r) => `let s${r} = subgroupAdd(acc${r});`)}
+  if (sgi == 0u) { ${rep(acc, (r) => `red[slot + ${r}u] = s${r};`, ' ')} }
   workgroupBarrier();`
     : `
-  ${rep((r) => `red[lid * ${R}u + ${r}u] = acc${r};`)}
+  ${rep(acc, (r) => `red[lid * ${acc}u + ${r}u] = acc${r};`)}
   workgroupBarrier();
   for (var st = ${Math.floor(s.tpr / 2)}u; st > 0u; st >>= 1u) {
-    if (t < st) { for (var r = 0u; r < ${R}u; r++) { red[lid * ${R}u + r] += red[(lid + st) * ${R}u + r]; } }
+    if (t < st) { for (var r = 0u; r < ${acc}u; r++) { red[lid * ${acc}u + r] += red[(lid + st) * ${acc}u + r]; } }
     workgroupBarrier();
   }`;
   const total = useSg
     ? `fn total(gg: u32, r: u32, sgs: u32) -> f32 {
   let n = ${s.tpr}u / sgs;
   var v = 0.0;
-  for (var k = 0u; k < n; k++) { v += red[(gg * n + k) * ${R}u + r]; }
+  for (var k = 0u; k < n; k++) { v += red[(gg * n + k) * ${acc}u + r]; }
   return v;
 }`
-    : `fn total(gg: u32, r: u32, sgs: u32) -> f32 { return red[gg * ${s.tpr * R}u + r]; }`;
+    : `fn total(gg: u32, r: u32, sgs: u32) -> f32 { return red[gg * ${s.tpr * acc}u + r]; }`;
 
-  const store =
-    e.cache === 'none'
-      ? `Y[tok * N + o] = v0; if (has1) { Y[tok * N + o + 1u] = v1; }`
-      : e.cache === 'f32'
-        ? `let p = pos_of(12u, tok); Y[p * N + o] = v0; if (has1) { Y[p * N + o + 1u] = v1; }`
-        : `let p = pos_of(12u, tok); Y[(p * N + o) >> 1u] = f2h(v0) | (f2h(v1) << 16u);`;
-
-  return `${enableSubgroups(env)}${header}${formatPrelude}
-${bind.join('\n')}
-${f.code('W')}
-${e.cache !== 'none' ? positions : ''}
-var<workgroup> red: array<f32, ${s.wg * R}>;
-${total}
-@compute @workgroup_size(${s.wg})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u${useSg ? ', @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
-  _ = P[0];
-  let K = a(0u);
-  let N = a(1u);
-  let rowBytes = a(2u);
-  let chunkRows = a(4u);
-  let tok = wid.y;
-  let g = lid / ${s.tpr}u;
-  let t = lid % ${s.tpr}u;
-  let local0 = (wid.x * ${groups}u + g) * ${R}u;
-  ${rep((r) => `let ro${r} = min(local0 + ${r}u, chunkRows - 1u) * rowBytes;`)}
-  ${rep((r) => `var acc${r} = 0.0;`)}
-  ${body}
-  ${reduce}
-  if (lid < ${(groups * R) / 2}u) {
-    let l0 = lid * 2u;
-    let gg = l0 / ${R}u;
-    let r = l0 % ${R}u;
-    let local = wid.x * ${groups * R}u + l0;
-    if (local >= chunkRows) { return; }
-    let has1 = local + 1u < chunkRows;
-    let o = a(3u) + local;
-    var v0 = total(gg, r, ${useSg ? 'sgs' : '0u'});
-    var v1 = total(gg, r + 1u, ${useSg ? 'sgs' : '0u'});
+  const act = glu === 'gelu' ? 'gelu' : 'silu';
+  const epilogue = (i: number): string => {
+    const e = segs[i].epi;
+    const Y = `Y${i}`;
+    const store =
+      e.cache === 'none'
+        ? `${Y}[tok * N + o] = v0; if (has1) { ${Y}[tok * N + o + 1u] = v1; }`
+        : e.cache === 'f32'
+          ? `let p = pos_of(12u, tok); ${Y}[p * N + o] = v0; if (has1) { ${Y}[p * N + o + 1u] = v1; }`
+          : `let p = pos_of(12u, tok); ${Y}[(p * N + o) >> 1u] = f2h(v0) | (f2h(v1) << 16u);`;
+    const sg = useSg ? 'sgs' : '0u';
+    return `
+    var v0 = total(gg, r, ${sg});
+    var v1 = total(gg, r + 1u, ${sg});
+    ${glu ? `v0 = ${act}(v0) * total(gg, r + ${R}u, ${sg}); v1 = ${act}(v1) * total(gg, r + ${R + 1}u, ${sg});` : ''}
     ${e.bias ? 'v0 += Bias[o]; if (has1) { v1 += Bias[o + 1u]; }' : ''}
     ${
       e.rope
-        ? `let i = o % a(8u);
-    if (i < a(9u)) {
-      let cs = T[tok * a(10u) + i / 2u];
+        ? `let hi = o % ${sa(i, 5)};
+    if (hi < ${sa(i, 6)}) {
+      let cs = T[tok * ${sa(i, 7)} + hi / 2u];
       let x0 = v0;
       v0 = x0 * cs.x - v1 * cs.y;
       v1 = x0 * cs.y + v1 * cs.x;
@@ -228,7 +261,68 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         : ''
     }
     ${e.residual ? 'v0 += Res[tok * N + o]; if (has1) { v1 += Res[tok * N + o + 1u]; }' : ''}
-    ${store}
+    ${store}`;
+  };
+  const epilogues =
+    outs === 1 ? epilogue(0) : segs.map((_, i) => `${i === 0 ? '' : ' else '}if (seg == ${i}u) {${epilogue(i)}\n    }`).join('');
+  const segOf =
+    segs.length === 1 || glu
+      ? 'let seg = 0u;'
+      : `var seg = 0u;
+  ${segs
+    .slice(1)
+    .map((_, i) => `if (wid.x >= ${sa(i + 1, 4)}) { seg = ${i + 1}u; }`)
+    .join('\n  ')}`;
+
+  const normPrologue = norm
+    ? `
+  // rms of this token's activations, by the whole workgroup.
+  var ss = 0.0;
+  for (var i = lid; i < ${scalar ? 'K' : 'K / 4u'}; i += ${s.wg}u) { let v = X[${scalar ? 'tok * K' : 'tok * (K / 4u)'} + i]; ss += ${scalar ? 'v * v' : 'dot(v, v)'}; }
+  nred[lid] = ss;
+  workgroupBarrier();
+  for (var st = ${s.wg / 2}u; st > 0u; st >>= 1u) {
+    if (lid < st) { nred[lid] += nred[lid + st]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(nred[0] / f32(K) + af(1u));`
+    : '';
+
+  return `${enableSubgroups(env)}${header}${formatPrelude}${glu ? actFns : ''}
+${bind.join('\n')}
+${[...codes].join('\n')}
+${anyCache ? positions : ''}
+var<workgroup> red: array<f32, ${s.wg * acc}>;
+${norm ? `var<workgroup> nred: array<f32, ${s.wg}>;` : ''}
+${total}
+@compute @workgroup_size(${s.wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u${useSg ? ', @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
+  _ = P[0];
+  let K = a(0u);
+  let tok = wid.y;
+  ${segOf}
+  let N = ${sa('seg', 0)};
+  let rowBytes = ${sa('seg', 1)};
+  let chunkRows = ${sa('seg', 3)};
+  let wx = wid.x - ${sa('seg', 4)};
+  let g = lid / ${s.tpr}u;
+  let t = lid % ${s.tpr}u;
+  let local0 = (wx * ${groups}u + g) * ${R}u;
+  ${rep(R, (r) => `let ro${r} = min(local0 + ${r}u, chunkRows - 1u) * rowBytes;`)}
+  ${rep(acc, (r) => `var acc${r} = 0.0;`)}
+  ${normPrologue}
+  ${scalar ? 'let xb = tok * K;' : 'let nu = K / 32u;\n  let xb = tok * (K / 4u);\n  var xv: array<vec4f, 8>;'}
+  ${loops}
+  ${reduce}
+  if (lid < ${(groups * R) / 2}u) {
+    let l0 = lid * 2u;
+    let gg = l0 / ${R}u;
+    let r = l0 % ${R}u;
+    let local = wx * ${groups * R}u + l0;
+    if (local >= chunkRows) { return; }
+    let has1 = local + 1u < chunkRows;
+    let o = ${sa('seg', 2)} + local;
+    ${epilogues}
   }
 }`;
 }
@@ -367,31 +461,52 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 
 // ---- row-wise: norms, softmax ----------------------------------------------------------------------------------------
 
-/** A workgroup-wide sum of one f32 per thread (256 threads). */
+/** Workgroup-wide sum and max of one f32 per thread (256 threads) in two levels of 16: three barriers. */
 function wgSum(env: KernelEnv): string {
+  if (rowWg(env) !== 256) return smallSum(rowWg(env));
+  const level = (op: string) => `
+  workgroupBarrier();
+  wsum[lid] = v;
+  workgroupBarrier();
+  if (lid < 16u) {
+    var r = wsum[lid * 16u];
+    for (var k = 1u; k < 16u; k++) { r = ${op.replace('A', 'r').replace('B', 'wsum[lid * 16u + k]')}; }
+    wpart[lid] = r;
+  }
+  workgroupBarrier();
+  var t = wpart[0];
+  for (var k = 1u; k < 16u; k++) { t = ${op.replace('A', 't').replace('B', 'wpart[k]')}; }
+  return t;`;
   return `
 var<workgroup> wsum: array<f32, 256>;
+var<workgroup> wpart: array<f32, 16>;
 var<workgroup> wrows: u32;
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  workgroupBarrier();
-  wsum[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) { wsum[lid] += wsum[lid + s]; }
-    workgroupBarrier();
-  }
-  return wsum[0];
+fn wg_sum(v: f32, lid: u32) -> f32 {${level('A + B')}
 }
-fn wg_max(v: f32, lid: u32) -> f32 {
+fn wg_max(v: f32, lid: u32) -> f32 {${level('max(A, B)')}
+}`;
+}
+
+/** Threads per row of the row-wise kernels: 32 on software adapters (many idle threads cost there), 256 elsewhere. */
+function rowWg(env: KernelEnv): number {
+  return env.software ? 32 : 256;
+}
+
+function smallSum(w: number): string {
+  const level = (op: string) => `
   workgroupBarrier();
   wsum[lid] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) { wsum[lid] = max(wsum[lid], wsum[lid + s]); }
-    workgroupBarrier();
-  }
-  return wsum[0];
-}${env.subgroups ? '' : ''}`;
+  var t = wsum[0];
+  for (var k = 1u; k < ${w}u; k++) { t = ${op.replace('A', 't').replace('B', 'wsum[k]')}; }
+  return t;`;
+  return `
+var<workgroup> wsum: array<f32, ${w}>;
+var<workgroup> wrows: u32;
+fn wg_sum(v: f32, lid: u32) -> f32 {${level('A + B')}
+}
+fn wg_max(v: f32, lid: u32) -> f32 {${level('max(A, B)')}
+}`;
 }
 
 /** rms_norm / layer_norm: a workgroup per row. Args: 0-2 rows, 3 cols, 4 eps. */
@@ -401,7 +516,7 @@ export function normKernel(env: KernelEnv, kind: 'rms' | 'layer', weight: boolea
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 ${weight ? '@group(0) @binding(4) var<storage, read_write> Wt: array<f32>;' : ''}
 ${bias ? '@group(0) @binding(5) var<storage, read_write> Bs: array<f32>;' : ''}
-@compute @workgroup_size(256)
+@compute @workgroup_size(${rowWg(env)})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   _ = P[0];
   let cols = a(3u);
@@ -413,14 +528,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   ${
     kind === 'layer'
       ? `var s0 = 0.0;
-  for (var i = lid; i < cols; i += 256u) { s0 += X[o + i]; }
+  for (var i = lid; i < cols; i += ${rowWg(env)}u) { s0 += X[o + i]; }
   mean = wg_sum(s0, lid) / f32(cols);`
       : ''
   }
   var ss = 0.0;
-  for (var i = lid; i < cols; i += 256u) { let d = X[o + i] - mean; ss += d * d; }
+  for (var i = lid; i < cols; i += ${rowWg(env)}u) { let d = X[o + i] - mean; ss += d * d; }
   let sc = 1.0 / sqrt(wg_sum(ss, lid) / f32(cols) + af(4u));
-  for (var i = lid; i < cols; i += 256u) {
+  for (var i = lid; i < cols; i += ${rowWg(env)}u) {
     var v = (X[o + i] - mean) * sc;
     ${weight ? 'v *= Wt[i];' : ''}
     ${bias ? 'v += Bs[i];' : ''}
@@ -434,7 +549,7 @@ export function softmaxKernel(env: KernelEnv): string {
   return `${header}${wgSum(env)}
 @group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(${rowWg(env)})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   _ = P[0];
   let cols = a(3u);
@@ -443,12 +558,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   if (row >= workgroupUniformLoad(&wrows)) { return; }
   let o = row * cols;
   var m = -3.4e38;
-  for (var i = lid; i < cols; i += 256u) { m = max(m, X[o + i]); }
+  for (var i = lid; i < cols; i += ${rowWg(env)}u) { m = max(m, X[o + i]); }
   m = wg_max(m, lid);
   var s = 0.0;
-  for (var i = lid; i < cols; i += 256u) { let e = exp(X[o + i] - m); Y[o + i] = e; s += e; }
+  for (var i = lid; i < cols; i += ${rowWg(env)}u) { let e = exp(X[o + i] - m); Y[o + i] = e; s += e; }
   let inv = 1.0 / wg_sum(s, lid);
-  for (var i = lid; i < cols; i += 256u) { Y[o + i] *= inv; }
+  for (var i = lid; i < cols; i += ${rowWg(env)}u) { Y[o + i] *= inv; }
 }`;
 }
 
@@ -596,7 +711,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
  * Args: 0-2 rows, 3 nHeads, 4 nKvHeads, 5 headDim, 6 scale, 7 softcap, 8 window, 9 rowBytes of the cache,
  * 12/13 positions.
  */
-export function attentionKernel(f: GpuFormat): string {
+export function attentionKernel(f: GpuFormat, env: KernelEnv): string {
+  // Keys per chunk = threads (32 measured slower on SwiftShader than 64).
+  const C = env.software ? 64 : 64;
+  const D = 512 / C;
   const get =
     f.blockSize === 1
       ? (w: string, row: string, c: string) => `${w}_get(${row} * rb + (${c}) * ${f.blockBytes}u, 0u)`
@@ -614,9 +732,8 @@ ${positions}
 ${actFns}
 var<workgroup> qs: array<f32, 512>;
 var<workgroup> wrows: u32;
-var<workgroup> sc: array<f32, 64>;
-var<workgroup> red: array<f32, 64>;
-@compute @workgroup_size(64)
+var<workgroup> sc: array<f32, ${C}>;
+@compute @workgroup_size(${C})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   _ = P[0];
   let heads = a(3u);
@@ -630,7 +747,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let kh = h / (heads / a(4u));
   let ko = kh * hd;
   let qo = r * heads * hd + h * hd;
-  for (var i = lid; i < hd; i += 64u) { qs[i] = Q[qo + i]; }
+  for (var i = lid; i < hd; i += ${C}u) { qs[i] = Q[qo + i]; }
   if (lid == 0u) { wrows = pos_of(12u, r); }
   let p = workgroupUniformLoad(&wrows);
   let win = a(8u);
@@ -641,41 +758,33 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   var m = -3.4e38;
   var l = 0.0;
   // This thread's output dims: lid, lid + 64, ... (headDim <= 512).
-  var acc: array<f32, 8>;
+  var acc: array<f32, ${D}>;
   workgroupBarrier();
-  for (var c0 = t0; c0 <= p; c0 += 64u) {
+  for (var c0 = t0; c0 <= p; c0 += ${C}u) {
     let t = c0 + lid;
-    var s = -3.4e38;
+    var sv = -3.4e38;
     if (t <= p) {
       var d = 0.0;
       for (var i = 0u; i < hd; i++) { d += qs[i] * ${get('Kc', 't', 'ko + i')}; }
-      s = d * scale;
-      if (cap > 0.0) { s = cap * tanh_s(s / cap); }
+      sv = d * scale;
+      if (cap > 0.0) { sv = cap * tanh_s(sv / cap); }
     }
-    // Chunk max.
-    red[lid] = s;
+    sc[lid] = sv;
     workgroupBarrier();
-    for (var st = 32u; st > 0u; st >>= 1u) {
-      if (lid < st) { red[lid] = max(red[lid], red[lid + st]); }
-      workgroupBarrier();
-    }
-    let mn = max(m, red[0]);
+    // Every thread reads the chunk's 64 scores (a broadcast): two barriers per chunk instead of two trees.
+    let cnt = min(${C}u, p + 1u - c0);
+    var mc = m;
+    for (var j = 0u; j < cnt; j++) { mc = max(mc, sc[j]); }
+    let corr = exp(m - mc);
     workgroupBarrier();
-    var e = 0.0;
-    if (t <= p) { e = exp(s - mn); }
-    sc[lid] = e;
-    red[lid] = e;
+    sc[lid] = select(0.0, exp(sv - mc), t <= p);
     workgroupBarrier();
-    for (var st = 32u; st > 0u; st >>= 1u) {
-      if (lid < st) { red[lid] += red[lid + st]; }
-      workgroupBarrier();
-    }
-    let corr = exp(m - mn);
-    l = l * corr + red[0];
-    m = mn;
-    let cnt = min(64u, p + 1u - c0);
-    for (var k = 0u; k < 8u; k++) {
-      let i = lid + 64u * k;
+    var sum = 0.0;
+    for (var j = 0u; j < cnt; j++) { sum += sc[j]; }
+    l = l * corr + sum;
+    m = mc;
+    for (var k = 0u; k < ${D}u; k++) {
+      let i = lid + ${C}u * k;
       if (i >= hd) { break; }
       var v = acc[k] * corr;
       for (var j = 0u; j < cnt; j++) { v += sc[j] * ${get('Vc', '(c0 + j)', 'ko + i')}; }
@@ -684,8 +793,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     workgroupBarrier();
   }
   let inv = 1.0 / l;
-  for (var k = 0u; k < 8u; k++) {
-    let i = lid + 64u * k;
+  for (var k = 0u; k < ${D}u; k++) {
+    let i = lid + ${C}u * k;
     if (i >= hd) { break; }
     O[qo + i] = acc[k] * inv;
   }
