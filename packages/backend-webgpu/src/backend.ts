@@ -81,6 +81,8 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
   timestamps?: boolean;
   /** Run the plan's fusions as single kernels. Default true. */
   fuse?: boolean;
+  /** Largest buffer binding to use (default: the device's `maxStorageBufferBindingSize`); larger weights are split. */
+  maxBindingBytes?: number;
 }
 
 /** What the last run did: dispatches in its pass and, with `timestamps`, the pass's GPU time. */
@@ -228,6 +230,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
   readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
   readonly #buffers = new Set<GPUBuffer>();
   readonly #graphBuffers = new Map<GPUBuffer, true>();
+  readonly #binding: number;
   #lost: GpuDeviceLostError | undefined;
   #stats: StepStats = { dispatches: 0, gpuMs: undefined };
   #lastArgmax = -1;
@@ -257,7 +260,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     this.info = info;
     this.#options = options;
     this.alignment = Math.max(256, device.limits.minStorageBufferOffsetAlignment);
-    this.capabilities = webgpuCapabilities(info.maxStorageBufferBindingSize, info.maxBufferSize);
+    const binding = Math.min(options.maxBindingBytes ?? Number.POSITIVE_INFINITY, info.maxStorageBufferBindingSize);
+    this.#binding = binding;
+    this.capabilities = webgpuCapabilities(binding, info.maxBufferSize);
     this.#env = {
       subgroups: info.subgroups,
       subgroupMin: info.subgroupMin,
@@ -315,9 +320,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       throw new DTypeError(`webgpu backend: cannot allocate ${name}: no kernels for ${dtype}`);
     }
     const bytes = byteLength(dtype, shape);
-    if (bytes > this.info.maxStorageBufferBindingSize) {
+    if (bytes > this.#binding) {
       throw new BackendError(
-        `webgpu backend: state ${name} needs ${bytes} bytes, above the largest binding (${this.info.maxStorageBufferBindingSize}); use a smaller context`,
+        `webgpu backend: state ${name} needs ${bytes} bytes, above the largest binding (${this.#binding}); use a smaller context`,
       );
     }
     return this.adopt(await this.#place(name, dtype, shape, undefined));
@@ -328,7 +333,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
     const rows = shape.length <= 1 ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const rb = rowBytes(dtype, cols);
-    const limit = Math.min(this.info.maxStorageBufferBindingSize, this.info.maxBufferSize) - 4;
+    const limit = Math.min(this.#binding, this.info.maxBufferSize) - 4;
     let per = Math.max(1, Math.floor(limit / Math.max(1, rb)));
     if (per < rows && per > 1) per -= per % 2;
     if (rb > limit)
