@@ -82,7 +82,14 @@ describe('WebGpuBackend', () => {
       const wk = await up('wk', dim, dim, 2);
       const wg = await up('wg', 2 * dim, dim, 3);
       const wu = await up('wu', 2 * dim, dim, 4);
-      const norm = await b.upload(hostTensor('f32', [dim], values(dim, 5).map((v) => 1 + v / 4)), { name: 'norm' });
+      const norm = await b.upload(
+        hostTensor(
+          'f32',
+          [dim],
+          values(dim, 5).map((v) => 1 + v / 4),
+        ),
+        { name: 'norm' },
+      );
       const kc = await b.alloc('f16', [8, dim], { name: 'kc' });
       const g = new GraphBuilder();
       const n = g.param('n', { min: 1, max: 8 });
@@ -113,7 +120,9 @@ describe('WebGpuBackend', () => {
     expect(fused.dispatches[0]).toBeLessThan(plain.dispatches[0]);
     expect(fused.dispatches[0]).toBe(3); // k and q with the norm and rope (k also writes the cache), attention, glu
     for (let i = 0; i < fused.outs.length; i++) {
-      fused.outs[i].forEach((v, j) => expect(Math.abs(v - plain.outs[i][j])).toBeLessThan(2e-5 * (1 + Math.abs(v))));
+      fused.outs[i].forEach((v, j) => {
+        expect(Math.abs(v - plain.outs[i][j])).toBeLessThan(2e-5 * (1 + Math.abs(v)));
+      });
     }
   });
 });

@@ -601,7 +601,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           out[1] = n === 0 ? 0 : Math.ceil(n / maxGroups);
         };
       };
-      const rowsFn = (t: TensorRef) => (p: Readonly<Record<string, number>>) => rowsAt(t, p).rows;
+      const rowsFn = (t: TensorRef) => (p: Readonly<Record<string, number>>) => rowsOf(t, p);
       const numelFn = (t: TensorRef) => (p: Readonly<Record<string, number>>) => numelAt(t, p);
       const checks: ((run: BoundRun) => void)[] = [];
 
@@ -669,7 +669,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             if (rope.mode === 'normal' && rope.headDim % 2 === 0) {
               let copy: (GraphNode & { op: 'copy' }) | undefined;
               const next = nodes[i + 2];
-              if (kinds.get(i + 1) === 'rope+copy' && next?.op === 'copy' && isFusableCache(next.dst.dtype)) copy = next;
+              if (kinds.get(i + 1) === 'rope+copy' && next?.op === 'copy' && isFusableCache(next.dst.dtype))
+                copy = next;
               unit.members[0] = { mm: node, rope, copy };
               unit.nodes.push(i + 1);
               if (copy) unit.nodes.push(i + 2);
@@ -803,7 +804,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             ],
             [w.cols, w.rows, w.rowBytes, c.row0, c.rows, r0, r1, r2],
             (p, out) => {
-              const n = rowsAt(tokens, p).rows;
+              const n = rowsOf(tokens, p);
               out[0] = n === 0 ? 0 : Math.ceil(c.rows / 64);
               out[1] = Math.ceil(n / 64);
             },
@@ -886,7 +887,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             bind,
             argv,
             (p, out) => {
-              const n = rowsAt(tokens, p).rows;
+              const n = rowsOf(tokens, p);
               out[0] = n === 0 ? 0 : total;
               out[1] = n;
             },
@@ -904,7 +905,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         if (u.glu) emitGlu(u.glu, 'large', tokens);
       };
 
-      const emitNorm = (node: GraphNode & { op: 'rms_norm' | 'layer_norm' }, when: Dispatch['when'], tokens?: TensorRef) => {
+      const emitNorm = (
+        node: GraphNode & { op: 'rms_norm' | 'layer_norm' },
+        when: Dispatch['when'],
+        tokens?: TensorRef,
+      ) => {
         const weight = node.weight;
         const bias = node.op === 'layer_norm' ? node.bias : undefined;
         const cols = dimMax(node.x.shape[node.x.shape.length - 1]);
@@ -957,7 +962,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           copyKernel(dt),
           [rangeOf(node.src), rangeOf(node.dst), posRange(node.positions)],
           [...rowsArgs(node.src), dst.cols, dst.rowBytes, 0, 0, 0, po, ps],
-          dt === 'q8_0' ? flat((p) => rowsAt(node.src, p).rows * (dst.cols / 32), 64) : flat(numelFn(node.src), 256),
+          dt === 'q8_0' ? flat((p) => rowsOf(node.src, p) * (dst.cols / 32), 64) : flat(numelFn(node.src), 256),
           when,
           tokens,
         );
@@ -1050,7 +1055,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
                 po,
                 ps,
               ],
-              flat((p) => rowsAt(node.q, p).rows * node.nHeads, 1),
+              flat((p) => rowsOf(node.q, p) * node.nHeads, 1),
             );
             checks.push(positionCheck(node.name, node.positions, node.q, k.rows, 'the cache'));
             break;
@@ -1229,7 +1234,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     }
     for (const t of p.tables) {
       const node = t.node;
-      const rows = rowsAt(node.x, params).rows;
+      const rows = rowsOf(node.x, params);
       const f = p.stageF32;
       let o = t.offset / 4;
       for (let r = 0; r < rows; r++) {
@@ -1249,7 +1254,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     for (const d of p.dispatches) {
       if (
         d.pipeline === undefined &&
-        (d.when === 'always' || rowsAt(d.tokens!, params).rows <= mvMax) === (d.when !== 'large')
+        (d.when === 'always' || rowsOf(d.tokens!, params) <= mvMax) === (d.when !== 'large')
       ) {
         await d.build();
       }
@@ -1265,15 +1270,19 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         : undefined,
     );
     let count = 0;
+    let last: GPUComputePipeline | undefined;
     const grid = p.grid;
     for (const d of p.dispatches) {
       if (d.when !== 'always') {
-        const small = rowsAt(d.tokens!, params).rows <= mvMax;
+        const small = rowsOf(d.tokens!, params) <= mvMax;
         if (small !== (d.when === 'small')) continue;
       }
       d.grid(params, grid);
       if (grid[0] === 0 || grid[1] === 0) continue;
-      pass.setPipeline(d.pipeline!);
+      if (d.pipeline !== last) {
+        pass.setPipeline(d.pipeline!);
+        last = d.pipeline;
+      }
       pass.setBindGroup(0, d.bindGroup!);
       pass.dispatchWorkgroups(grid[0], grid[1]);
       count++;
@@ -1328,6 +1337,17 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
   }
 }
 
+/** Rows of a tensor (all dims but the last) at these params, without allocating (runs per dispatch per step). */
+function rowsOf(t: TensorRef, p: Readonly<Record<string, number>>): number {
+  let r = 1;
+  const s = t.shape;
+  for (let i = 0; i < s.length - 1; i++) {
+    const d = s[i];
+    r *= typeof d === 'number' ? d : p[d.name];
+  }
+  return r;
+}
+
 function isFusableCache(d: DTypeName): boolean {
   return d === 'f32' || d === 'f16';
 }
@@ -1342,9 +1362,9 @@ function rowsMaxOf(t: TensorRef): number {
   return r;
 }
 
-function positionCheck(name: string, positions: Positions, rowsOf: TensorRef, limit: number, what: string) {
+function positionCheck(name: string, positions: Positions, of: TensorRef, limit: number, what: string) {
   return (run: BoundRun) => {
-    const n = rowsAt(rowsOf, run.params).rows;
+    const n = rowsOf(of, run.params);
     for (let r = 0; r < n; r++) {
       const pos = isTensor(positions) ? (run.arrays[positions.id] as Int32Array)[r] : run.params[positions.name] + r;
       if (!(pos >= 0 && pos < limit)) {

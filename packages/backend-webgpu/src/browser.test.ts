@@ -53,9 +53,13 @@ async function runPage(files: Record<string, { type: string; body: Uint8Array | 
     page.on('console', (m) => logs.push(m.text()));
     page.on('pageerror', (e) => logs.push(String(e)));
     await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForFunction(() => (window as unknown as { nibbleResult?: unknown }).nibbleResult !== undefined, null, {
-      timeout: timeoutMs,
-    });
+    await page.waitForFunction(
+      () => (window as unknown as { nibbleResult?: unknown }).nibbleResult !== undefined,
+      null,
+      {
+        timeout: timeoutMs,
+      },
+    );
     const result = await page.evaluate(() => (window as unknown as { nibbleResult: unknown }).nibbleResult);
     return { result: result as Record<string, unknown>, logs };
   } finally {

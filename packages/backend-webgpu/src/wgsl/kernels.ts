@@ -157,19 +157,16 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   if (anyRope) bind.push('@group(0) @binding(6) var<storage, read_write> T: array<vec2f>;');
   if (anyCache) bind.push('@group(0) @binding(7) var<storage, read_write> Pos: array<i32>;');
   if (norm) bind.push('@group(0) @binding(8) var<storage, read_write> NW: array<f32>;');
-  segs.forEach((_, i) => bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<u32>;`));
-  const codes = new Set<string>();
-  segs.forEach((g, i) => codes.add(g.f.code(`W${i}`)));
+  for (let i = 0; i < segs.length; i++) bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<u32>;`);
+  const codes = new Set(segs.map((g, i) => g.f.code(`W${i}`)));
 
   // Per segment: N, rowBytes, row0, chunkRows, wg0, headDim, nRot, pairs.
-  const sa = (i: string | number, k: number) => `a(${typeof i === 'number' ? `${16 + 8 * i + k}u` : `16u + 8u * ${i} + ${k}u`})`;
+  const sa = (i: string | number, k: number) =>
+    `a(${typeof i === 'number' ? `${16 + 8 * i + k}u` : `16u + 8u * ${i} + ${k}u`})`;
   const acc = glu ? 2 * R : R;
-  const rep = (n: number, f: (r: number) => string, sep = '\n    ') => Array.from({ length: n }, (_, r) => f(r)).join(sep);
-  const xload = norm
-    ? scalar
-      ? 'X[xb + i] * inv * NW[i]'
-      : ''
-    : 'X[xb + i]';
+  const rep = (n: number, f: (r: number) => string, sep = '\n    ') =>
+    Array.from({ length: n }, (_, r) => f(r)).join(sep);
+  const xload = norm ? (scalar ? 'X[xb + i] * inv * NW[i]' : '') : 'X[xb + i]';
   // The unit loop of weight i (glu: both weights in one loop).
   const loop = (i: number): string => {
     const f = segs[i].f;
@@ -194,7 +191,8 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
     const nx = norm
       ? Array.from(
           { length: 8 },
-          (_, k) => `xv[${k}] = X[xo + ${k}u] * inv * vec4f(NW[4u * (u * 8u + ${k}u)], NW[4u * (u * 8u + ${k}u) + 1u], NW[4u * (u * 8u + ${k}u) + 2u], NW[4u * (u * 8u + ${k}u) + 3u]);`,
+          (_, k) =>
+            `xv[${k}] = X[xo + ${k}u] * inv * vec4f(NW[4u * (u * 8u + ${k}u)], NW[4u * (u * 8u + ${k}u) + 1u], NW[4u * (u * 8u + ${k}u) + 2u], NW[4u * (u * 8u + ${k}u) + 3u]);`,
         ).join('\n    ')
       : Array.from({ length: 8 }, (_, k) => `xv[${k}] = X[xo + ${k}u];`).join(' ');
     return `
@@ -264,7 +262,9 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
     ${store}`;
   };
   const epilogues =
-    outs === 1 ? epilogue(0) : segs.map((_, i) => `${i === 0 ? '' : ' else '}if (seg == ${i}u) {${epilogue(i)}\n    }`).join('');
+    outs === 1
+      ? epilogue(0)
+      : segs.map((_, i) => `${i === 0 ? '' : ' else '}if (seg == ${i}u) {${epilogue(i)}\n    }`).join('');
   const segOf =
     segs.length === 1 || glu
       ? 'let seg = 0u;'
