@@ -442,6 +442,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
 
   // ---- prepare -----------------------------------------------------------------------------------------------------
 
+  /** @hidden Makes a graph's buffers, bind groups and pipelines (the kit calls it once per graph). */
   protected async prepare(plan: GraphPlan): Promise<Prepared> {
     this.#check();
     const graph = plan.graph;
@@ -1214,6 +1215,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     return this.#lastArgmax;
   }
 
+  /** @hidden Runs one step (the kit calls it). */
   protected async execute(p: Prepared, run: BoundRun, options: RunOptions): Promise<RunOutputs> {
     this.#check();
     for (const c of p.checks) c(run);
