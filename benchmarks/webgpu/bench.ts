@@ -434,12 +434,26 @@ async function modelSection(): Promise<void> {
       if (backend.lastStep.gpuMs !== undefined) pg.push(backend.lastStep.gpuMs);
     }
     const promptMs = median(pt);
+    // Where a step goes: every kernel in a pass of its own (GPU time per kernel, summed by kernel name).
+    const byLabel = (ks: { label: string; ms: number }[]) => {
+      const m = new Map<string, { label: string; ms: number; count: number }>();
+      for (const k of ks) {
+        const e = m.get(k.label) ?? { label: k.label, ms: 0, count: 0 };
+        e.ms += k.ms;
+        e.count++;
+        m.set(k.label, e);
+      }
+      return [...m.values()].sort((a, b) => b.ms - a.ms);
+    };
+    one[0] = 1;
+    const decodeKernels = byLabel(await backend.profileStep(decode, { tokens: one, nTokens: 1, pos: decodeSteps }));
+    const promptKernels =
+      left() > 30_000 ? byLabel(await backend.profileStep(prompt, { tokens, nTokens: promptTokens, pos: 0 })) : [];
     const gpuStep = gpu.length ? median(gpu) : undefined;
     const row = {
       file: `${shape.name}-${dtype}.gguf`,
       shape: shape.name,
       format: dtype,
-      fileMB: model.weights.layers.length,
       loadS,
       decodeTokS: 1000 / stepMs,
       decodeStepMs: stepMs,
@@ -453,8 +467,9 @@ async function modelSection(): Promise<void> {
       promptTokens,
       decodeSteps,
       matvec,
+      decodeKernels,
+      promptKernels,
     };
-    delete (row as { fileMB?: number }).fileMB;
     result.models.push(row);
     log(
       `${row.file}: decode ${row.decodeTokS.toFixed(1)} tok/s (${stepMs.toFixed(2)} ms/step, GPU ${gpuStep?.toFixed(2)} ms, ${dispatches} dispatches), with logits ${row.decodeWithLogitsTokS.toFixed(1)} tok/s, prompt ${row.promptTokS.toFixed(1)} tok/s`,

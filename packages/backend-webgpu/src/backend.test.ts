@@ -112,10 +112,17 @@ describe('WebGpuBackend', () => {
         outs.push(Array.from(y));
         dispatches.push(b.lastStep.dispatches);
       }
+      const kernels = await b.profileStep(graph, { x: values(dim, 1), n: 1, pos: 0 });
       b.dispose();
-      return { outs, dispatches };
+      return { outs, dispatches, kernels };
     };
     const fused = await run(true);
+    expect(fused.kernels.map((k) => k.label)).toEqual([
+      'matvec q4_0+q4_0 norm', // k (rope, KV write) and q (rope) with the rms_norm in the prologue
+      'attention f16',
+      'matvec q4_0+q4_0 glu', // gate and up with act(gate)·up
+    ]);
+    for (const k of fused.kernels) expect(k.ms).toBeGreaterThan(0);
     const plain = await run(false);
     expect(fused.dispatches[0]).toBeLessThan(plain.dispatches[0]);
     expect(fused.dispatches[0]).toBe(3); // k and q with the norm and rope (k also writes the cache), attention, glu

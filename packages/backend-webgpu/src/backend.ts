@@ -92,6 +92,13 @@ export interface StepStats {
   readonly gpuMs: number | undefined;
 }
 
+/** GPU time of one kernel of a profiled step ({@link WebGpuBackend.profileStep}). */
+export interface KernelTime {
+  /** Kernel, e.g. `'matvec q4_0+q4_0+q4_0 norm'`. */
+  readonly label: string;
+  readonly ms: number;
+}
+
 /** A tensor on the GPU: whole rows per buffer, each buffer within the largest binding. */
 export class GpuTensor implements BackendTensor {
   readonly backend = 'webgpu';
@@ -170,6 +177,8 @@ interface Dispatch {
   readonly when: 'always' | 'small' | 'large';
   /** The rows (tokens) that decide `when`. */
   readonly tokens?: TensorRef;
+  /** Kernel name and node, for profiles. */
+  readonly label: string;
 }
 
 /** A cos/sin table the host fills per step for one rope configuration and positions. */
@@ -200,6 +209,8 @@ interface Prepared {
   readonly grid: Uint32Array;
   readonly argmax: { dispatch: Dispatch; result: GPUBuffer; readback: GPUBuffer } | undefined;
   readonly timer: { query: GPUQuerySet; resolve: GPUBuffer; readback: GPUBuffer } | undefined;
+  /** Made by the first profiled run: two timestamps per dispatch. */
+  profiler?: { query: GPUQuerySet; resolve: GPUBuffer; readback: GPUBuffer; count: number };
   /** Checks done on the host before a run: ids in range, positions inside caches. */
   readonly checks: ((run: BoundRun) => void)[];
 }
@@ -234,6 +245,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
   #lost: GpuDeviceLostError | undefined;
   #stats: StepStats = { dispatches: 0, gpuMs: undefined };
   #lastArgmax = -1;
+  #lastProfile: KernelTime[] = [];
   readonly #id = nextId++;
 
   /**
@@ -571,6 +583,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         const d: Dispatch = {
           pipeline: undefined,
           bindGroup: undefined,
+          label,
           grid,
           when,
           tokens,
@@ -1142,6 +1155,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           dispatch: {
             pipeline,
             bindGroup,
+            label: 'argmax',
             build: async () => {},
             grid: (_p, out) => {
               out[0] = 1;
@@ -1215,6 +1229,22 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     return this.#lastArgmax;
   }
 
+  /**
+   * Runs one step with every dispatch in a compute pass of its own between two timestamps, and returns each
+   * kernel's GPU time (needs the adapter's `timestamp-query`). The passes add a little time of their own; use it to
+   * see where a step goes, and `lastStep.gpuMs` of a normal run for the total.
+   *
+   * @example
+   * ```ts
+   * const kernels = await backend.profileStep(graph, { tokens, nTokens: 1, pos: 0 });
+   * ```
+   */
+  async profileStep(graph: Graph, inputs: RunInputs): Promise<KernelTime[]> {
+    if (!this.info.timestamps) throw new BackendError('webgpu backend: profiling needs the timestamp-query feature');
+    await this.run(graph, inputs, { profile: true } as RunOptions);
+    return this.#lastProfile;
+  }
+
   /** @hidden Runs one step (the kit calls it). */
   protected async execute(p: Prepared, run: BoundRun, options: RunOptions): Promise<RunOutputs> {
     this.#check();
@@ -1265,7 +1295,40 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     if (end > 0) dev.queue.writeBuffer(p.step, 0, p.stage, 0, Math.ceil(end / 4) * 4);
 
     const argmax = (options as { argmax?: boolean }).argmax === true ? p.argmax : undefined;
+    const profile = (options as { profile?: boolean }).profile === true;
+    if (profile && (p.profiler === undefined || p.profiler.count < p.dispatches.length + 1)) {
+      const count = p.dispatches.length + 1;
+      p.profiler = {
+        query: dev.createQuerySet({ type: 'timestamp', count: 2 * count }),
+        resolve: await this.#buffer('profile', 16 * count, Usage.QUERY_RESOLVE | Usage.COPY_SRC),
+        readback: await this.#buffer('profile readback', 16 * count, Usage.MAP_READ | Usage.COPY_DST),
+        count,
+      };
+    }
     const enc = dev.createCommandEncoder();
+    const profiled: string[] = [];
+    if (profile) {
+      const prof = p.profiler!;
+      const grid = p.grid;
+      for (const d of p.dispatches) {
+        if (d.when !== 'always' && rowsOf(d.tokens!, params) <= mvMax !== (d.when === 'small')) continue;
+        d.grid(params, grid);
+        if (grid[0] === 0 || grid[1] === 0) continue;
+        const k = profiled.length;
+        const pp = enc.beginComputePass({
+          timestampWrites: { querySet: prof.query, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 },
+        });
+        pp.setPipeline(d.pipeline!);
+        pp.setBindGroup(0, d.bindGroup!);
+        pp.dispatchWorkgroups(grid[0], grid[1]);
+        pp.end();
+        profiled.push(d.label);
+      }
+      if (profiled.length > 0) {
+        enc.resolveQuerySet(prof.query, 0, 2 * profiled.length, prof.resolve, 0);
+        enc.copyBufferToBuffer(prof.resolve, 0, prof.readback, 0, 16 * profiled.length);
+      }
+    }
     const pass = enc.beginComputePass(
       p.timer
         ? { timestampWrites: { querySet: p.timer.query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
@@ -1274,7 +1337,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     let count = 0;
     let last: GPUComputePipeline | undefined;
     const grid = p.grid;
-    for (const d of p.dispatches) {
+    for (const d of profile ? [] : p.dispatches) {
       if (d.when !== 'always') {
         const small = rowsOf(d.tokens!, params) <= mvMax;
         if (small !== (d.when === 'small')) continue;
@@ -1314,8 +1377,15 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     if (argmax !== undefined) maps.push(this.#map(argmax.readback));
     for (const r of reads) if (r.bytes > 0) maps.push(this.#map(r.o.readback));
     if (p.timer) maps.push(this.#map(p.timer.readback));
+    if (profiled.length > 0) maps.push(this.#map(p.profiler!.readback));
     await Promise.all(maps);
     this.#check();
+    if (profiled.length > 0) {
+      const ts = new BigUint64Array(p.profiler!.readback.getMappedRange(0, 16 * profiled.length).slice(0));
+      p.profiler!.readback.unmap();
+      this.#lastProfile = profiled.map((label, k) => ({ label, ms: Number(ts[2 * k + 1] - ts[2 * k]) / 1e6 }));
+      count = profiled.length;
+    }
     if (p.timer) {
       const ts = new BigUint64Array(p.timer.readback.getMappedRange(0, 16));
       gpuMs = Number(ts[1] - ts[0]) / 1e6;
