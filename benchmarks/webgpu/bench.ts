@@ -31,7 +31,7 @@ const { values: flags, positionals } = parseArgs({
     models: { type: 'string' },
     deadline: { type: 'string', default: '420' },
     tiny: { type: 'boolean', default: false },
-    sections: { type: 'string', default: 'copy,matvec,sweep,generate,models' },
+    sections: { type: 'string', default: 'copy,matvec,sweep,gold,generate,models' },
     /** Before measuring models, wait (at most --wait-max seconds) until this file exists: a parallel build is done. */
     'wait-for': { type: 'string' },
     'wait-max': { type: 'string', default: '300' },
@@ -58,6 +58,7 @@ interface Result {
   sweep: Record<string, unknown>[];
   models: Record<string, unknown>[];
   llamaBench?: Record<string, unknown>[];
+  gold?: Record<string, unknown>[];
   ratios?: Record<string, unknown>[];
   notes: string[];
 }
@@ -378,6 +379,32 @@ async function waitFor(): Promise<void> {
     result.notes.push(`models measured while ${file} was still missing (a build may have been running)`);
 }
 
+/** stories260K's greedy 200 ids against llama2.c's on this adapter: the kernels are right here too. */
+async function goldSection(): Promise<void> {
+  const want = JSON.parse(readFileSync(join(repo, 'fixtures/reference/stories260K-greedy-llama2c.json'), 'utf8')) as {
+    tokens: number[];
+  };
+  const best = [...result.sweep].sort((a, b) => Number(b.gbs) - Number(a.gbs))[0];
+  const grids = [
+    undefined,
+    best ? { wg: Number(best.wg), maxTpr: Number(best.maxTpr), rows: Number(best.rows) } : undefined,
+  ];
+  result.gold = [];
+  for (const matvec of grids.slice(0, best ? 2 : 1)) {
+    const backend = await WebGpuBackend.create({ gpu: nodeGpu(), matvec });
+    const model = await loadModel(join(repo, 'fixtures/models/stories260K.gguf'), { backend, contextSize: 256 });
+    const { ids } = await model.generate([1], { temperature: 0, maxTokens: 200 }).collect();
+    const at = ids.findIndex((id, i) => id !== want.tokens[i]);
+    result.gold.push({ model: 'stories260K', matvec, idsMatch: at < 0 && ids.length === 200, firstMismatch: at });
+    log(
+      `gold stories260K greedy (grid ${JSON.stringify(matvec ?? 'default')}): ${at < 0 ? '200 ids as llama2.c' : `differs at ${at}`}`,
+    );
+    await model.dispose();
+    backend.dispose();
+  }
+  save(result);
+}
+
 async function modelSection(): Promise<void> {
   const dir = modelDir;
   const list = modelList;
@@ -485,6 +512,7 @@ try {
   save(result);
   if (sections.has('matvec')) await matvecSection();
   if (sections.has('sweep')) await sweepSection();
+  if (sections.has('gold')) await goldSection();
   if (sections.has('generate')) await generateSection();
   if (sections.has('models')) {
     await waitFor();

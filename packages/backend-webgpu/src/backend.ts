@@ -771,6 +771,13 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           if (us.some((u) => u.members.some((m) => m.mm.residual === n.out || m.mm.bias === n.out))) continue;
           const cols = dimMax(n.x.shape[n.x.shape.length - 1]);
           if (us.some((u) => (u.members[0].mm.weight.handle as GpuTensor).cols !== cols)) continue;
+          // Every workgroup recomputes the norm: worth a dispatch only while the workgroups are few (q/k/v, gate/up;
+          // not the logits, whose 32000 rows would redo it thousands of times).
+          const rows = us.reduce(
+            (r, u) => r + u.members.reduce((q, m) => q + (m.mm.weight.handle as GpuTensor).rows, 0),
+            0,
+          );
+          if (rows > 6 * cols) continue;
           for (const u of us) u.norm = n;
         }
         // A fused kernel reads its activations while it writes its results: keep results off the activations.

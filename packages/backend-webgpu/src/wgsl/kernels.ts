@@ -279,13 +279,22 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   // rms of this token's activations, by the whole workgroup.
   var ss = 0.0;
   for (var i = lid; i < ${scalar ? 'K' : 'K / 4u'}; i += ${s.wg}u) { let v = X[${scalar ? 'tok * K' : 'tok * (K / 4u)'} + i]; ss += ${scalar ? 'v * v' : 'dot(v, v)'}; }
-  nred[lid] = ss;
+  ${
+    useSg
+      ? `let ssg = subgroupAdd(ss);
+  if (sgi == 0u) { nred[lid / sgs] = ssg; }
+  workgroupBarrier();
+  var sst = 0.0;
+  for (var k = 0u; k < ${s.wg}u / sgs; k++) { sst += nred[k]; }`
+      : `nred[lid] = ss;
   workgroupBarrier();
   for (var st = ${s.wg / 2}u; st > 0u; st >>= 1u) {
     if (lid < st) { nred[lid] += nred[lid + st]; }
     workgroupBarrier();
   }
-  let inv = 1.0 / sqrt(nred[0] / f32(K) + af(1u));`
+  let sst = nred[0];`
+  }
+  let inv = 1.0 / sqrt(sst / f32(K) + af(1u));`
     : '';
 
   return `${enableSubgroups(env)}${header}${formatPrelude}${glu ? actFns : ''}
