@@ -33,7 +33,6 @@ import {
   type RunOutputs,
   ropeTables,
   rowBytes,
-  rowsAt,
   type Shape,
   type TensorOptions,
   type TensorRef,
