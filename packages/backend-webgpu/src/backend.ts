@@ -950,9 +950,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         addDispatch(
           node.name,
           op,
-          elementwiseKernel(op),
+          elementwiseKernel(op, node.up === undefined),
           [rangeOf(node.gate), rangeOf(node.out), node.up ? rangeOf(node.up) : undefined],
-          [...rowsArgs(node.out), cols, 0, 0, node.up ? 0 : 1],
+          [...rowsArgs(node.out), cols],
           flat(numelFn(node.out), 256),
           when,
           tokens,
@@ -1052,14 +1052,16 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             break;
           case 'attention': {
             const k = node.k.handle as GpuTensor;
+            const v = node.v.handle as GpuTensor;
             const f = gpuFormats[k.dtype] as GpuFormat;
+            const fv = gpuFormats[v.dtype] as GpuFormat;
             if (node.headDim > 512)
               throw new GraphError(node.name, 'webgpu backend: head dims above 512 are not supported');
             const [po, ps] = posArgs(node.positions);
             addDispatch(
               node.name,
-              `attention ${k.dtype}`,
-              attentionKernel(f, env),
+              k.dtype === v.dtype ? `attention ${k.dtype}` : `attention ${k.dtype}/${v.dtype}`,
+              attentionKernel(f, fv, env),
               [rangeOf(node.q), rangeOf(node.k), rangeOf(node.v), rangeOf(node.out), posRange(node.positions)],
               [
                 ...rowsArgs(node.q),
@@ -1070,7 +1072,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
                 f32bits(node.softcap),
                 node.window,
                 k.rowBytes,
-                0,
+                v.rowBytes,
                 0,
                 po,
                 ps,

@@ -430,11 +430,11 @@ fn tanh_s(v: f32) -> f32 { let c = clamp(v, -15.0, 15.0); let e = exp(2.0 * c); 
 fn gelu(v: f32) -> f32 { return 0.5 * v * (1.0 + tanh_s(0.7978845608028654 * v * (1.0 + 0.044715 * v * v))); }`;
 
 /**
- * Args: 0-2 rows, 3 cols (of the output), 4 length of b (0: b has the output's shape), 5 factor/cap,
- * 6 1 when glu's gate holds [g | u] in one row.
+ * Args: 0-2 rows, 3 cols (of the output), 4 length of b (0: b has the output's shape), 5 factor/cap.
+ * `packedGlu`: the gate holds [g | u] in one row (no `up`).
  */
-export function elementwiseKernel(op: Elementwise): string {
-  const two = op === 'add' || op === 'mul' || op.startsWith('glu');
+export function elementwiseKernel(op: Elementwise, packedGlu = false): string {
+  const two = op === 'add' || op === 'mul' || (op.startsWith('glu') && !packedGlu);
   const expr: Record<Elementwise, string> = {
     silu: 'silu(x)',
     gelu: 'gelu(x)',
@@ -446,9 +446,9 @@ export function elementwiseKernel(op: Elementwise): string {
     glu_gelu: 'gelu(x) * y',
   };
   const load = op.startsWith('glu')
-    ? `var x = 0.0; var y = 0.0;
-  if (a(6u) == 1u) { let r = i / cols; let c = i % cols; x = X[r * 2u * cols + c]; y = X[r * 2u * cols + cols + c]; }
-  else { x = X[i]; y = B[i]; }`
+    ? packedGlu
+      ? 'let r = i / cols; let c = i % cols; let x = X[r * 2u * cols + c]; let y = X[r * 2u * cols + cols + c];'
+      : 'let x = X[i]; let y = B[i];'
     : two
       ? `let x = X[i]; let bl = a(4u); let y = B[select(i, i % bl, bl != 0u)];`
       : 'let x = X[i];';
@@ -717,18 +717,22 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 /**
  * Causal GQA attention, one workgroup of 64 threads per (query row, head), online softmax over chunks of 64 keys:
  * each thread scores one key of the chunk, then each thread accumulates `headDim / 64` output dims.
- * Args: 0-2 rows, 3 nHeads, 4 nKvHeads, 5 headDim, 6 scale, 7 softcap, 8 window, 9 rowBytes of the cache,
+ * Args: 0-2 rows, 3 nHeads, 4 nKvHeads, 5 headDim, 6 scale, 7 softcap, 8 window, 9/10 rowBytes of the K/V caches,
  * 12/13 positions.
  */
-export function attentionKernel(f: GpuFormat, env: KernelEnv): string {
+export function attentionKernel(f: GpuFormat, fv: GpuFormat, env: KernelEnv): string {
   // Keys per chunk = threads (32 measured slower on SwiftShader than 64).
   const C = env.software ? 64 : 64;
   const D = 512 / C;
-  const get =
-    f.blockSize === 1
-      ? (w: string, row: string, c: string) => `${w}_get(${row} * rb + (${c}) * ${f.blockBytes}u, 0u)`
-      : (w: string, row: string, c: string) =>
-          `${w}_get(${row} * rb + ((${c}) / ${f.blockSize}u) * ${f.blockBytes}u, (${c}) % ${f.blockSize}u)`;
+  // K and V may be of different types (a q8_0 K cache beside an f16 V cache): each gets its own decoder and row size.
+  const getOf =
+    (g: GpuFormat, rb: string) =>
+    (w: string, row: string, c: string): string =>
+      g.blockSize === 1
+        ? `${w}_get(${row} * ${rb} + (${c}) * ${g.blockBytes}u, 0u)`
+        : `${w}_get(${row} * ${rb} + ((${c}) / ${g.blockSize}u) * ${g.blockBytes}u, (${c}) % ${g.blockSize}u)`;
+  const getK = getOf(f, 'rb');
+  const getV = getOf(fv, 'rbv');
   return `${header}${formatPrelude}
 @group(0) @binding(2) var<storage, read_write> Q: array<f32>;
 @group(0) @binding(3) var<storage, read> Kc: array<u32>;
@@ -736,7 +740,7 @@ export function attentionKernel(f: GpuFormat, env: KernelEnv): string {
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;
 @group(0) @binding(6) var<storage, read_write> Pos: array<i32>;
 ${f.code('Kc')}
-${f.code('Vc')}
+${fv.code('Vc')}
 ${positions}
 ${actFns}
 var<workgroup> qs: array<f32, 512>;
@@ -748,6 +752,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let heads = a(3u);
   let hd = a(5u);
   let rb = a(9u);
+  let rbv = a(10u);
   let idx = wg_index(wid, nwg);
   let r = idx / heads;
   let h = idx % heads;
@@ -774,7 +779,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     var sv = -3.4e38;
     if (t <= p) {
       var d = 0.0;
-      for (var i = 0u; i < hd; i++) { d += qs[i] * ${get('Kc', 't', 'ko + i')}; }
+      for (var i = 0u; i < hd; i++) { d += qs[i] * ${getK('Kc', 't', 'ko + i')}; }
       sv = d * scale;
       if (cap > 0.0) { sv = cap * tanh_s(sv / cap); }
     }
@@ -796,7 +801,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       let i = lid + ${C}u * k;
       if (i >= hd) { break; }
       var v = acc[k] * corr;
-      for (var j = 0u; j < cnt; j++) { v += sc[j] * ${get('Vc', '(c0 + j)', 'ko + i')}; }
+      for (var j = 0u; j < cnt; j++) { v += sc[j] * ${getV('Vc', '(c0 + j)', 'ko + i')}; }
       acc[k] = v;
     }
     workgroupBarrier();
