@@ -29,7 +29,9 @@ let gpu: GPU | undefined;
  * ```
  */
 export function nodeGpu(): GPU {
-  gpu ??= create([]) as GPU;
+  // dawn.node flags, e.g. NIBBLE_DAWN_FLAGS='enable-dawn-features=allow_unsafe_apis,disable_robustness' (';' between).
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+  gpu ??= create((env?.NIBBLE_DAWN_FLAGS ?? '').split(';').filter((f) => f !== '')) as GPU;
   return gpu;
 }
 
