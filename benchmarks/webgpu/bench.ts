@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { WebGpuBackend } from '@nibble/backend-webgpu';
 import { nodeGpu } from '@nibble/backend-webgpu/node';
 import { formats } from '@nibble/formats';
-import { allocKvCache, buildLlamaGraph } from '@nibble/runner';
+import { allocKvCache, buildModelGraph } from '@nibble/runner';
 import { loadModel } from '@nibble/runner/node';
 import { type DTypeName, dtypes, GraphBuilder, hostTensor } from '@nibble/tensor';
 import { type BenchDType, type LlamaShape, modelPath, shapes } from './models.js';
@@ -431,8 +431,8 @@ async function modelSection(): Promise<void> {
     const loadS = (performance.now() - l0) / 1000;
     const hp = model.hparams;
     const cache = await allocKvCache(backend, hp, promptTokens + decodeSteps + 8, 'f32');
-    const decode = buildLlamaGraph(hp, model.weights, cache, { maxTokens: 1, logits: true });
-    const prompt = buildLlamaGraph(hp, model.weights, cache, { maxTokens: promptTokens, logits: false });
+    const decode = buildModelGraph(hp, model.weights, cache, { maxTokens: 1, logits: true });
+    const prompt = buildModelGraph(hp, model.weights, cache, { maxTokens: promptTokens, logits: false });
     const tokens = new Int32Array(promptTokens).map((_, i) => (i * 7919 + 1) % hp.vocabSize);
     const one = new Int32Array(1);
     // Decode from an empty cache, like llama-bench's tg: greedy on the GPU, only the id read back.

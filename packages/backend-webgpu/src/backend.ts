@@ -732,30 +732,72 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           u.members[0].mm.residual === undefined &&
           plain(u.members[0].mm);
         const maxStorage = this.device.limits.maxStorageBuffersPerShaderStage;
+        // What a matmul's single reader can add to its unit: a normal rope (then that rope's single reader, a copy
+        // into an f32/f16 cache), or a copy. Such readers may come later in the graph (q, k, v, then their ropes).
+        const readerOf = (t: TensorRef): number | undefined => {
+          if (!singleUse(t) || plan.values.some((v) => v !== undefined && v.root === t.id && v.tensor.id !== t.id)) {
+            return undefined;
+          }
+          return plan.consumers[t.id][0];
+        };
+        const absorb = (i: number): { member: Member; nodes: number[] } => {
+          const mm = nodes[i] as MatmulNode;
+          const member: { mm: MatmulNode; rope?: RopeNode; copy?: GraphNode & { op: 'copy' } } = { mm };
+          const at: number[] = [i];
+          if (mm.residual !== undefined) return { member, nodes: at };
+          const r = readerOf(mm.out);
+          const rn = r === undefined ? undefined : nodes[r];
+          if (rn?.op === 'rope' && rn.x === mm.out && rn.mode === 'normal' && rn.headDim % 2 === 0) {
+            member.rope = rn;
+            at.push(r!);
+            const c = readerOf(rn.out);
+            const cn = c === undefined ? undefined : nodes[c];
+            if (cn?.op === 'copy' && cn.src === rn.out && isFusableCache(cn.dst.dtype)) {
+              member.copy = cn;
+              at.push(c!);
+            }
+          } else if (rn?.op === 'copy' && rn.src === mm.out && isFusableCache(rn.dst.dtype)) {
+            member.copy = rn;
+            at.push(r!);
+          }
+          return { member, nodes: at };
+        };
         for (let i = 0; i < nodes.length; i++) {
           const u = single[i];
           if (u === undefined) continue;
           units.set(i, u);
           if (!mergeable(u) || maxStorage < 11) continue;
+          // A run of matmuls over the same x (q, k, v) and the ropes/copies that read only them: one unit when
+          // together they cover a contiguous stretch of nodes (so no other kernel runs between their early writes).
           const x = u.members[0].mm.x;
-          let end = u.nodes[u.nodes.length - 1];
-          let j = end + 1;
-          while (u.members.length < 3 && single[j] !== undefined && mergeable(single[j]!)) {
+          const run = [i];
+          while (run.length < 3 && single[run[run.length - 1] + 1] !== undefined) {
+            const j = run[run.length - 1] + 1;
             const v = single[j]!;
-            const m = v.members[0];
-            const w0 = u.members[0];
-            if (m.mm.x !== x) break;
-            const copies = [...u.members, m].map((q) => q.copy).filter((c) => c !== undefined);
-            if (copies.some((c) => posKey(c.positions) !== posKey(copies[0].positions))) break;
-            const ropes = [...u.members, m].map((q) => q.rope).filter((r) => r !== undefined);
-            if (ropes.some((r) => tableOf.get(r) !== tableOf.get(ropes[0]))) break;
-            if ((m.mm.weight.handle as GpuTensor).cols !== (w0.mm.weight.handle as GpuTensor).cols) break;
-            u.members.push(m);
-            u.nodes.push(...v.nodes);
-            fusedInto.add(j);
-            single[j] = undefined;
-            end = v.nodes[v.nodes.length - 1];
-            j = end + 1;
+            if (!mergeable(v) || v.members[0].mm.x !== x || v.nodes.length !== 1) break;
+            if (
+              (v.members[0].mm.weight.handle as GpuTensor).cols !== (u.members[0].mm.weight.handle as GpuTensor).cols
+            ) {
+              break;
+            }
+            run.push(j);
+          }
+          if (u.nodes.length !== 1 || run.length < 2) continue;
+          const parts = run.map(absorb);
+          const covered = parts.flatMap((q) => q.nodes).sort((p1, p2) => p1 - p2);
+          const contiguous = covered.every((n, k) => n === covered[0] + k);
+          const members = parts.map((q) => q.member);
+          const copies = members.flatMap((m) => (m.copy ? [m.copy] : []));
+          const ropes = members.flatMap((m) => (m.rope ? [m.rope] : []));
+          if (!contiguous) continue;
+          if (copies.some((c) => posKey(c.positions) !== posKey(copies[0].positions))) continue;
+          if (ropes.some((r) => tableOf.get(r) !== tableOf.get(ropes[0]))) continue;
+          const merged: Unit = { members, nodes: covered };
+          units.set(i, merged);
+          for (const n of covered.slice(1)) {
+            fusedInto.add(n);
+            single[n] = undefined;
+            units.delete(n);
           }
         }
         // Norms read only by units: into their prologues.
@@ -915,14 +957,18 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             tokens,
           );
         }
-        // The prompt path: every member as its own kernels, in node order.
+        // The prompt path: every member as its own kernels, in the graph's order (their storage assumes it).
         if (u.norm) emitNorm(u.norm, 'large', tokens);
+        const order = new Map(plan.nodes.map((n, k) => [n, k]));
+        const parts: [GraphNode, () => void][] = [];
         for (const m of ms) {
-          emitTiled(m.mm, 'large');
-          if (m.rope) emitRope(m.rope, 'large', tokens);
-          if (m.copy) emitCopy(m.copy, 'large', tokens);
+          parts.push([m.mm, () => emitTiled(m.mm, 'large')]);
+          if (m.rope) parts.push([m.rope, () => emitRope(m.rope!, 'large', tokens)]);
+          if (m.copy) parts.push([m.copy, () => emitCopy(m.copy!, 'large', tokens)]);
         }
-        if (u.glu) emitGlu(u.glu, 'large', tokens);
+        if (u.glu) parts.push([u.glu, () => emitGlu(u.glu!, 'large', tokens)]);
+        parts.sort((p1, p2) => order.get(p1[0])! - order.get(p2[0])!);
+        for (const [, emit] of parts) emit();
       };
 
       const emitNorm = (

@@ -4,7 +4,7 @@
  * (only the id read back) giving the same ids. Also: each decode step is one pass of a fixed number of dispatches.
  */
 import { readFileSync } from 'node:fs';
-import { allocKvCache, buildLlamaGraph, type Model } from '@nibble/runner';
+import { allocKvCache, buildModelGraph, type Model } from '@nibble/runner';
 import { loadModel } from '@nibble/runner/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuBackend } from './backend.js';
@@ -45,7 +45,7 @@ describe('stories260K on webgpu against llama2.c', () => {
     const backend = model.backend as WebGpuBackend;
     const cache = await allocKvCache(backend, model.hparams, 64, 'f32');
     try {
-      const graph = buildLlamaGraph(model.hparams, model.weights, cache, { maxTokens: 1, logits: true });
+      const graph = buildModelGraph(model.hparams, model.weights, cache, { maxTokens: 1, logits: true });
       const ids: number[] = [];
       let token = 1;
       const tokens = new Int32Array(1);
