@@ -782,7 +782,28 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             }
             run.push(j);
           }
-          if (u.nodes.length !== 1 || run.length < 2) continue;
+          if (u.nodes.length !== 1 || run.length < 2) {
+            // Units that follow one another (k + rope + copy, then q + rope): merged as they stand.
+            let end = u.nodes[u.nodes.length - 1];
+            while (u.members.length < 3 && single[end + 1] !== undefined && mergeable(single[end + 1]!)) {
+              const v = single[end + 1]!;
+              const m = v.members[0];
+              if (m.mm.x !== x) break;
+              if ((m.mm.weight.handle as GpuTensor).cols !== (u.members[0].mm.weight.handle as GpuTensor).cols) break;
+              const all = [...u.members, m];
+              const cs = all.flatMap((q) => (q.copy ? [q.copy] : []));
+              const rs = all.flatMap((q) => (q.rope ? [q.rope] : []));
+              if (cs.some((c) => posKey(c.positions) !== posKey(cs[0].positions))) break;
+              if (rs.some((r) => tableOf.get(r) !== tableOf.get(rs[0]))) break;
+              u.members.push(m);
+              u.nodes.push(...v.nodes);
+              fusedInto.add(end + 1);
+              units.delete(end + 1);
+              single[end + 1] = undefined;
+              end = v.nodes[v.nodes.length - 1];
+            }
+            continue;
+          }
           const parts = run.map(absorb);
           const covered = parts.flatMap((q) => q.nodes).sort((p1, p2) => p1 - p2);
           const contiguous = covered.every((n, k) => n === covered[0] + k);
