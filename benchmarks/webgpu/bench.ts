@@ -2,25 +2,33 @@
 /**
  * The WebGPU backend on whatever adapter dawn.node finds (the H200 on the GPU machine, SwiftShader here):
  *   1. copy bandwidth of a plain vec4 copy kernel (the card's practical peak), in the same run;
- *   2. matrix-vector GB/s per format at 4096x4096, 11008x4096 and 32000x4096 (GPU time from timestamp queries), with
- *      a sweep of the matvec grid for Q4_0/Q8_0 at 11008x4096 and a check of the results against the CPU;
- *   3. decode (greedy on the GPU, and with logits read back) and prompt (512 tokens) tok/s on the synthetic
- *      TinyLlama- and 7B-shaped Q4_0/Q8_0 files, dispatches per step, GPU time per step and the rest (overhead).
+ *   2. matrix-vector GB/s per format at 4096x4096, 11008x4096 and 32000x4096, with a sweep of the matvec grid for
+ *      Q4_0/Q8_0 at 11008x4096 and a check of the results against the CPU;
+ *   3. attention alone: decode (one query row) at several cache positions and a 512-token prompt, TinyLlama's and
+ *      7B's head shapes, f32 and f16 caches;
+ *   4. decode and prompt tok/s on the synthetic TinyLlama- and 7B-shaped Q4_0/Q8_0 files: decode pipelined (greedy on
+ *      the GPU, ids fed back on the GPU, several steps in flight), decode step by step (greedy on the GPU, one id read
+ *      back per step), decode with all logits read back, prompt (512 tokens); dispatches per step, GPU time per step
+ *      (timestamps) and the host's share, and every kernel's time.
+ * Kernel times are measured two ways, both reported: timestamps around one dispatch (Dawn's 65.536 us quantization
+ * is turned off, see nodeGpu), and `--reps` dispatches back to back in one pass and one submit, timed by the host
+ * (`wallMs`) and by timestamps (`repMs`); GB/s figures use the latter two.
  * Every section is time-boxed (--deadline seconds in all), prints progress, and rewrites the JSON after each item, so
  * a run cut short still leaves its results. `merge` folds llama-bench JSON files into the result afterwards.
  *
  *   node --conditions=source --import tsx benchmarks/webgpu/bench.ts [--out F] [--models DIR] [--deadline S] [--tiny]
+ *        [--sections copy,matvec,sweep,attention,gold,generate,models] [--model-list tinyllama:q4_0,llama7b:q4_0]
  *   node .gpu/webgpu-bench.mjs merge --out F LLAMA_BENCH_JSON...
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { WebGpuBackend } from '@nibble/backend-webgpu';
+import { type KernelTime, WebGpuBackend, type WebGpuBackendOptions } from '@nibble/backend-webgpu';
 import { nodeGpu } from '@nibble/backend-webgpu/node';
 import { formats } from '@nibble/formats';
 import { allocKvCache, buildModelGraph } from '@nibble/runner';
 import { loadModel } from '@nibble/runner/node';
-import { type DTypeName, dtypes, GraphBuilder, hostTensor } from '@nibble/tensor';
+import { type DTypeName, dtypes, GraphBuilder, hostTensor, type RunInputs } from '@nibble/tensor';
 import { type BenchDType, type LlamaShape, modelPath, shapes } from './models.js';
 
 const { values: flags, positionals } = parseArgs({
@@ -31,7 +39,17 @@ const { values: flags, positionals } = parseArgs({
     models: { type: 'string' },
     deadline: { type: 'string', default: '420' },
     tiny: { type: 'boolean', default: false },
-    sections: { type: 'string', default: 'copy,matvec,sweep,gold,generate,models' },
+    sections: { type: 'string', default: 'copy,matvec,sweep,attention,gold,generate,models' },
+    /** Models to measure: shape:dtype pairs (default: TinyLlama and 7B in Q4_0 and Q8_0). */
+    'model-list': { type: 'string' },
+    /** Formats of the matvec section (default: all twelve). */
+    'matvec-formats': { type: 'string' },
+    /** Back-to-back dispatches per kernel timing. */
+    reps: { type: 'string', default: '200' },
+    /** Decode steps per measurement (default 128, as llama-bench's tg128). */
+    steps: { type: 'string', default: '128' },
+    /** A JSON WebGpuBackendOptions fragment for every backend (e.g. '{"matvec":{"wpp":2}}'). */
+    backend: { type: 'string' },
     /** Before measuring models, wait (at most --wait-max seconds) until this file exists: a parallel build is done. */
     'wait-for': { type: 'string' },
     'wait-max': { type: 'string', default: '300' },
@@ -45,6 +63,8 @@ const t0 = performance.now();
 const deadline = Number(flags.deadline) * 1000;
 const left = () => deadline - (performance.now() - t0);
 const log = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1)}s] ${s}`);
+const reps = Math.max(1, Number(flags.reps));
+const extra = JSON.parse(flags.backend ?? '{}') as WebGpuBackendOptions;
 
 interface Result {
   date: string;
@@ -53,9 +73,12 @@ interface Result {
   limits: Record<string, number>;
   machine: string;
   sizes: 'full' | 'tiny';
-  copy?: { bytes: number; gbs: number; ms: number };
+  dawnFlags: string;
+  backendOptions: WebGpuBackendOptions;
+  copy?: Record<string, number>;
   matvec: Record<string, unknown>[];
   sweep: Record<string, unknown>[];
+  attention: Record<string, unknown>[];
   models: Record<string, unknown>[];
   llamaBench?: Record<string, unknown>[];
   gold?: Record<string, unknown>[];
@@ -76,6 +99,7 @@ const median = (a: number[]) => {
       ? s[(s.length - 1) / 2]
       : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+const f3 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
 
 // ---- merge: llama-bench results into ours -----------------------------------------------------------------------------
 
@@ -97,14 +121,16 @@ if (positionals[0] === 'merge') {
     const peer = r.llamaBench.filter((b) => String(b.model_filename ?? '').endsWith(file));
     const tg = peer.find((b) => Number(b.n_gen) > 0);
     const pp = peer.find((b) => Number(b.n_prompt) > 0);
+    const ratio = (ours: unknown, theirs: unknown) => (theirs ? Number(ours) / Number(theirs) : undefined);
     r.ratios.push({
       file,
       decodeTokS: m.decodeTokS,
       llamaDecodeTokS: tg?.avg_ts,
-      decodeRatio: tg ? Number(m.decodeTokS) / Number(tg.avg_ts) : undefined,
+      decodeRatio: ratio(m.decodeTokS, tg?.avg_ts),
+      stepwiseDecodeRatio: ratio(m.stepwiseTokS, tg?.avg_ts),
       promptTokS: m.promptTokS,
       llamaPromptTokS: pp?.avg_ts,
-      promptRatio: pp ? Number(m.promptTokS) / Number(pp.avg_ts) : undefined,
+      promptRatio: ratio(m.promptTokS, pp?.avg_ts),
     });
   }
   save(r);
@@ -114,7 +140,7 @@ if (positionals[0] === 'merge') {
 
 // ---- setup ----------------------------------------------------------------------------------------------------------
 
-const probe = await WebGpuBackend.create({ gpu: nodeGpu(), timestamps: true });
+const probe = await WebGpuBackend.create({ gpu: nodeGpu(), timestamps: true, ...extra });
 const software = probe.info.subgroups && probe.info.subgroupMax <= 4;
 const tiny = flags.tiny || software;
 const lim = probe.device.limits;
@@ -131,8 +157,11 @@ const result: Result = {
   },
   machine: `${process.platform} ${process.arch}, node ${process.version}`,
   sizes: tiny ? 'tiny' : 'full',
+  dawnFlags: process.env.NIBBLE_DAWN_FLAGS ?? '',
+  backendOptions: extra,
   matvec: [],
   sweep: [],
+  attention: [],
   models: [],
   notes: tiny ? ['software adapter or --tiny: small shapes, figures are not speed figures'] : [],
 };
@@ -141,6 +170,8 @@ log(
 );
 save(result);
 const sections = new Set(flags.sections.split(','));
+const backend = (o: WebGpuBackendOptions = {}) =>
+  WebGpuBackend.create({ gpu: nodeGpu(), timestamps: true, ...extra, ...o });
 
 // ---- 1. copy bandwidth --------------------------------------------------------------------------------------------------
 
@@ -172,39 +203,59 @@ async function copyBandwidth(b: WebGpuBackend): Promise<void> {
   const q = b.info.timestamps ? d.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
   const res = d.createBuffer({ size: 16, usage: 512 | 4 });
   const rb = d.createBuffer({ size: 16, usage: 1 | 8 });
-  const times: number[] = [];
-  for (let rep = 0; rep < (tiny ? 3 : 12); rep++) {
+  // n copies in one pass and one submit: GPU time (timestamps) and host time (submit to done), per copy.
+  const timed = async (n: number) => {
     const enc = d.createCommandEncoder();
     const pass = enc.beginComputePass(
       q ? { timestampWrites: { querySet: q, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : undefined,
     );
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(gx, gy);
+    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(gx, gy);
     pass.end();
     if (q) {
       enc.resolveQuerySet(q, 0, 2, res, 0);
       enc.copyBufferToBuffer(res, 0, rb, 0, 16);
     }
+    const cb = enc.finish();
+    await d.queue.onSubmittedWorkDone();
     const w0 = performance.now();
-    d.queue.submit([enc.finish()]);
+    d.queue.submit([cb]);
+    await d.queue.onSubmittedWorkDone();
+    const wall = (performance.now() - w0) / n;
     await rb.mapAsync(1);
-    const wall = performance.now() - w0;
     const ts = new BigUint64Array(rb.getMappedRange().slice(0));
     rb.unmap();
-    if (rep > 0) times.push(q ? Number(ts[1] - ts[0]) / 1e6 : wall);
-  }
-  const ms = median(times);
-  result.copy = { bytes, ms, gbs: (2 * bytes) / (ms / 1e3) / 1e9 };
+    return { wall, gpu: q ? Number(ts[1] - ts[0]) / 1e6 / n : wall };
+  };
+  const n = tiny ? 2 : 20;
+  await timed(1);
+  const runs = [];
+  for (let rep = 0; rep < 3; rep++) runs.push(await timed(n));
+  const single = [];
+  for (let rep = 0; rep < 5; rep++) single.push((await timed(1)).gpu);
+  const wallMs = median(runs.map((r) => r.wall));
+  const gpuMs = median(runs.map((r) => r.gpu));
+  const gbs = (ms: number) => (2 * bytes) / (ms / 1e3) / 1e9;
+  result.copy = {
+    bytes,
+    reps: n,
+    wallMs,
+    gpuMs,
+    singleMs: median(single),
+    gbs: gbs(wallMs),
+    gbsGpu: gbs(gpuMs),
+    gbsSingle: gbs(median(single)),
+  };
   log(
-    `copy: ${(bytes / 2 ** 20).toFixed(0)} MiB read + written in ${ms.toFixed(3)} ms = ${result.copy.gbs.toFixed(1)} GB/s`,
+    `copy: ${(bytes / 2 ** 20).toFixed(0)} MiB read + written: ${gbs(wallMs).toFixed(0)} GB/s (host, ${n} back to back), ${gbs(gpuMs).toFixed(0)} GB/s (timestamps), ${gbs(median(single)).toFixed(0)} GB/s (one dispatch)`,
   );
   for (const x of [src, dst, res, rb]) x.destroy();
 }
 
 // ---- 2. matrix-vector -----------------------------------------------------------------------------------------------
 
-const matvecFormats: DTypeName[] = [
+const allMatvecFormats: DTypeName[] = [
   'q4_0',
   'q8_0',
   'f16',
@@ -218,6 +269,7 @@ const matvecFormats: DTypeName[] = [
   'q6_K',
   'iq4_nl',
 ];
+const matvecFormats = flags['matvec-formats'] ? (flags['matvec-formats'].split(',') as DTypeName[]) : allMatvecFormats;
 const matvecShapes: [number, number][] = tiny
   ? [
       [256, 256],
@@ -248,13 +300,21 @@ function tiledWeight(dtype: DTypeName, rows: number, cols: number): { bytes: Uin
   return { bytes, tile };
 }
 
-async function matvecRun(
-  b: WebGpuBackend,
-  dtype: DTypeName,
-  rows: number,
-  cols: number,
-  reps: number,
-): Promise<{ gbs: number; gpuMs: number; wallMs: number; maxRelErr: number }> {
+/** Sums kernel times by label (a step runs each kernel many times). */
+function byLabel(ks: readonly KernelTime[]) {
+  const m = new Map<string, { label: string; count: number; ms: number; wallMs: number; repMs: number }>();
+  for (const k of ks) {
+    const e = m.get(k.label) ?? { label: k.label, count: 0, ms: 0, wallMs: 0, repMs: 0 };
+    e.count++;
+    e.ms += k.ms;
+    e.wallMs += k.wallMs ?? 0;
+    e.repMs += k.repMs ?? 0;
+    m.set(k.label, e);
+  }
+  return [...m.values()].sort((a, b) => b.wallMs - a.wallMs || b.ms - a.ms);
+}
+
+async function matvecRun(b: WebGpuBackend, dtype: DTypeName, rows: number, cols: number) {
   const { bytes, tile } = tiledWeight(dtype, rows, cols);
   const w = await b.upload(hostTensor(dtype, [rows, cols], bytes), { name: `w ${dtype}` });
   const g = new GraphBuilder();
@@ -262,16 +322,7 @@ async function matvecRun(
   const graph = g.build();
   const x = randomF32(cols, 11);
   const y = new Float32Array(rows);
-  const opts = { outputs: { y } };
-  await b.run(graph, { x }, opts);
-  const gpu: number[] = [];
-  const wall: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const w0 = performance.now();
-    await b.run(graph, { x }, opts);
-    wall.push(performance.now() - w0);
-    if (b.lastStep.gpuMs !== undefined) gpu.push(b.lastStep.gpuMs);
-  }
+  await b.run(graph, { x }, { outputs: { y } });
   // Check the first tile against the CPU (float64 over the decoded weights).
   let maxRelErr = 0;
   for (let r = 0; r < 64; r++) {
@@ -283,20 +334,37 @@ async function matvecRun(
     }
     maxRelErr = Math.max(maxRelErr, Math.abs(y[r] - s) / (mag || 1));
   }
+  const kt = await b.profileStep(graph, { x }, { reps: tiny ? 4 : reps });
+  const k = kt[0];
+  const wall: number[] = [];
+  for (let i = 0; i < (tiny ? 2 : 10); i++) {
+    const w0 = performance.now();
+    await b.run(graph, { x }, { outputs: { y } });
+    wall.push(performance.now() - w0);
+  }
   b.free(w);
-  const gpuMs = gpu.length ? median(gpu) : median(wall);
-  return { gbs: bytes.byteLength / (gpuMs / 1e3) / 1e9, gpuMs, wallMs: median(wall), maxRelErr };
+  const gb = bytes.byteLength / 1e9;
+  return {
+    singleMs: k.ms,
+    repMs: k.repMs,
+    wallMs: k.wallMs,
+    gbs: gb / ((k.wallMs ?? k.ms) / 1e3),
+    gbsGpu: k.repMs ? gb / (k.repMs / 1e3) : undefined,
+    gbsSingle: gb / (k.ms / 1e3),
+    runMs: median(wall),
+    maxRelErr,
+  };
 }
 
 async function matvecSection(): Promise<void> {
-  const b = await WebGpuBackend.create({ gpu: nodeGpu(), timestamps: true });
+  const b = await backend();
   for (const [rows, cols] of matvecShapes) {
     for (const dtype of matvecFormats) {
       if (left() < 60_000) {
         result.notes.push('matvec: stopped early (deadline)');
         return;
       }
-      const r = await matvecRun(b, dtype, rows, cols, tiny ? 3 : 20);
+      const r = await matvecRun(b, dtype, rows, cols);
       const row = {
         format: dtype,
         shape: `${rows}x${cols}`,
@@ -306,7 +374,7 @@ async function matvecSection(): Promise<void> {
       };
       result.matvec.push(row);
       log(
-        `matvec ${dtype} ${rows}x${cols}: ${r.gbs.toFixed(1)} GB/s (${r.gpuMs.toFixed(3)} ms GPU, ${r.wallMs.toFixed(3)} ms wall) err ${r.maxRelErr.toExponential(1)}`,
+        `matvec ${dtype} ${rows}x${cols}: ${r.gbs.toFixed(0)} GB/s = ${((row.ofCopy ?? 0) * 100).toFixed(0)}% of copy (${f3(r.wallMs)} ms host/${f3(r.repMs)} ms GPU per dispatch back to back, ${f3(r.singleMs)} ms alone, ${f3(r.runMs)} ms a whole run) err ${r.maxRelErr.toExponential(1)}`,
       );
       save(result);
     }
@@ -314,50 +382,133 @@ async function matvecSection(): Promise<void> {
   b.dispose();
 }
 
+/** Matvec grids for Q4_0/Q8_0 at 11008x4096 (and 4096x4096): words per thread, rows per group, threads aimed for. */
 async function sweepSection(): Promise<void> {
-  // The grid: threads per workgroup, threads per row group, rows per group.
-  const [rows, cols] = matvecShapes[1];
-  for (const wg of [128, 256, 512]) {
-    for (const maxTpr of [32, 64, 128]) {
-      for (const rowsPer of [2, 4, 8]) {
-        if (wg > lim.maxComputeInvocationsPerWorkgroup || maxTpr > wg) continue;
-        if (left() < 90_000) {
-          result.notes.push('sweep: stopped early (deadline)');
-          return;
-        }
-        const sb = await WebGpuBackend.create({
-          gpu: nodeGpu(),
-          timestamps: true,
-          matvec: { wg, maxTpr, rows: rowsPer },
-        });
-        for (const dtype of ['q4_0', 'q8_0'] as const) {
-          const r = await matvecRun(sb, dtype, rows, cols, tiny ? 2 : 10);
-          result.sweep.push({ format: dtype, shape: `${rows}x${cols}`, wg, maxTpr, rows: rowsPer, ...r });
-          log(`sweep ${dtype} wg ${wg} tpr<=${maxTpr} rows ${rowsPer}: ${r.gbs.toFixed(1)} GB/s`);
-        }
-        sb.dispose();
-        save(result);
-        if (tiny) return;
+  const grids: WebGpuBackendOptions['matvec'][] = tiny
+    ? [{ wpp: 1 }, { wpp: 2 }]
+    : [
+        { wpp: 0 },
+        { wpp: 1, rows: 2 },
+        { wpp: 1, rows: 4 },
+        { wpp: 1, rows: 8 },
+        { wpp: 2, rows: 4 },
+        { wpp: 2, rows: 2 },
+        { wpp: 4, rows: 4 },
+        { wpp: 1, rows: 4, threads: 65536 },
+        { wpp: 1, rows: 4, threads: 262144 },
+        { wpp: 1, rows: 4, threads: 1 << 20 },
+        { wpp: 1, rows: 4, wg: 128 },
+        { wpp: 1, rows: 4, wg: 512 },
+        { wpp: 2, rows: 4, threads: 262144 },
+      ];
+  for (const matvec of grids) {
+    if (left() < 90_000) {
+      result.notes.push('sweep: stopped early (deadline)');
+      return;
+    }
+    const sb = await backend({ matvec });
+    for (const [rows, cols] of tiny ? [matvecShapes[1]] : [matvecShapes[1], matvecShapes[0]]) {
+      for (const dtype of ['q4_0', 'q8_0'] as const) {
+        const r = await matvecRun(sb, dtype, rows, cols);
+        result.sweep.push({ format: dtype, shape: `${rows}x${cols}`, matvec, ...r });
+        log(
+          `sweep ${dtype} ${rows}x${cols} ${JSON.stringify(matvec)}: ${r.gbs.toFixed(0)} GB/s host, ${r.gbsGpu?.toFixed(0)} GB/s GPU`,
+        );
       }
     }
+    sb.dispose();
+    save(result);
   }
 }
 
-// ---- 3. models -----------------------------------------------------------------------------------------------------
+// ---- 3. attention ---------------------------------------------------------------------------------------------------
+
+/** Attention kernels alone: one query row at cache positions, and a prompt of 512 rows from position 0. */
+async function attentionSection(): Promise<void> {
+  const b = await backend();
+  const cfgs = [
+    { name: 'tinyllama', heads: 32, kv: 4, hd: 64 },
+    { name: 'llama7b', heads: 32, kv: 32, hd: 128 },
+  ];
+  const positions = tiny ? [16, 100] : [128, 512, 2048];
+  const prompt = tiny ? 32 : 512;
+  const ctx = Math.max(...positions, prompt) + 1;
+  for (const c of cfgs) {
+    for (const dtype of ['f32', 'f16'] as const) {
+      if (left() < 60_000) {
+        result.notes.push('attention: stopped early (deadline)');
+        return;
+      }
+      const kvDim = c.kv * c.hd;
+      const kc = await b.alloc(dtype, [ctx, kvDim], { name: 'k' });
+      const vc = await b.alloc(dtype, [ctx, kvDim], { name: 'v' });
+      const g = new GraphBuilder();
+      const n = g.param('n', { max: prompt });
+      const pos = g.param('pos', { max: ctx - 1 });
+      const q = g.input('q', 'f32', [n, c.heads * c.hd]);
+      g.output('y', g.attention(q, g.state(kc), g.state(vc), pos, { nHeads: c.heads, nKvHeads: c.kv }));
+      const graph = g.build();
+      const measure = async (rows: number, at: number, r: number) => {
+        const inputs: RunInputs = { q: randomF32(rows * c.heads * c.hd, 5), n: rows, pos: at };
+        await b.run(graph, inputs);
+        const ks = await b.profileStep(graph, inputs, { reps: r });
+        const sum = (f: (k: KernelTime) => number | undefined) => ks.reduce((s, k) => s + (f(k) ?? 0), 0);
+        return {
+          kernels: ks.map((k) => k.label),
+          ms: sum((k) => k.ms),
+          wallMs: sum((k) => k.wallMs),
+          repMs: sum((k) => k.repMs),
+        };
+      };
+      for (const p of positions) {
+        const m = await measure(1, p, tiny ? 2 : reps);
+        // K and V read once per kv head (from L2 for the grouped heads).
+        const kvBytes = 2 * (p + 1) * kvDim * (dtype === 'f32' ? 4 : 2);
+        result.attention.push({
+          shape: c.name,
+          cache: dtype,
+          rows: 1,
+          position: p,
+          ...m,
+          kvGBs: kvBytes / 1e9 / (m.wallMs / 1e3),
+        });
+        log(
+          `attention ${c.name} ${dtype} decode at ${p}: ${f3(m.wallMs)} ms host / ${f3(m.repMs)} ms GPU per call (${m.kernels.join(' + ')})`,
+        );
+      }
+      const m = await measure(prompt, 0, tiny ? 1 : 10);
+      result.attention.push({ shape: c.name, cache: dtype, rows: prompt, position: 0, ...m });
+      log(`attention ${c.name} ${dtype} prompt ${prompt}: ${f3(m.wallMs)} ms host / ${f3(m.repMs)} ms GPU per call`);
+      b.free(kc);
+      b.free(vc);
+      save(result);
+    }
+  }
+  b.dispose();
+}
+
+// ---- 4. models -----------------------------------------------------------------------------------------------------
 
 const modelDir = resolve(flags.models ?? join(repo, 'benchmarks/.cache/webgpu'));
 const vocab = join(repo, 'fixtures/vocab/ggml-vocab-llama-spm.gguf');
-const modelList: [LlamaShape, BenchDType][] = tiny
-  ? [
-      [shapes.tiny, 'q4_0'],
-      [shapes.tiny, 'q8_0'],
-    ]
-  : [
-      [shapes.tinyllama, 'q4_0'],
-      [shapes.llama7b, 'q4_0'],
-      [shapes.tinyllama, 'q8_0'],
-      [shapes.llama7b, 'q8_0'],
-    ];
+const modelList: [LlamaShape, BenchDType][] = flags['model-list']
+  ? flags['model-list'].split(',').map((s) => {
+      const [shape, dtype] = s.split(':');
+      const sh = shapes[shape as keyof typeof shapes];
+      if (sh === undefined || (dtype !== 'q4_0' && dtype !== 'q8_0')) throw new Error(`--model-list: bad entry ${s}`);
+      return [sh, dtype];
+    })
+  : tiny
+    ? [
+        [shapes.tiny, 'q4_0'],
+        [shapes.tiny, 'q8_0'],
+      ]
+    : [
+        [shapes.tinyllama, 'q4_0'],
+        [shapes.llama7b, 'q4_0'],
+        [shapes.tinyllama, 'q8_0'],
+        [shapes.llama7b, 'q8_0'],
+      ];
 
 async function generateSection(): Promise<void> {
   for (const [shape, dtype] of modelList) {
@@ -384,126 +535,155 @@ async function goldSection(): Promise<void> {
   const want = JSON.parse(readFileSync(join(repo, 'fixtures/reference/stories260K-greedy-llama2c.json'), 'utf8')) as {
     tokens: number[];
   };
-  const best = [...result.sweep].sort((a, b) => Number(b.gbs) - Number(a.gbs))[0];
-  const grids = [
-    undefined,
-    best ? { wg: Number(best.wg), maxTpr: Number(best.maxTpr), rows: Number(best.rows) } : undefined,
-  ];
   result.gold = [];
-  for (const matvec of grids.slice(0, best ? 2 : 1)) {
-    const backend = await WebGpuBackend.create({ gpu: nodeGpu(), matvec });
-    const model = await loadModel(join(repo, 'fixtures/models/stories260K.gguf'), { backend, contextSize: 256 });
-    const { ids } = await model.generate([1], { temperature: 0, maxTokens: 200 }).collect();
-    const at = ids.findIndex((id, i) => id !== want.tokens[i]);
-    result.gold.push({ model: 'stories260K', matvec, idsMatch: at < 0 && ids.length === 200, firstMismatch: at });
-    log(
-      `gold stories260K greedy (grid ${JSON.stringify(matvec ?? 'default')}): ${at < 0 ? '200 ids as llama2.c' : `differs at ${at}`}`,
-    );
-    await model.dispose();
-    backend.dispose();
+  const b = await backend();
+  const model = await loadModel(join(repo, 'fixtures/models/stories260K.gguf'), { backend: b, contextSize: 256 });
+  const { ids } = await model.generate([1], { temperature: 0, maxTokens: 200 }).collect();
+  const at = ids.findIndex((id, i) => id !== want.tokens[i]);
+  // The pipelined greedy path (ids fed back on the GPU) on the same model.
+  const cache = await allocKvCache(b, model.hparams, 256, 'f32');
+  const graph = buildModelGraph(model.hparams, model.weights, cache, { maxTokens: 1, logits: true });
+  const piped: number[] = [];
+  for await (const id of b.greedy(graph, { tokens: Int32Array.of(1), nTokens: 1, pos: 0 }, { steps: 200 })) {
+    piped.push(id);
   }
+  const at2 = piped.findIndex((id, i) => id !== want.tokens[i]);
+  result.gold.push({ model: 'stories260K', idsMatch: at < 0 && ids.length === 200, firstMismatch: at });
+  result.gold.push({ model: 'stories260K', path: 'greedy pipelined', idsMatch: at2 < 0, firstMismatch: at2 });
+  log(
+    `gold stories260K greedy: ${at < 0 ? '200 ids as llama2.c' : `differs at ${at}`}; pipelined: ${at2 < 0 ? '200 ids as llama2.c' : `differs at ${at2}`}`,
+  );
+  for (const t of [...cache.k, ...cache.v]) b.free(t);
+  await model.dispose();
+  b.dispose();
   save(result);
 }
 
 async function modelSection(): Promise<void> {
-  const dir = modelDir;
-  const list = modelList;
-  // Best matvec grid from the sweep, if one ran.
-  const best = [...result.sweep].sort((a, b) => Number(b.gbs) - Number(a.gbs))[0];
-  const matvec = best ? { wg: Number(best.wg), maxTpr: Number(best.maxTpr), rows: Number(best.rows) } : undefined;
-  const decodeSteps = tiny ? 8 : 128;
+  const decodeSteps = tiny ? 8 : Number(flags.steps);
   const promptTokens = tiny ? 64 : 512;
-  for (const [shape, dtype] of list) {
+  for (const [shape, dtype] of modelList) {
     if (left() < 60_000) {
       result.notes.push(`models: stopped before ${shape.name} ${dtype} (deadline)`);
       return;
     }
     const g0 = performance.now();
-    const path = await modelPath(dir, shape, dtype, vocab);
+    const path = await modelPath(modelDir, shape, dtype, vocab);
     log(`model ${shape.name} ${dtype}: file ready in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
-    const backend = await WebGpuBackend.create({ gpu: nodeGpu(), timestamps: true, matvec });
+    const b = await backend();
     const l0 = performance.now();
     const model = await loadModel(path, {
-      backend,
+      backend: b,
       contextSize: promptTokens + decodeSteps + 8,
       batchSize: promptTokens,
     });
     const loadS = (performance.now() - l0) / 1000;
     const hp = model.hparams;
-    const cache = await allocKvCache(backend, hp, promptTokens + decodeSteps + 8, 'f32');
+    const cache = await allocKvCache(b, hp, promptTokens + decodeSteps + 8, 'f32');
     const decode = buildModelGraph(hp, model.weights, cache, { maxTokens: 1, logits: true });
     const prompt = buildModelGraph(hp, model.weights, cache, { maxTokens: promptTokens, logits: false });
     const tokens = new Int32Array(promptTokens).map((_, i) => (i * 7919 + 1) % hp.vocabSize);
     const one = new Int32Array(1);
-    // Decode from an empty cache, like llama-bench's tg: greedy on the GPU, only the id read back.
+    // Warm up every path (pipelines, buffers).
     one[0] = 1;
-    await backend.runGreedy(decode, { tokens: one, nTokens: 1, pos: 0 });
-    const gpu: number[] = [];
+    await b.runGreedy(decode, { tokens: one, nTokens: 1, pos: 0 });
+    await b.run(decode, { tokens: one, nTokens: 1, pos: 0 });
+    for await (const _ of b.greedy(decode, { tokens: one, nTokens: 1, pos: 0 }, { steps: 4 })) void _;
+    b.timestamps = false;
+
+    // Decode from an empty cache, like llama-bench's tg: (a) pipelined, ids fed back on the GPU;
+    const p0 = performance.now();
+    let n = 0;
+    for await (const _ of b.greedy(decode, { tokens: one, nTokens: 1, pos: 0 }, { steps: decodeSteps })) n++;
+    const pipedMs = (performance.now() - p0) / n;
+    // (b) step by step, the id read back each step (and where the host's time goes);
+    const host: number[] = [];
+    const wait: number[] = [];
     const w0 = performance.now();
     for (let pos = 0; pos < decodeSteps; pos++) {
-      one[0] = await backend.runGreedy(decode, { tokens: one, nTokens: 1, pos });
-      if (backend.lastStep.gpuMs !== undefined) gpu.push(backend.lastStep.gpuMs);
+      one[0] = await b.runGreedy(decode, { tokens: one, nTokens: 1, pos });
+      host.push(b.lastStep.hostMs);
+      wait.push(b.lastStep.waitMs);
     }
     const stepMs = (performance.now() - w0) / decodeSteps;
-    const dispatches = backend.lastStep.dispatches;
-    // The same steps reading all logits back.
-    const logitsSteps = Math.min(32, decodeSteps);
+    const dispatches = b.lastStep.dispatches;
+    // (c) the same steps reading all logits back;
     const l1 = performance.now();
-    for (let pos = 0; pos < logitsSteps; pos++) await backend.run(decode, { tokens: one, nTokens: 1, pos });
-    const logitsStepMs = (performance.now() - l1) / logitsSteps;
+    for (let pos = 0; pos < decodeSteps; pos++) await b.run(decode, { tokens: one, nTokens: 1, pos });
+    const logitsStepMs = (performance.now() - l1) / decodeSteps;
+    // (d) GPU time per step (timestamps around the pass), over the same positions.
+    b.timestamps = true;
+    const gpu: number[] = [];
+    for (let pos = 0; pos < decodeSteps; pos += Math.max(1, Math.floor(decodeSteps / 16))) {
+      await b.runGreedy(decode, { tokens: one, nTokens: 1, pos });
+      if (b.lastStep.gpuMs !== undefined) gpu.push(b.lastStep.gpuMs);
+    }
     // Prompt: promptTokens at position 0, no logits (the prompt graph), median of 3.
     const pt: number[] = [];
     const pg: number[] = [];
     for (let rep = 0; rep < 3 && left() > 30_000; rep++) {
-      const p0 = performance.now();
-      await backend.run(prompt, { tokens, nTokens: promptTokens, pos: 0 });
-      pt.push(performance.now() - p0);
-      if (backend.lastStep.gpuMs !== undefined) pg.push(backend.lastStep.gpuMs);
+      b.timestamps = rep > 0;
+      const q0 = performance.now();
+      await b.run(prompt, { tokens, nTokens: promptTokens, pos: 0 });
+      pt.push(performance.now() - q0);
+      if (b.lastStep.gpuMs !== undefined) pg.push(b.lastStep.gpuMs);
     }
+    b.timestamps = true;
     const promptMs = median(pt);
-    // Where a step goes: every kernel in a pass of its own (GPU time per kernel, summed by kernel name).
-    const byLabel = (ks: { label: string; ms: number }[]) => {
-      const m = new Map<string, { label: string; ms: number; count: number }>();
-      for (const k of ks) {
-        const e = m.get(k.label) ?? { label: k.label, ms: 0, count: 0 };
-        e.ms += k.ms;
-        e.count++;
-        m.set(k.label, e);
-      }
-      return [...m.values()].sort((a, b) => b.ms - a.ms);
-    };
+    // Where a step goes: every kernel alone (timestamps) and `reps` times back to back (last: they clobber state).
     one[0] = 1;
-    const decodeKernels = byLabel(await backend.profileStep(decode, { tokens: one, nTokens: 1, pos: decodeSteps }));
+    const at = Math.floor(decodeSteps / 2);
+    const decodeKernels = byLabel(
+      await b.profileStep(decode, { tokens: one, nTokens: 1, pos: at }, { reps: tiny ? 2 : Math.min(reps, 50) }),
+    );
     const promptKernels =
-      left() > 30_000 ? byLabel(await backend.profileStep(prompt, { tokens, nTokens: promptTokens, pos: 0 })) : [];
+      left() > 30_000
+        ? byLabel(await b.profileStep(prompt, { tokens, nTokens: promptTokens, pos: 0 }, { reps: tiny ? 1 : 3 }))
+        : [];
     const gpuStep = gpu.length ? median(gpu) : undefined;
+    const kernelSum = (ks: typeof decodeKernels, f: 'wallMs' | 'repMs' | 'ms') => ks.reduce((s, k) => s + k[f], 0);
     const row = {
       file: `${shape.name}-${dtype}.gguf`,
       shape: shape.name,
       format: dtype,
+      adapter: result.adapter,
       loadS,
-      decodeTokS: 1000 / stepMs,
-      decodeStepMs: stepMs,
+      decodeTokS: 1000 / pipedMs,
+      decodeStepMs: pipedMs,
+      stepwiseTokS: 1000 / stepMs,
+      stepwiseStepMs: stepMs,
+      stepwiseHostMs: median(host),
+      stepwiseWaitMs: median(wait),
       decodeGpuMs: gpuStep,
       decodeOverheadMs: gpuStep !== undefined ? stepMs - gpuStep : undefined,
       dispatchesPerStep: dispatches,
       decodeWithLogitsTokS: 1000 / logitsStepMs,
+      decodeKernelsWallMs: kernelSum(decodeKernels, 'wallMs'),
+      decodeKernelsGpuMs: kernelSum(decodeKernels, 'repMs'),
+      decodeKernelsAloneMs: kernelSum(decodeKernels, 'ms'),
       promptTokS: (promptTokens / promptMs) * 1000,
       promptMs,
       promptGpuMs: pg.length ? median(pg) : undefined,
       promptTokens,
       decodeSteps,
-      matvec,
+      profiledAt: at,
       decodeKernels,
       promptKernels,
     };
     result.models.push(row);
     log(
-      `${row.file}: decode ${row.decodeTokS.toFixed(1)} tok/s (${stepMs.toFixed(2)} ms/step, GPU ${gpuStep?.toFixed(2)} ms, ${dispatches} dispatches), with logits ${row.decodeWithLogitsTokS.toFixed(1)} tok/s, prompt ${row.promptTokS.toFixed(1)} tok/s`,
+      `${row.file}: decode ${row.decodeTokS.toFixed(1)} tok/s pipelined (${pipedMs.toFixed(2)} ms/step); step by step ${row.stepwiseTokS.toFixed(1)} tok/s (${stepMs.toFixed(2)} ms: host ${row.stepwiseHostMs.toFixed(2)} + wait ${row.stepwiseWaitMs.toFixed(2)}; GPU ${gpuStep?.toFixed(2)} ms, ${dispatches} dispatches); with logits ${row.decodeWithLogitsTokS.toFixed(1)} tok/s; prompt ${row.promptTokS.toFixed(1)} tok/s (GPU ${row.promptGpuMs?.toFixed(1)} ms)`,
     );
+    for (const k of decodeKernels.slice(0, 8)) {
+      log(`  decode ${k.label} x${k.count}: ${f3(k.wallMs)} ms host, ${f3(k.repMs)} ms GPU, ${f3(k.ms)} ms alone`);
+    }
+    for (const k of promptKernels.slice(0, 5)) {
+      log(`  prompt ${k.label} x${k.count}: ${f3(k.wallMs)} ms host, ${f3(k.repMs)} ms GPU, ${f3(k.ms)} ms alone`);
+    }
     save(result);
+    for (const t of [...cache.k, ...cache.v]) b.free(t);
     await model.dispose();
-    backend.dispose();
+    b.dispose();
   }
 }
 
@@ -512,6 +692,7 @@ try {
   save(result);
   if (sections.has('matvec')) await matvecSection();
   if (sections.has('sweep')) await sweepSection();
+  if (sections.has('attention')) await attentionSection();
   if (sections.has('gold')) await goldSection();
   if (sections.has('generate')) await generateSection();
   if (sections.has('models')) {

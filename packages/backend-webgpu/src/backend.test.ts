@@ -1,9 +1,10 @@
+import { JsBackend } from '@nibble/backend-js';
 import { formats } from '@nibble/formats';
-import { BackendError, GraphBuilder, GraphError, hostTensor } from '@nibble/tensor';
+import { type Backend, BackendError, type DTypeName, GraphBuilder, GraphError, hostTensor } from '@nibble/tensor';
 import { describe, expect, it } from 'vitest';
 import { WebGpuBackend } from './backend.js';
 import { GpuDeviceLostError } from './device.js';
-import { nodeGpu } from './node.js';
+import { dawnFlags, nodeGpu } from './node.js';
 
 function values(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -131,5 +132,163 @@ describe('WebGpuBackend', () => {
         expect(Math.abs(v - plain.outs[i][j])).toBeLessThan(2e-5 * (1 + Math.abs(v)));
       });
     }
+  });
+
+  it('splits the positions of decode attention and merges the splits like one pass (vs the JS backend)', async () => {
+    // Caches of 150 positions, one to three query rows at late positions: several splits of 32 keys (SwiftShader's
+    // chunk), merged by the combine kernel; six rows take one pass. GQA, a window and soft-capping on the f16 cache.
+    const run = async (b: Backend, dtype: DTypeName, heads: number, kv: number, hd: number, window: number) => {
+      const ctx = 150;
+      const kvDim = kv * hd;
+      const kc = await b.alloc(dtype, [ctx, kvDim], { name: 'kc' });
+      const vc = await b.alloc(dtype, [ctx, kvDim], { name: 'vc' });
+      const fill = new GraphBuilder();
+      const fp = fill.input('pos', 'i32', [ctx]);
+      fill.copy(fill.input('k', 'f32', [ctx, kvDim]), fill.state(kc), fp);
+      fill.copy(fill.input('v', 'f32', [ctx, kvDim]), fill.state(vc), fp);
+      const all = Int32Array.from({ length: ctx }, (_, i) => i);
+      await b.run(fill.build(), { k: values(ctx * kvDim, 1), v: values(ctx * kvDim, 2), pos: all });
+      const g = new GraphBuilder();
+      const n = g.param('n', { min: 1, max: 6 });
+      const start = g.param('start', { max: ctx - 1 });
+      const q = g.input('q', 'f32', [n, heads * hd]);
+      const opts = { nHeads: heads, nKvHeads: kv, window, softcap: window > 0 ? 4 : 0 };
+      g.output('y', g.attention(q, g.state(kc), g.state(vc), start, opts));
+      const graph = g.build();
+      const outs: { y: number[]; dispatches: number }[] = [];
+      for (const [rows, st] of [
+        [1, 149],
+        [1, 31],
+        [3, 97],
+        [6, 140],
+      ]) {
+        const { y } = await b.run(graph, {
+          q: values(rows * heads * hd, 3 + rows).map((v) => 2 * v),
+          n: rows,
+          start: st,
+        });
+        outs.push({ y: Array.from(y), dispatches: b instanceof WebGpuBackend ? b.lastStep.dispatches : 0 });
+      }
+      b.dispose();
+      return outs;
+    };
+    for (const [dtype, heads, kv, hd, window] of [
+      ['f32', 8, 2, 64, 0],
+      ['f16', 4, 4, 128, 70],
+      ['q8_0', 2, 1, 32, 0],
+    ] as const) {
+      const gpu = await run(await WebGpuBackend.create({ gpu: nodeGpu() }), dtype, heads, kv, hd, window);
+      const ref = await run(new JsBackend(), dtype, heads, kv, hd, window);
+      gpu.forEach((o, i) => {
+        o.y.forEach((v, j) => {
+          expect(Math.abs(v - ref[i].y[j]), `${dtype} case ${i} at ${j}`).toBeLessThan(2e-6);
+        });
+      });
+      // Split decode steps run two kernels; one position's chunk and the six-row pass run one.
+      expect(gpu.map((o) => o.dispatches)).toEqual([window > 0 ? 2 : 2, 1, window > 0 ? 2 : 2, 1]);
+    }
+  });
+
+  it('runs Q4_0/Q8_0 matrix-vector in every grid: words per thread, rows per group, K split over subgroups', async () => {
+    const grids = [
+      { wpp: 1 },
+      { wpp: 2, rows: 4 },
+      { wpp: 4, wg: 64 },
+      { wpp: 1, wg: 128, threads: 1 << 30 },
+      { wpp: 0 },
+    ];
+    for (const matvec of grids) {
+      const b = await WebGpuBackend.create({ gpu: nodeGpu(), matvec });
+      for (const dtype of ['q4_0', 'q8_0'] as const) {
+        for (const [rows, cols] of [
+          [66, 256],
+          [7, 96],
+        ]) {
+          const bytes = formats[dtype].quantize(values(rows * cols, rows), { rowLength: cols });
+          const deq = formats[dtype].dequantize(bytes, rows * cols);
+          const w = await b.upload(hostTensor(dtype, [rows, cols], bytes), { name: 'w' });
+          const g = new GraphBuilder();
+          g.output('y', g.matmul(g.weight(w), g.input('x', 'f32', [1, cols])));
+          const x = values(cols, 9);
+          const { y } = await b.run(g.build(), { x });
+          for (let o = 0; o < rows; o++) {
+            let s = 0;
+            let mag = 0;
+            for (let i = 0; i < cols; i++) {
+              s += deq[o * cols + i] * x[i];
+              mag += Math.abs(deq[o * cols + i] * x[i]);
+            }
+            // f32 sums in another order: within a few ulps of the magnitude summed (measured: 4e-8).
+            const e = Math.abs(y[o] - s) / mag;
+            expect(e, `${dtype} ${rows}x${cols} ${JSON.stringify(matvec)} row ${o}`).toBeLessThan(1.5e-7);
+          }
+          b.free(w);
+        }
+      }
+      b.dispose();
+    }
+  });
+
+  it('tiles prompt matmuls in 128 x 64 blocks: edges, a residual, K not a multiple of the tile step', async () => {
+    const b = await WebGpuBackend.create({ gpu: nodeGpu() });
+    for (const [dtype, rows, cols, n] of [
+      ['q4_0', 130, 96, 66],
+      ['q8_0', 140, 64, 65],
+      ['f32', 9, 45, 6],
+    ] as const) {
+      const bytes = formats[dtype].quantize(values(rows * cols, 3), { rowLength: cols });
+      const deq = formats[dtype].dequantize(bytes, rows * cols);
+      const w = await b.upload(hostTensor(dtype, [rows, cols], bytes), { name: 'w' });
+      const g = new GraphBuilder();
+      const nt = g.param('n', { max: 80 });
+      const res = g.input('r', 'f32', [nt, rows]);
+      g.output('y', g.matmul(g.weight(w), g.input('x', 'f32', [nt, cols]), { residual: res }));
+      const x = values(n * cols, 9);
+      const r = values(n * rows, 11);
+      const { y } = await b.run(g.build(), { x, r, n });
+      for (let t = 0; t < n; t++) {
+        for (let o = 0; o < rows; o++) {
+          let s = r[t * rows + o];
+          let mag = Math.abs(s);
+          for (let i = 0; i < cols; i++) {
+            s += deq[o * cols + i] * x[t * cols + i];
+            mag += Math.abs(deq[o * cols + i] * x[t * cols + i]);
+          }
+          // One f32 sum in order over K (measured: 2e-7 of the magnitude at K = 256).
+          const e = Math.abs(y[t * rows + o] - s) / mag;
+          expect(e, `${dtype} token ${t} row ${o}`).toBeLessThan(5e-7);
+        }
+      }
+      b.free(w);
+    }
+    b.dispose();
+  });
+
+  it('profiles kernels alone and back to back, with timestamps unquantized in Node', async () => {
+    expect(dawnFlags('')).toEqual(['disable-dawn-features=timestamp_quantization']);
+    expect(dawnFlags('disable-dawn-features=a;backend=vulkan')).toEqual([
+      'disable-dawn-features=a,timestamp_quantization',
+      'backend=vulkan',
+    ]);
+    expect(dawnFlags('enable-dawn-features=timestamp_quantization')).toEqual([
+      'enable-dawn-features=timestamp_quantization',
+    ]);
+    const b = await WebGpuBackend.create({ gpu: nodeGpu(), timestamps: true });
+    const w = await b.upload(hostTensor('f32', [64, 64], values(64 * 64, 1)), { name: 'w' });
+    const g = new GraphBuilder();
+    g.output('y', g.matmul(g.weight(w), g.input('x', 'f32', [1, 64])));
+    const graph = g.build();
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await b.run(graph, { x: values(64, i) });
+      times.push(b.lastStep.gpuMs!);
+    }
+    // Quantized timestamps are whole multiples of 65.536 us (most often 0 for a kernel this small).
+    expect(times.some((t) => t > 0 && Math.abs(t / 0.065536 - Math.round(t / 0.065536)) > 1e-3)).toBe(true);
+    const [k] = await b.profileStep(graph, { x: values(64, 1) }, { reps: 5 });
+    expect(k.label).toBe('matvec f32');
+    expect(k.wallMs).toBeGreaterThan(0);
+    expect(k.repMs).toBeGreaterThan(0);
+    b.dispose();
   });
 });

@@ -48,7 +48,10 @@ import {
 import { type GpuFormat, gpuFormats } from './wgsl/formats.js';
 import {
   argmaxKernel,
+  attentionChunk,
+  attentionCombineKernel,
   attentionKernel,
+  attentionSplitKernel,
   copyKernel,
   type Elementwise,
   elementwiseKernel,
@@ -61,6 +64,7 @@ import {
   ropeKernel,
   softmaxKernel,
   tiledKernel,
+  tileShape,
 } from './wgsl/kernels.js';
 
 /**
@@ -74,14 +78,23 @@ import {
 export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
   /** Matmuls with at most this many tokens take the matrix-vector kernel (and its fused epilogues). Default 4. */
   matvecMaxTokens?: number;
-  /** Matrix-vector grid: threads per workgroup (default 256), most threads per row group (256), rows per group (4). */
-  matvec?: { wg?: number; maxTpr?: number; rows?: number };
+  /**
+   * Matrix-vector grid: threads per workgroup (default 256), most threads per row group (256), rows per group (4);
+   * for the word-sliced formats (Q4_0, Q8_0) also quant words per thread and block (`wpp`, default 1; 0 turns the
+   * path off) and the threads a dispatch aims for (`threads`, default 131072: row groups widen until it has them).
+   */
+  matvec?: { wg?: number; maxTpr?: number; rows?: number; wpp?: number; threads?: number };
   /** Measure GPU time per step with timestamp queries when the adapter has them (see `lastStep`). Default false. */
   timestamps?: boolean;
   /** Run the plan's fusions as single kernels. Default true. */
   fuse?: boolean;
   /** Largest buffer binding to use (default: the device's `maxStorageBufferBindingSize`); larger weights are split. */
   maxBindingBytes?: number;
+  /**
+   * Attention: keys per chunk (threads per workgroup; default 128, 32 on software adapters) and the workgroups a
+   * decode step's attention aims for by splitting the positions (default 256).
+   */
+  attention?: { chunk?: number; workgroups?: number };
 }
 
 /** What the last run did: dispatches in its pass and, with `timestamps`, the pass's GPU time. */
@@ -89,13 +102,41 @@ export interface StepStats {
   readonly dispatches: number;
   /** GPU time of the compute pass in milliseconds, or undefined without timestamps. */
   readonly gpuMs: number | undefined;
+  /** Host time from the start of the run to the return of `submit` (checks, step buffer, encoding), in ms. */
+  readonly hostMs: number;
+  /** Host time from `submit` until the outputs were read (GPU work, readback, event latency), in ms. */
+  readonly waitMs: number;
+}
+
+/**
+ * Options of {@link WebGpuBackend.greedy}.
+ *
+ * @example
+ * ```ts
+ * const opts: GreedyOptions = { steps: 128, depth: 3 };
+ * ```
+ */
+export interface GreedyOptions {
+  /** Steps (ids) to generate at most. */
+  readonly steps: number;
+  /** The i32 input `[1]` that takes each step's id (default `'tokens'`). */
+  readonly feed?: string;
+  /** The param that grows by one per step (default `'pos'`). */
+  readonly advance?: string;
+  /** Steps submitted before the oldest id is read back (default 3). */
+  readonly depth?: number;
 }
 
 /** GPU time of one kernel of a profiled step ({@link WebGpuBackend.profileStep}). */
 export interface KernelTime {
   /** Kernel, e.g. `'matvec q4_0+q4_0+q4_0 norm'`. */
   readonly label: string;
+  /** GPU time of the kernel alone in a pass (timestamps). */
   readonly ms: number;
+  /** With `reps`: host time per dispatch of `reps` back-to-back dispatches in one pass and submit. */
+  readonly wallMs?: number;
+  /** With `reps`: GPU time per dispatch of that pass (timestamps), when the adapter has them. */
+  readonly repMs?: number;
 }
 
 /** A tensor on the GPU: whole rows per buffer, each buffer within the largest binding. */
@@ -170,7 +211,7 @@ interface Dispatch {
   pipeline: GPUComputePipeline | undefined;
   bindGroup: GPUBindGroup | undefined;
   readonly build: () => Promise<void>;
-  /** Fills `out[0..1]` with the grid for these params. */
+  /** Fills `out[0..1]` (and `out[2]`, preset to 1) with the grid for these params. */
   readonly grid: (p: Readonly<Record<string, number>>, out: Uint32Array) => void;
   /** Runs only when the matmul it belongs to has at most / more than matvecMaxTokens rows. */
   readonly when: 'always' | 'small' | 'large';
@@ -201,12 +242,18 @@ interface Prepared {
   readonly stageF32: Float32Array;
   readonly stageI32: Int32Array;
   readonly inputOffsets: Map<number, number>;
+  /** u32 slots at the start of the step buffer: the graph's params, then values the host computes per step. */
+  readonly slots: number;
+  /** Fill the host-computed slots from this step's params (before the step buffer is written). */
+  readonly prestep: ((p: Readonly<Record<string, number>>, u32: Uint32Array) => void)[];
   readonly tables: RopeTable[];
   readonly args: GPUBuffer;
   readonly dispatches: Dispatch[];
   readonly outputs: { name: string; tensor: TensorRef; range: Range; readback: GPUBuffer; host: Float32Array }[];
   readonly grid: Uint32Array;
   readonly argmax: { dispatch: Dispatch; result: GPUBuffer; readback: GPUBuffer } | undefined;
+  /** Readback buffers of the steps in flight of {@link WebGpuBackend.greedy} (made on first use). */
+  ring?: GPUBuffer[];
   readonly timer: { query: GPUQuerySet; resolve: GPUBuffer; readback: GPUBuffer } | undefined;
   /** Made by the first profiled run: two timestamps per dispatch. */
   profiler?: { query: GPUQuerySet; resolve: GPUBuffer; readback: GPUBuffer; count: number };
@@ -242,7 +289,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
   readonly #graphBuffers = new Map<GPUBuffer, true>();
   readonly #binding: number;
   #lost: GpuDeviceLostError | undefined;
-  #stats: StepStats = { dispatches: 0, gpuMs: undefined };
+  #stats: StepStats = { dispatches: 0, gpuMs: undefined, hostMs: 0, waitMs: 0 };
   #lastArgmax = -1;
   #lastProfile: KernelTime[] = [];
   readonly #id = nextId++;
@@ -270,6 +317,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     this.device = device;
     this.info = info;
     this.#options = options;
+    this.timestamps = options.timestamps === true;
     this.alignment = Math.max(256, device.limits.minStorageBufferOffsetAlignment);
     const binding = Math.min(options.maxBindingBytes ?? Number.POSITIVE_INFINITY, info.maxStorageBufferBindingSize);
     this.#binding = binding;
@@ -283,6 +331,12 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       this.#lost = new GpuDeviceLostError(l.reason, l.message);
     });
   }
+
+  /**
+   * Whether runs measure their GPU time (`lastStep.gpuMs`): starts as the `timestamps` option; graphs first run
+   * with it off never measure. Turn it off to time steps without the timestamp readback.
+   */
+  timestamps: boolean;
 
   /** Dispatches and GPU time of the last run. */
   get lastStep(): StepStats {
@@ -472,9 +526,13 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         values.push(await make(`values ${i}`, plan.buffers[i].bytes, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST));
       }
 
-      // The step buffer: params, then inputs at their maxima, then rope tables.
-      // A spare range after the params stands in for positions that come from a param (no binding may overlap P).
-      const spareAt = up(4 * Math.max(1, graph.params.length));
+      // The step buffer: params and one slot per split attention (its split count this step), then inputs at their
+      // maxima, then rope tables. A spare range after the params stands in for positions that come from a param (no
+      // binding may overlap P).
+      const mvMax = this.#options.matvecMaxTokens ?? 4;
+      const splitNodes = plan.nodes.filter((n) => n.op === 'attention' && splitAttention(n.headDim));
+      const slots = graph.params.length + splitNodes.length;
+      const spareAt = up(4 * Math.max(1, slots));
       let at = spareAt + align;
       const inputOffsets = new Map<number, number>();
       for (const t of graph.inputs) {
@@ -536,7 +594,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         const c = g.chunks[chunk];
         return { buffer: c.buffer, offset: 0, size: Math.max(4, Math.ceil((c.rows * g.rowBytes) / 4) * 4) };
       };
-      const paramsRange: Range = { buffer: step, offset: 0, size: up(4 * Math.max(1, graph.params.length)) };
+      const paramsRange: Range = { buffer: step, offset: 0, size: up(4 * Math.max(1, slots)) };
+      const stageU32 = new Uint32Array(stage);
+      const prestep: Prepared['prestep'] = [];
       const tableRange = (t: RopeTable): Range => ({ buffer: step, offset: t.offset, size: t.bytes });
       const spare: Range = { buffer: step, offset: spareAt, size: align };
       const posRange = (p: Positions): Range => (isTensor(p) ? rangeOf(p) : spare);
@@ -859,13 +919,26 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       // Software adapters (SwiftShader: subgroups of 4 lanes) run small workgroups far faster than 256-wide ones.
       const software = this.info.subgroups && this.info.subgroupMax <= 4;
       const wgSize = Math.min(mvCfg.wg ?? (software ? 32 : 256), this.info.maxInvocations);
-      const matvecShape = (units: number): MatvecShape => {
+      const matvecShape = (units: number, fs: readonly GpuFormat[], totalRows: number): MatvecShape => {
+        const rows = mvCfg.rows ?? (wgSize <= 32 ? 2 : 4);
+        const maxTpr = Math.min(mvCfg.maxTpr ?? 256, wgSize);
+        const wpp = mvCfg.wpp ?? 1;
+        if (wpp > 0 && fs.every((f) => f.sliced !== undefined && f.sliced.words % wpp === 0)) {
+          // Word-sliced: a subgroup per row group, widened (splitting K) until the dispatch has enough threads to
+          // keep the memory system busy, while every thread still has a part to read.
+          const parts = Math.min(...fs.map((f) => (units * f.sliced!.words) / wpp));
+          const target = mvCfg.threads ?? 131072;
+          let tpr = Math.min(32, wgSize);
+          while (tpr < maxTpr && tpr * 2 <= parts && Math.ceil(totalRows / rows) * tpr < target) tpr *= 2;
+          return { wg: wgSize, tpr, rows, wpp };
+        }
         // Powers of two from 32 (a subgroup on most GPUs): few distinct kernels, so few compilations.
         let tpr = Math.min(32, wgSize);
-        while (tpr < units && tpr < Math.min(mvCfg.maxTpr ?? 256, wgSize)) tpr *= 2;
-        return { wg: wgSize, tpr, rows: mvCfg.rows ?? (wgSize <= 32 ? 2 : 4) };
+        while (tpr < units && tpr < maxTpr) tpr *= 2;
+        return { wg: wgSize, tpr, rows };
       };
 
+      const tile = tileShape(env);
       /** The tiled matmul of one node (the prompt path), one dispatch per weight chunk. */
       const emitTiled = (node: MatmulNode, when: Dispatch['when']) => {
         const w = node.weight.handle as GpuTensor;
@@ -888,8 +961,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             [w.cols, w.rows, w.rowBytes, c.row0, c.rows, r0, r1, r2],
             (p, out) => {
               const n = rowsOf(tokens, p);
-              out[0] = n === 0 ? 0 : Math.ceil(c.rows / 64);
-              out[1] = Math.ceil(n / 64);
+              out[0] = n === 0 ? 0 : Math.ceil(c.rows / tile.rows);
+              out[1] = Math.ceil(n / tile.tokens);
             },
             when,
             tokens,
@@ -904,7 +977,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         const w0 = first.weight.handle as GpuTensor;
         const K = w0.cols;
         const f0 = gpuFormats[w0.dtype] as GpuFormat;
-        const shape = matvecShape(f0.blockSize === 1 ? K : K / 32);
+        const fs = ms.map((m) => gpuFormats[(m.mm.weight.handle as GpuTensor).dtype] as GpuFormat);
+        const totalRows = (u.glu ? [ms[0]] : ms).reduce((n, m) => n + (m.mm.weight.handle as GpuTensor).rows, 0);
+        const shape = matvecShape(f0.blockSize === 1 ? K : K / 32, fs, totalRows);
         const perWg = (shape.wg / shape.tpr) * shape.rows;
         const x = u.norm ? u.norm.x : first.x;
         const tokens = first.x;
@@ -1055,6 +1130,92 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         );
       };
 
+      // Split attention: splits of the positions when few rows leave the GPU idle (decode), merged by a second
+      // kernel; the splits' partial sums go to one scratch buffer that every attention of the graph shares (they run
+      // one after the other).
+      const attnTarget = this.#options.attention?.workgroups ?? 256;
+      const attnChunk = (hd: number) => {
+        const c = this.#options.attention?.chunk;
+        return c === undefined
+          ? attentionChunk(env, hd)
+          : Math.max(32 * Math.ceil(c / 32), attentionChunk(env, hd) / (env.software ? 1 : 4), 32);
+      };
+      let scratchBytes = 16;
+      for (const n of splitNodes) {
+        if (n.op !== 'attention') continue;
+        const kr = (n.k.handle as GpuTensor).rows;
+        const sMax = Math.min(64, Math.ceil(kr / attnChunk(n.headDim)));
+        scratchBytes = Math.max(scratchBytes, mvMax * n.nHeads * sMax * (n.headDim / 4 + 1) * 16);
+      }
+      const scratch = splitNodes.length > 0 ? await make('attention splits', scratchBytes, Usage.STORAGE) : undefined;
+      const emitSplitAttention = (node: GraphNode & { op: 'attention' }, po: number, ps: number) => {
+        const k = node.k.handle as GpuTensor;
+        const v = node.v.handle as GpuTensor;
+        const f = gpuFormats[k.dtype] as GpuFormat;
+        const fv = gpuFormats[v.dtype] as GpuFormat;
+        const C = attnChunk(node.headDim);
+        const slot = graph.params.length + splitNodes.indexOf(node);
+        const sMax = Math.min(64, Math.ceil(k.rows / C));
+        const posParam = isTensor(node.positions) ? undefined : node.positions.name;
+        // Splits this step: enough workgroups for the GPU, at most one per chunk of keys (1 above the decode sizes).
+        prestep.push((p, u32) => {
+          const rows = rowsOf(node.q, p);
+          let s = 1;
+          if (rows > 0 && rows <= mvMax) {
+            let npos = posParam === undefined ? k.rows : p[posParam] + rows;
+            if (node.window > 0) npos = Math.min(npos, node.window);
+            s = Math.max(1, Math.min(Math.ceil(attnTarget / (rows * node.nHeads)), Math.ceil(npos / C), sMax));
+          }
+          u32[slot] = s;
+        });
+        const label = k.dtype === v.dtype ? `attention ${k.dtype}` : `attention ${k.dtype}/${v.dtype}`;
+        const heads = flat((p) => rowsOf(node.q, p) * node.nHeads, 1);
+        const kr = rangeOf(node.k);
+        const vr = rangeOf(node.v);
+        addDispatch(
+          node.name,
+          label,
+          attentionSplitKernel(f, fv, env, node.headDim, C),
+          [
+            rangeOf(node.q),
+            kr,
+            vr,
+            rangeOf(node.out),
+            posRange(node.positions),
+            { buffer: scratch!, offset: 0, size: scratchBytes },
+          ],
+          [
+            ...rowsArgs(node.q),
+            node.nHeads,
+            node.nKvHeads,
+            node.headDim,
+            f32bits(node.scale),
+            f32bits(node.softcap),
+            node.window,
+            k.rowBytes,
+            v.rowBytes,
+            slot,
+            po,
+            ps,
+          ],
+          (p, out) => {
+            heads(p, out);
+            out[2] = stageU32[slot];
+          },
+        );
+        addDispatch(
+          node.name,
+          'attention combine',
+          attentionCombineKernel(node.headDim),
+          [{ buffer: scratch!, offset: 0, size: scratchBytes }, rangeOf(node.out)],
+          [...rowsArgs(node.q), node.nHeads, 0, 0, 0, 0, 0, 0, 0, slot],
+          (p, out) => {
+            if (stageU32[slot] <= 1) out[0] = 0;
+            else heads(p, out);
+          },
+        );
+      };
+
       for (let i = 0; i < plan.nodes.length; i++) {
         if (fusedInto.has(i)) continue;
         const node = plan.nodes[i];
@@ -1125,6 +1286,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             if (node.headDim > 512)
               throw new GraphError(node.name, 'webgpu backend: head dims above 512 are not supported');
             const [po, ps] = posArgs(node.positions);
+            checks.push(positionCheck(node.name, node.positions, node.q, k.rows, 'the cache'));
+            if (splitAttention(node.headDim)) {
+              emitSplitAttention(node, po, ps);
+              break;
+            }
             addDispatch(
               node.name,
               k.dtype === v.dtype ? `attention ${k.dtype}` : `attention ${k.dtype}/${v.dtype}`,
@@ -1146,7 +1312,6 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
               ],
               flat((p) => rowsOf(node.q, p) * node.nHeads, 1),
             );
-            checks.push(positionCheck(node.name, node.positions, node.q, k.rows, 'the cache'));
             break;
           }
           case 'copy': {
@@ -1214,7 +1379,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       await Promise.all(dispatches.filter((d) => d.when !== 'large').map((d) => d.build()));
 
       if (first !== undefined && argmaxArgs !== undefined && argmaxResult !== undefined) {
-        const pipeline = await this.#pipeline(argmaxKernel(), 'argmax');
+        const pipeline = await this.#pipeline(
+          argmaxKernel(env.software ? 64 : Math.min(1024, this.info.maxInvocations)),
+          'argmax',
+        );
         const r = rangeOf(first.tensor);
         const bindGroup = this.device.createBindGroup({
           layout: pipeline.getBindGroupLayout(0),
@@ -1263,7 +1431,9 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         values,
         step,
         stage,
-        stageU32: new Uint32Array(stage),
+        stageU32,
+        slots,
+        prestep,
         stageF32: new Float32Array(stage),
         stageI32: new Int32Array(stage),
         inputOffsets,
@@ -1271,7 +1441,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         args: argsBuffer!,
         dispatches,
         outputs,
-        grid: new Uint32Array(2),
+        grid: new Uint32Array(3),
         argmax,
         timer,
         checks,
@@ -1305,23 +1475,138 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
   }
 
   /**
-   * Runs one step with every dispatch in a compute pass of its own between two timestamps, and returns each
-   * kernel's GPU time (needs the adapter's `timestamp-query`). The passes add a little time of their own; use it to
-   * see where a step goes, and `lastStep.gpuMs` of a normal run for the total.
+   * Greedy decoding with several steps in flight: each step takes the previous step's id on the GPU (copied from
+   * its argmax into the `feed` input), so the host submits step t+1 before it reads step t's id, and the GPU does
+   * not wait for the host between steps. `inputs` are the first step's (its `feed` holds the first token, `advance`
+   * its position); step t runs at `advance + t`. Yields the ids in order; stop early by leaving the loop (at EOS):
+   * the steps already in flight finish on the GPU and their ids are dropped. They have written the KV cache at the
+   * positions after the stop, which is harmless: a later step writes its position before it reads it. Do not run
+   * the same graph elsewhere while the generator is open.
    *
    * @example
    * ```ts
-   * const kernels = await backend.profileStep(graph, { tokens, nTokens: 1, pos: 0 });
+   * for await (const id of backend.greedy(graph, { tokens: Int32Array.of(1), nTokens: 1, pos: 0 }, { steps: 64 })) {
+   *   if (id === eos) break;
+   *   out.push(id);
+   * }
    * ```
    */
-  async profileStep(graph: Graph, inputs: RunInputs): Promise<KernelTime[]> {
+  async *greedy(graph: Graph, inputs: RunInputs, options: GreedyOptions): AsyncGenerator<number, void, undefined> {
+    const feed = options.feed ?? 'tokens';
+    const advance = options.advance ?? 'pos';
+    const depth = Math.max(1, Math.min(16, Math.floor(options.depth ?? 3)));
+    const input = graph.inputs.find((t) => t.name === feed);
+    if (input === undefined || input.dtype !== 'i32') {
+      throw new GraphError(feed, `webgpu backend: greedy() needs an i32 input '${feed}' to feed the ids back`);
+    }
+    if (!graph.params.some((q) => q.name === advance)) {
+      throw new GraphError(advance, `webgpu backend: greedy() needs a param '${advance}' to advance per step`);
+    }
+    const start = Number((inputs as Record<string, unknown>)[advance]);
+    const step: Record<string, unknown> = { ...inputs };
+    const pending: { map: Promise<void>; buffer: GPUBuffer }[] = [];
+    const take = async (q: { map: Promise<void>; buffer: GPUBuffer }) => {
+      await q.map;
+      this.#check();
+      const id = new Uint32Array(q.buffer.getMappedRange(0, 4))[0];
+      q.buffer.unmap();
+      return id;
+    };
+    try {
+      for (let t = 0; t < options.steps; t++) {
+        if (pending.length >= depth) yield await take(pending.shift()!);
+        step[advance] = start + t;
+        const ring: { buffer?: GPUBuffer } = {};
+        await this.run(
+          graph,
+          step as RunInputs,
+          {
+            argmax: true,
+            greedy: { feed: t > 0 ? input.id : -1, slot: t % depth, depth, ring },
+          } as RunOptions,
+        );
+        pending.push({ map: this.#map(ring.buffer!), buffer: ring.buffer! });
+      }
+      while (pending.length > 0) yield await take(pending.shift()!);
+    } finally {
+      // Left early (a stop) or failed: let the steps in flight finish and release their buffers.
+      for (const q of pending.splice(0)) {
+        try {
+          await q.map;
+          q.buffer.unmap();
+        } catch {
+          // A failed map leaves the buffer unmapped.
+        }
+      }
+    }
+  }
+
+  /**
+   * Runs one step with every dispatch in a compute pass of its own between two timestamps, and returns each
+   * kernel's GPU time (needs the adapter's `timestamp-query`). The passes add a little time of their own; use it to
+   * see where a step goes, and `lastStep.gpuMs` of a normal run for the total. With `reps`, each kernel then also
+   * runs `reps` times back to back in one pass (barriers between, as in a step), timed by the host and by
+   * timestamps: the figures to trust for short kernels. Repeating a kernel may leave garbage in the values and KV
+   * caches it writes: profile after measuring.
+   *
+   * @example
+   * ```ts
+   * const kernels = await backend.profileStep(graph, { tokens, nTokens: 1, pos: 0 }, { reps: 200 });
+   * ```
+   */
+  async profileStep(graph: Graph, inputs: RunInputs, options: { reps?: number } = {}): Promise<KernelTime[]> {
     if (!this.info.timestamps) throw new BackendError('webgpu backend: profiling needs the timestamp-query feature');
-    await this.run(graph, inputs, { profile: true } as RunOptions);
+    await this.run(graph, inputs, { profile: true, reps: Math.max(0, Math.floor(options.reps ?? 0)) } as RunOptions);
     return this.#lastProfile;
+  }
+
+  /** Each dispatch `reps` times in one pass: host time (submit to done) and GPU time per dispatch. */
+  async #repeat(
+    active: { d: Dispatch; grid: [number, number, number] }[],
+    times: KernelTime[],
+    reps: number,
+  ): Promise<KernelTime[]> {
+    const dev = this.device;
+    const query = dev.createQuerySet({ type: 'timestamp', count: 2 });
+    const resolve = await this.#buffer('repeat timestamps', 16, Usage.QUERY_RESOLVE | Usage.COPY_SRC);
+    const readback = await this.#buffer('repeat readback', 16, Usage.MAP_READ | Usage.COPY_DST);
+    const out: KernelTime[] = [];
+    try {
+      for (let k = 0; k < active.length; k++) {
+        const { d, grid } = active[k];
+        const enc = dev.createCommandEncoder();
+        const pass = enc.beginComputePass({
+          timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+        });
+        pass.setPipeline(d.pipeline!);
+        pass.setBindGroup(0, d.bindGroup!);
+        for (let r = 0; r < reps; r++) pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+        pass.end();
+        enc.resolveQuerySet(query, 0, 2, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, readback, 0, 16);
+        const cb = enc.finish();
+        // Start from an idle queue, so the host time covers this work only.
+        await dev.queue.onSubmittedWorkDone();
+        const w0 = performance.now();
+        dev.queue.submit([cb]);
+        await dev.queue.onSubmittedWorkDone();
+        const wallMs = (performance.now() - w0) / reps;
+        await this.#map(readback);
+        const ts = new BigUint64Array(readback.getMappedRange(0, 16).slice(0));
+        readback.unmap();
+        out.push({ ...times[k], wallMs, repMs: Number(ts[1] - ts[0]) / 1e6 / reps });
+      }
+    } finally {
+      query.destroy();
+      this.#destroy(resolve);
+      this.#destroy(readback);
+    }
+    return out;
   }
 
   /** @hidden Runs one step (the kit calls it). */
   protected async execute(p: Prepared, run: BoundRun, options: RunOptions): Promise<RunOutputs> {
+    const h0 = performance.now();
     this.#check();
     for (const c of p.checks) c(run);
     const graph = p.plan.graph;
@@ -1331,7 +1616,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     graph.params.forEach((q, i) => {
       u32[i] = params[q.name];
     });
-    let end = 4 * graph.params.length;
+    for (const f of p.prestep) f(params, u32);
+    let end = 4 * p.slots;
     for (const t of graph.inputs) {
       const arr = run.arrays[t.id]!;
       const off = p.inputOffsets.get(t.id)! / 4;
@@ -1370,6 +1656,19 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     if (end > 0) dev.queue.writeBuffer(p.step, 0, p.stage, 0, Math.ceil(end / 4) * 4);
 
     const argmax = (options as { argmax?: boolean }).argmax === true ? p.argmax : undefined;
+    const greedy = (options as { greedy?: { feed: number; slot: number; depth: number; ring: { buffer?: GPUBuffer } } })
+      .greedy;
+    if (greedy !== undefined) {
+      if (argmax === undefined) throw new BackendError('webgpu backend: greedy() needs a graph with an output');
+      if (p.ring === undefined || p.ring.length < greedy.depth) {
+        const ring = p.ring ?? [];
+        while (ring.length < greedy.depth) {
+          ring.push(await this.#buffer('greedy readback', 4, Usage.MAP_READ | Usage.COPY_DST));
+        }
+        p.ring = ring;
+      }
+      greedy.ring.buffer = p.ring[greedy.slot];
+    }
     const profile = (options as { profile?: boolean }).profile === true;
     if (profile && (p.profiler === undefined || p.profiler.count < p.dispatches.length + 1)) {
       const count = p.dispatches.length + 1;
@@ -1381,32 +1680,40 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       };
     }
     const enc = dev.createCommandEncoder();
+    // The previous step's id (still on the GPU) into this step's token input, after the step buffer's write.
+    if (greedy !== undefined && greedy.feed >= 0) {
+      enc.copyBufferToBuffer(argmax!.result, 0, p.step, p.inputOffsets.get(greedy.feed)!, 4);
+    }
     const profiled: string[] = [];
+    const active: { d: Dispatch; grid: [number, number, number] }[] = [];
     if (profile) {
       const prof = p.profiler!;
       const grid = p.grid;
       for (const d of p.dispatches) {
         if (d.when !== 'always' && rowsOf(d.tokens!, params) <= mvMax !== (d.when === 'small')) continue;
+        grid[2] = 1;
         d.grid(params, grid);
-        if (grid[0] === 0 || grid[1] === 0) continue;
+        if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) continue;
         const k = profiled.length;
         const pp = enc.beginComputePass({
           timestampWrites: { querySet: prof.query, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 },
         });
         pp.setPipeline(d.pipeline!);
         pp.setBindGroup(0, d.bindGroup!);
-        pp.dispatchWorkgroups(grid[0], grid[1]);
+        pp.dispatchWorkgroups(grid[0], grid[1], grid[2]);
         pp.end();
         profiled.push(d.label);
+        active.push({ d, grid: [grid[0], grid[1], grid[2]] });
       }
       if (profiled.length > 0) {
         enc.resolveQuerySet(prof.query, 0, 2 * profiled.length, prof.resolve, 0);
         enc.copyBufferToBuffer(prof.resolve, 0, prof.readback, 0, 16 * profiled.length);
       }
     }
+    const timer = greedy === undefined && this.timestamps ? p.timer : undefined;
     const pass = enc.beginComputePass(
-      p.timer
-        ? { timestampWrites: { querySet: p.timer.query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
+      timer
+        ? { timestampWrites: { querySet: timer.query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
         : undefined,
     );
     let count = 0;
@@ -1417,14 +1724,15 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         const small = rowsOf(d.tokens!, params) <= mvMax;
         if (small !== (d.when === 'small')) continue;
       }
+      grid[2] = 1;
       d.grid(params, grid);
-      if (grid[0] === 0 || grid[1] === 0) continue;
+      if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) continue;
       if (d.pipeline !== last) {
         pass.setPipeline(d.pipeline!);
         last = d.pipeline;
       }
       pass.setBindGroup(0, d.bindGroup!);
-      pass.dispatchWorkgroups(grid[0], grid[1]);
+      pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
       count++;
     }
     if (argmax !== undefined) {
@@ -1434,10 +1742,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       count++;
     }
     pass.end();
-    if (p.timer) enc.resolveQuerySet(p.timer.query, 0, 2, p.timer.resolve, 0);
-    if (p.timer) enc.copyBufferToBuffer(p.timer.resolve, 0, p.timer.readback, 0, 16);
+    if (timer) enc.resolveQuerySet(timer.query, 0, 2, timer.resolve, 0);
+    if (timer) enc.copyBufferToBuffer(timer.resolve, 0, timer.readback, 0, 16);
     const reads: { o: Prepared['outputs'][number]; bytes: number }[] = [];
-    if (argmax !== undefined) enc.copyBufferToBuffer(argmax.result, 0, argmax.readback, 0, 4);
+    if (greedy !== undefined) enc.copyBufferToBuffer(argmax!.result, 0, greedy.ring.buffer!, 0, 4);
+    else if (argmax !== undefined) enc.copyBufferToBuffer(argmax.result, 0, argmax.readback, 0, 4);
     else {
       for (const o of p.outputs) {
         const bytes = Math.ceil((numelAt(o.tensor, params) * 4) / 4) * 4;
@@ -1446,12 +1755,18 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       }
     }
     dev.queue.submit([enc.finish()]);
+    const h1 = performance.now();
+    if (greedy !== undefined) {
+      // The caller maps the ring buffer; nothing else is read back.
+      this.#stats = { dispatches: count, gpuMs: undefined, hostMs: h1 - h0, waitMs: 0 };
+      return {};
+    }
 
     let gpuMs: number | undefined;
     const maps: Promise<void>[] = [];
     if (argmax !== undefined) maps.push(this.#map(argmax.readback));
     for (const r of reads) if (r.bytes > 0) maps.push(this.#map(r.o.readback));
-    if (p.timer) maps.push(this.#map(p.timer.readback));
+    if (timer) maps.push(this.#map(timer.readback));
     if (profiled.length > 0) maps.push(this.#map(p.profiler!.readback));
     await Promise.all(maps);
     this.#check();
@@ -1460,11 +1775,13 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       p.profiler!.readback.unmap();
       this.#lastProfile = profiled.map((label, k) => ({ label, ms: Number(ts[2 * k + 1] - ts[2 * k]) / 1e6 }));
       count = profiled.length;
+      const reps = (options as { reps?: number }).reps ?? 0;
+      if (reps > 0) this.#lastProfile = await this.#repeat(active, this.#lastProfile, reps);
     }
-    if (p.timer) {
-      const ts = new BigUint64Array(p.timer.readback.getMappedRange(0, 16));
+    if (timer) {
+      const ts = new BigUint64Array(timer.readback.getMappedRange(0, 16));
       gpuMs = Number(ts[1] - ts[0]) / 1e6;
-      p.timer.readback.unmap();
+      timer.readback.unmap();
     }
     const out: Record<string, Float32Array> = {};
     if (argmax !== undefined) {
@@ -1479,7 +1796,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       }
       out[r.o.name] = this.deliver(options, r.o.name, r.o.host, n);
     }
-    this.#stats = { dispatches: count, gpuMs };
+    this.#stats = { dispatches: count, gpuMs, hostMs: h1 - h0, waitMs: performance.now() - h1 };
     return out;
   }
 }
@@ -1493,6 +1810,11 @@ function rowsOf(t: TensorRef, p: Readonly<Record<string, number>>): number {
     r *= typeof d === 'number' ? d : p[d.name];
   }
   return r;
+}
+
+/** Head dims the split attention kernel takes (vec4 columns); others run the plain kernel. */
+function splitAttention(headDim: number): boolean {
+  return headDim % 4 === 0 && headDim <= 512;
 }
 
 function isFusableCache(d: DTypeName): boolean {

@@ -14,7 +14,7 @@
 import { type BackendFactory, registerBackend } from '@nibble/tensor';
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 
-export type { KernelTime, StepStats, WebGpuBackendOptions } from './backend.js';
+export type { GreedyOptions, KernelTime, StepStats, WebGpuBackendOptions } from './backend.js';
 export { GpuTensor, WebGpuBackend, webgpuCapabilities } from './backend.js';
 export type { DeviceOptions, GpuInfo } from './device.js';
 export { GpuDeviceLostError, GpuOutOfMemoryError } from './device.js';

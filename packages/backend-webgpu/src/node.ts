@@ -31,8 +31,28 @@ let gpu: GPU | undefined;
 export function nodeGpu(): GPU {
   // dawn.node flags, e.g. NIBBLE_DAWN_FLAGS='enable-dawn-features=allow_unsafe_apis,disable_robustness' (';' between).
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
-  gpu ??= create((env?.NIBBLE_DAWN_FLAGS ?? '').split(';').filter((f) => f !== '')) as GPU;
+  gpu ??= create(dawnFlags(env?.NIBBLE_DAWN_FLAGS ?? '')) as GPU;
   return gpu;
+}
+
+/**
+ * dawn.node's flags from `NIBBLE_DAWN_FLAGS` (';' between flags), with Dawn's timestamp quantization off unless the
+ * flags name it: it rounds GPU timestamps to 65.536 us, a guard against timing attacks in browsers that only makes
+ * `lastStep.gpuMs` and profiles useless in Node.
+ *
+ * @example
+ * ```ts
+ * dawnFlags('enable-dawn-features=allow_unsafe_apis');
+ * // ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization']
+ * ```
+ */
+export function dawnFlags(spec: string): string[] {
+  const flags = spec.split(';').filter((f) => f !== '');
+  if (flags.some((f) => f.includes('timestamp_quantization'))) return flags;
+  const i = flags.findIndex((f) => f.startsWith('disable-dawn-features='));
+  if (i >= 0) flags[i] = `${flags[i]},timestamp_quantization`;
+  else flags.push('disable-dawn-features=timestamp_quantization');
+  return flags;
 }
 
 /**

@@ -20,6 +20,17 @@ export interface GpuFormat {
   readonly fastDot: boolean;
   /** WGSL for binding `W` (the name is substituted). */
   code(w: string): string;
+  /**
+   * The word-sliced matrix-vector path (Q4_0, Q8_0): a block's quants are `words` u32 words; a thread takes `wpp`
+   * consecutive words of one block (a "part") and `W_part(blk, j, xp)` returns the scaled dot of part j with the
+   * activations in `xp`, which the kernel loads as the vec4s at `xOffsets(wpp)` (relative to `8·block + wpp·j`).
+   * `W_vals(blk, j)` returns the part's weights themselves, as the vec4s of elements `4·(wpp·j + offset)..`.
+   */
+  readonly sliced?: {
+    readonly words: number;
+    xOffsets(wpp: number): number[];
+    code(w: string, wpp: number): string;
+  };
 }
 
 /** Byte access helpers over a u32 array. */
@@ -55,8 +66,37 @@ fn ${w}_dot(blk: u32, u: u32, xv: ptr<function, array<vec4f, 8>>) -> f32 {
 const unpackU8 = `fn u8x4(q: u32) -> vec4u { return (vec4u(q) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(255u); }
 fn i8x4(q: u32) -> vec4f { return vec4f(bitcast<vec4i>(vec4u(q) << vec4u(24u, 16u, 8u, 0u)) >> vec4u(24u)); }`;
 
+/**
+ * `wpp` words of quants starting at byte `q0` (2-aligned: Q4_0/Q8_0 blocks are 18/34 bytes), each joined from two
+ * aligned loads, into `w0..`; a 16-bit shift when q0 is not 4-aligned. The scale is the f16 at byte `blk`.
+ */
+function slicedWords(w: string, wpp: number): string {
+  const lines = [
+    `let dword = ${w}[blk >> 2u];`,
+    `let d = unpack2x16float(dword >> ((blk & 2u) * 8u)).x;`,
+    `let i0 = q0 >> 2u;`,
+    `let sh = (q0 & 2u) * 8u;`,
+    `let sl = 16u - sh;`,
+    `var lo = ${w}[i0];`,
+  ];
+  for (let i = 0; i < wpp; i++) {
+    lines.push(`let n${i} = ${w}[i0 + ${i + 1}u];`);
+    // sh = 16: (lo >> 16) | (n << 16); sh = 0: lo (the << 16 << 16 clears n).
+    lines.push(`let w${i} = (${i === 0 ? 'lo' : `n${i - 1}`} >> sh) | ((n${i} << 16u) << sl);`);
+  }
+  return lines.join('\n  ');
+}
+
+/**
+ * Nibbles and bytes to floats without integer conversions (a quarter-rate instruction on NVIDIA): OR a small integer
+ * into the mantissa of 2^23 and subtract. Q4_0: 2^23 + 8 takes the offset too; Q8_0: bytes flipped to unsigned + 128.
+ */
+const magic = `fn nib4(q: u32) -> vec4f { return bitcast<vec4f>(((vec4u(q) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(15u)) | vec4u(0x4b000000u)) - vec4f(8388616.0); }
+fn sb4(q: u32) -> vec4f { return bitcast<vec4f>(((vec4u(q ^ 0x80808080u) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(255u)) | vec4u(0x4b000000u)) - vec4f(8388736.0); }`;
+
 /** Shared helpers every kernel that decodes includes once. */
 export const formatPrelude = `${unpackU8}
+${magic}
 const IQ4NL = array<f32, 16>(-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
 const MXFP4 = array<f32, 16>(0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
 fn e8m0_half(e: u32) -> f32 { if (e < 2u) { return bitcast<f32>(0x00200000u << e); } return bitcast<f32>((e - 1u) << 23u); }
@@ -81,6 +121,47 @@ fn ${w}_dot(blk: u32, u: u32, xv: ptr<function, array<vec4f, 8>>) -> f32 {
   return ${w}_h(blk) * s;
 }`;
 }
+
+/** Q4_0 part j: words j·wpp.. of the 4; lows are elements 4i..4i+3, highs 16 + 4i..; xp = lows then highs. */
+const q4_0Sliced = {
+  words: 4,
+  xOffsets: (wpp: number) => [
+    ...Array.from({ length: wpp }, (_, i) => i),
+    ...Array.from({ length: wpp }, (_, i) => 4 + i),
+  ],
+  code: (w: string, wpp: number) => `
+fn ${w}_part(blk: u32, j: u32, xp: ptr<function, array<vec4f, ${2 * wpp}>>) -> f32 {
+  let q0 = blk + 2u + ${4 * wpp}u * j;
+  ${slicedWords(w, wpp)}
+  var s = 0.0;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot(nib4(w${i}), (*xp)[${i}]) + dot(nib4(w${i} >> 4u), (*xp)[${wpp + i}]);`).join('\n  ')}
+  return d * s;
+}
+fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${2 * wpp}> {
+  let q0 = blk + 2u + ${4 * wpp}u * j;
+  ${slicedWords(w, wpp)}
+  return array<vec4f, ${2 * wpp}>(${[...Array.from({ length: wpp }, (_, i) => `d * nib4(w${i})`), ...Array.from({ length: wpp }, (_, i) => `d * nib4(w${i} >> 4u)`)].join(', ')});
+}`,
+};
+
+/** Q8_0 part j: words j·wpp.. of the 8, elements 4i..4i+3 each. */
+const q8_0Sliced = {
+  words: 8,
+  xOffsets: (wpp: number) => Array.from({ length: wpp }, (_, i) => i),
+  code: (w: string, wpp: number) => `
+fn ${w}_part(blk: u32, j: u32, xp: ptr<function, array<vec4f, ${wpp}>>) -> f32 {
+  let q0 = blk + 2u + ${4 * wpp}u * j;
+  ${slicedWords(w, wpp)}
+  var s = 0.0;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot(sb4(w${i}), (*xp)[${i}]);`).join('\n  ')}
+  return d * s;
+}
+fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${wpp}> {
+  let q0 = blk + 2u + ${4 * wpp}u * j;
+  ${slicedWords(w, wpp)}
+  return array<vec4f, ${wpp}>(${Array.from({ length: wpp }, (_, i) => `d * sb4(w${i})`).join(', ')});
+}`,
+};
 
 function iq4_nl(w: string): string {
   return `${bytes(w)}
@@ -373,8 +454,9 @@ function fmt(
   blockBytes: number,
   fastDot: boolean,
   code: (w: string) => string,
+  sliced?: GpuFormat['sliced'],
 ): GpuFormat {
-  return Object.freeze({ dtype, blockSize, blockBytes, fastDot, code });
+  return Object.freeze({ dtype, blockSize, blockBytes, fastDot, code, ...(sliced ? { sliced } : {}) });
 }
 
 /** Every format the WebGPU backend can decode. */
@@ -382,11 +464,11 @@ export const gpuFormats: Readonly<Partial<Record<DTypeName, GpuFormat>>> = Objec
   f32: fmt('f32', 1, 4, true, (w) => scalar(w, 'f32')),
   f16: fmt('f16', 1, 2, true, (w) => scalar(w, 'f16')),
   bf16: fmt('bf16', 1, 2, true, (w) => scalar(w, 'bf16')),
-  q4_0: fmt('q4_0', 32, 18, true, q4_0),
+  q4_0: fmt('q4_0', 32, 18, true, q4_0, q4_0Sliced),
   q4_1: fmt('q4_1', 32, 20, true, q4_1),
   q5_0: fmt('q5_0', 32, 22, true, (w) => q5(w, false)),
   q5_1: fmt('q5_1', 32, 24, true, (w) => q5(w, true)),
-  q8_0: fmt('q8_0', 32, 34, true, q8_0),
+  q8_0: fmt('q8_0', 32, 34, true, q8_0, q8_0Sliced),
   q8_1: fmt('q8_1', 32, 36, true, q8_1),
   q2_K: fmt('q2_K', 256, 84, false, q2_K),
   q3_K: fmt('q3_K', 256, 110, false, q3_K),

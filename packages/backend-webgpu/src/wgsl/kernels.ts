@@ -101,6 +101,11 @@ export interface MatvecShape {
   readonly tpr: number;
   /** Rows each thread group computes (even). */
   readonly rows: number;
+  /**
+   * Word-sliced formats (Q4_0, Q8_0): quant words per thread and block (a power of two dividing the block's words);
+   * 0 or absent: 32-element units per thread.
+   */
+  readonly wpp?: number;
 }
 
 /** One weight of a fused matvec and how its rows are written. */
@@ -122,7 +127,9 @@ export interface MatvecSpec {
 /**
  * Matrix-vector (one activation row per workgroup row of the grid: `wid.y` is the token). A workgroup has
  * `wg / tpr` thread groups; each computes `rows` weight rows, every thread striding over 32-element units and keeping
- * one accumulator per row, so the 32 activations of a unit are loaded once for all rows. Rows are then summed with
+ * one accumulator per row, so the 32 activations of a unit are loaded once for all rows. Word-sliced formats (Q4_0,
+ * Q8_0, `shape.wpp`) stride over parts of blocks instead: neighbouring threads read neighbouring quant words of one
+ * row (coalesced) and the vec4s of activations those words multiply. Rows are then summed with
  * subgroupAdd (or a shared-memory tree) and one thread per row pair runs the epilogue (bias, rope, residual, store or
  * KV write). Several weights over the same activations (q, k, v) share one dispatch: the grid's workgroups are split
  * between them. With `norm`, every workgroup first computes the activation row's rms and normalises as it loads.
@@ -156,9 +163,12 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   if (e0.residual) bind.push('@group(0) @binding(5) var<storage, read_write> Res: array<f32>;');
   if (anyRope) bind.push('@group(0) @binding(6) var<storage, read_write> T: array<vec2f>;');
   if (anyCache) bind.push('@group(0) @binding(7) var<storage, read_write> Pos: array<i32>;');
-  if (norm) bind.push('@group(0) @binding(8) var<storage, read_write> NW: array<f32>;');
+  if (norm) bind.push(`@group(0) @binding(8) var<storage, read_write> NW: array<${scalar ? 'f32' : 'vec4f'}>;`);
   for (let i = 0; i < segs.length; i++) bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<u32>;`);
+  // Word-sliced only when every weight of the dispatch has the path (q, k, v may differ in format).
+  const wpp = s.wpp !== undefined && s.wpp > 0 && segs.every((g) => g.f.sliced !== undefined) ? s.wpp : 0;
   const codes = new Set(segs.map((g, i) => g.f.code(`W${i}`)));
+  if (wpp > 0) for (const [i, g] of segs.entries()) codes.add(g.f.sliced!.code(`W${i}`, wpp));
 
   // Per segment: N, rowBytes, row0, chunkRows, wg0, headDim, nRot, pairs.
   const sa = (i: string | number, k: number) =>
@@ -181,6 +191,28 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
         ),
       )
       .join('\n    ');
+    if (wpp > 0) {
+      // Parts: (block, j) with j < words / wpp; a part's activations are the vec4s at 8·block + wpp·j + offsets.
+      const sl = f.sliced!;
+      const per = sl.words / wpp;
+      const offs = sl.xOffsets(wpp);
+      const loads = offs
+        .map((o, m) => `xp[${m}] = X[xb + xo + ${o}u]${norm ? ` * inv * NW[xo + ${o}u]` : ''};`)
+        .join('\n    ');
+      const pdots = ws
+        .map((w, wi) => rep(R, (r) => `acc${wi * R + r} += W${w}_part(ro${r} + b * ${segs[w].f.blockBytes}u, j, &xp);`))
+        .join('\n    ');
+      return `
+  let np = (K / 32u) * ${per}u;
+  var xp: array<vec4f, ${offs.length}>;
+  for (var u = t; u < np; u += ${s.tpr}u) {
+    let b = u / ${per}u;
+    let j = u % ${per}u;
+    let xo = 8u * b + ${wpp}u * j;
+    ${loads}
+    ${pdots}
+  }`;
+    }
     if (scalar) {
       return `
   for (var i = t; i < K; i += ${s.tpr}u) {
@@ -189,11 +221,7 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   }`;
     }
     const nx = norm
-      ? Array.from(
-          { length: 8 },
-          (_, k) =>
-            `xv[${k}] = X[xo + ${k}u] * inv * vec4f(NW[4u * (u * 8u + ${k}u)], NW[4u * (u * 8u + ${k}u) + 1u], NW[4u * (u * 8u + ${k}u) + 2u], NW[4u * (u * 8u + ${k}u) + 3u]);`,
-        ).join('\n    ')
+      ? Array.from({ length: 8 }, (_, k) => `xv[${k}] = X[xo + ${k}u] * inv * NW[u * 8u + ${k}u];`).join('\n    ')
       : Array.from({ length: 8 }, (_, k) => `xv[${k}] = X[xo + ${k}u];`).join(' ');
     return `
   for (var u = t; u < nu; u += ${s.tpr}u) {
@@ -339,13 +367,31 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 // ---- tiled matrix-matrix --------------------------------------------------------------------------------------------
 
 /**
- * Tiled matrix-matrix for several tokens: a workgroup of 256 threads computes a 64 (weight rows) x 64 (tokens) tile,
- * each thread a 4x4 block of it, over K in steps of 32: the weight tile is decoded from its blocks into shared memory
- * once and used by all 64 tokens, the activation tile is loaded once and used by all 64 rows.
+ * Output tile of a tiled-matmul workgroup: 128 weight rows x 64 tokens (256 threads, 8 x 4 outputs each) on GPUs;
+ * 32 x 32 (64 threads, 4 x 4) on software adapters, where compiling a kernel takes time in proportion to its
+ * workgroup arrays (seconds for the GPU tile on SwiftShader). The same code either way.
+ */
+export function tileShape(env: KernelEnv): { rows: number; tokens: number } {
+  return env.software ? { rows: 32, tokens: 32 } : { rows: 128, tokens: 64 };
+}
+
+/**
+ * Tiled matrix-matrix for several tokens (the prompt path): a workgroup computes a TR (weight rows) x TT (tokens)
+ * tile ({@link tileShape}), each thread RV·4 rows (RV vec4 groups TR/(4·RV) apart) x 4 tokens, over K in steps of
+ * 32. Per step the weight tile is decoded from its blocks into workgroup memory once (k-major, so a thread's rows
+ * are vec4 loads), two threads per row (Q4_0/Q8_0: half a block each, a word at a time), and used by all TT
+ * tokens; the activation tile is loaded once and used by all TR rows. Per k a thread does 16·RV FMAs for RV + 1 vec4
+ * loads from workgroup memory (the activations' a broadcast).
  *
  * Args: 0 K, 1 N, 2 rowBytes, 3 chunk's first row, 4 chunk rows, 5/6/7 tokens (rows_of).
  */
 export function tiledKernel(f: GpuFormat, env: KernelEnv, e: { bias: boolean; residual: boolean }): string {
+  const { rows: TR, tokens: TT } = tileShape(env);
+  const T = 2 * TR;
+  const RV = (TR * TT) / (16 * T);
+  const RG = TR / (4 * RV);
+  const XK = (32 * TT) / T;
+  const XS = TT / 4 + 1;
   const scalar = f.blockSize === 1;
   const bind = [
     '@group(0) @binding(2) var<storage, read_write> X: array<f32>;',
@@ -354,16 +400,51 @@ export function tiledKernel(f: GpuFormat, env: KernelEnv, e: { bias: boolean; re
   ];
   if (e.bias) bind.push('@group(0) @binding(5) var<storage, read_write> Bias: array<f32>;');
   if (e.residual) bind.push('@group(0) @binding(6) var<storage, read_write> Res: array<f32>;');
-  // Weight element (row rr of the chunk, column kk): scalar formats address elements, block formats blocks.
+  // Weight element (row byte offset ro, column kk): scalar formats address elements, block formats blocks.
   const wget = scalar
-    ? `W_get(rr * rowBytes + kk * ${f.blockBytes}u, 0u)`
-    : `W_get(rr * rowBytes + (kk / ${f.blockSize}u) * ${f.blockBytes}u, kk % ${f.blockSize}u)`;
+    ? `W_get(ro + kk * ${f.blockBytes}u, 0u)`
+    : `W_get(ro + (kk / ${f.blockSize}u) * ${f.blockBytes}u, kk % ${f.blockSize}u)`;
+  const ws = (k: string) => `Ws[(${k}) * ${TR / 4}u + lr / 4u][lr % 4u]`;
+  // Word-sliced formats decode a row's block in two halves, a word at a time.
+  const sl = f.sliced;
+  const wpp = sl ? sl.words / 2 : 0;
+  let wload = `for (var i = 0u; i < 16u; i++) {
+      let k = 16u * lh + i;
+      let kk = k0 + k;
+      var wv = 0.0;
+      if (kk < K) { wv = ${wget}; }
+      ${ws('k')} = wv;
+    }`;
+  if (sl) {
+    const offs = sl.xOffsets(wpp);
+    wload = `let wv = W_vals(ro + (k0 / 32u) * ${f.blockBytes}u, lh);
+    ${offs
+      .flatMap((o, m) => [0, 1, 2, 3].map((c) => `${ws(`4u * (${wpp}u * lh + ${o}u) + ${c}u`)} = wv[${m}][${c}];`))
+      .join('\n    ')}`;
+  }
+  const fmas = Array.from({ length: RV }, (_, v) =>
+    ['x', 'y', 'z', 'w'].map((c, j) => `acc[${4 * v + j}] += w${v} * x.${c};`).join(' '),
+  ).join('\n      ');
   return `${enableSubgroups({ ...env, subgroups: false })}${header}${formatPrelude}
 ${bind.join('\n')}
 ${f.code('W')}
-var<workgroup> Ws: array<array<f32, 65>, 32>;
-var<workgroup> Xs: array<array<f32, 65>, 32>;
-@compute @workgroup_size(256)
+${sl ? sl.code('W', wpp) : ''}
+fn store(v4: vec4f, tok: u32, r0: u32, nTok: u32, chunkRows: u32, N: u32) {
+  if (tok >= nTok) { return; }
+  for (var i = 0u; i < 4u; i++) {
+    let local = r0 + i;
+    if (local >= chunkRows) { return; }
+    let o = a(3u) + local;
+    var v = v4[i];
+    ${e.bias ? 'v += Bias[o];' : ''}
+    ${e.residual ? 'v += Res[tok * N + o];' : ''}
+    Y[tok * N + o] = v;
+  }
+}
+// [32 k][${TR} rows] and [32 k][${TT} tokens + 4 of padding against bank conflicts], as vec4s.
+var<workgroup> Ws: array<vec4f, ${8 * TR}>;
+var<workgroup> Xs: array<vec4f, ${32 * XS}>;
+@compute @workgroup_size(${T})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u) {
   _ = P[0];
   let K = a(0u);
@@ -371,51 +452,36 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let rowBytes = a(2u);
   let chunkRows = a(4u);
   let nTok = rows_of(5u);
-  let row0 = wid.x * 64u;
-  let tok0 = wid.y * 64u;
-  let tr = (lid % 16u) * 4u;
-  let tt = (lid / 16u) * 4u;
-  var acc: array<vec4f, 4>;
+  let row0 = wid.x * ${TR}u;
+  let tok0 = wid.y * ${TT}u;
+  // Compute: row vec4 groups rg, rg + ${RG}, ..; tokens 4·tg...
+  let rg = lid % ${RG}u;
+  let tg = lid / ${RG}u;
+  // Loads: weights of row lr, k 16·lh..; activations of token lt, k ${XK}·lq...
+  let lr = lid % ${TR}u;
+  let lh = lid / ${TR}u;
+  let ro = min(row0 + lr, chunkRows - 1u) * rowBytes;
+  let lt = lid / ${32 / XK}u;
+  let lq = lid % ${32 / XK}u;
+  let xrow = min(tok0 + lt, nTok - 1u) * K;
+  var acc: array<vec4f, ${4 * RV}>;
   for (var k0 = 0u; k0 < K; k0 += 32u) {
-    // 64 x 32 weights and 64 x 32 activations, 8 of each per thread.
-    for (var q = 0u; q < 8u; q++) {
-      let e = lid + q * 256u;
-      let rl = e / 32u;
-      let kl = e % 32u;
-      let kk = k0 + kl;
-      let rr = min(row0 + rl, chunkRows - 1u);
-      var wv = 0.0;
-      if (kk < K) { wv = ${wget}; }
-      Ws[kl][rl] = wv;
-      let tk = min(tok0 + rl, nTok - 1u);
+    ${wload}
+    let xk = k0 + ${XK}u * lq;
+    for (var i = 0u; i < ${XK}u; i++) {
       var xv = 0.0;
-      if (kk < K) { xv = X[tk * K + kk]; }
-      Xs[kl][rl] = xv;
+      if (xk + i < K) { xv = X[xrow + xk + i]; }
+      Xs[(${XK}u * lq + i) * ${XS}u + lt / 4u][lt % 4u] = xv;
     }
     workgroupBarrier();
-    let kn = min(32u, K - k0);
-    for (var k = 0u; k < kn; k++) {
-      let w4 = vec4f(Ws[k][tr], Ws[k][tr + 1u], Ws[k][tr + 2u], Ws[k][tr + 3u]);
-      acc[0] += w4 * Xs[k][tt];
-      acc[1] += w4 * Xs[k][tt + 1u];
-      acc[2] += w4 * Xs[k][tt + 2u];
-      acc[3] += w4 * Xs[k][tt + 3u];
+    for (var k = 0u; k < 32u; k++) {
+      ${Array.from({ length: RV }, (_, v) => `let w${v} = Ws[k * ${TR / 4}u + ${v * RG}u + rg];`).join('\n      ')}
+      let x = Xs[k * ${XS}u + tg];
+      ${fmas}
     }
     workgroupBarrier();
   }
-  for (var j = 0u; j < 4u; j++) {
-    let tok = tok0 + tt + j;
-    if (tok >= nTok) { break; }
-    for (var i = 0u; i < 4u; i++) {
-      let local = row0 + tr + i;
-      if (local >= chunkRows) { break; }
-      let o = a(3u) + local;
-      var v = acc[j][i];
-      ${e.bias ? 'v += Bias[o];' : ''}
-      ${e.residual ? 'v += Res[tok * N + o];' : ''}
-      Y[tok * N + o] = v;
-    }
-  }
+  ${Array.from({ length: 4 * RV }, (_, q) => `store(acc[${q}], tok0 + 4u * tg + ${q % 4}u, row0 + ${4 * RG * Math.floor(q / 4)}u + 4u * rg, nTok, chunkRows, N);`).join('\n  ')}
 }`;
 }
 
@@ -815,27 +881,272 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }`;
 }
 
+/**
+ * Four consecutive elements (from element `e`, a multiple of 4) of the cache row starting at byte `row`, and the
+ * binding's element type: f32/f16/bf16 caches read as vectors (their rows are whole vectors), others as u32 words
+ * through the format's decoders.
+ */
+function cacheGet4(g: GpuFormat, w: string): { type: string; code: string } {
+  switch (g.dtype) {
+    case 'f32':
+      return {
+        type: 'vec4u',
+        code: `fn ${w}_get4(row: u32, e: u32) -> vec4f { return bitcast<vec4f>(${w}[(row >> 4u) + (e >> 2u)]); }`,
+      };
+    case 'f16':
+      return {
+        type: 'vec2u',
+        code: `fn ${w}_get4(row: u32, e: u32) -> vec4f { let v = ${w}[(row >> 3u) + (e >> 2u)]; return vec4f(unpack2x16float(v.x), unpack2x16float(v.y)); }`,
+      };
+    case 'bf16':
+      return {
+        type: 'vec2u',
+        code: `fn ${w}_get4(row: u32, e: u32) -> vec4f {
+  let v = ${w}[(row >> 3u) + (e >> 2u)];
+  return bitcast<vec4f>(vec4u(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u));
+}`,
+      };
+    case 'q8_0':
+      return {
+        type: 'u32',
+        code: `${g.code(w)}
+fn ${w}_get4(row: u32, e: u32) -> vec4f { let blk = row + (e >> 5u) * 34u; return ${w}_h(blk) * i8x4(${w}_b32(blk + 2u + (e & 31u))); }`,
+      };
+    default: {
+      const get = (k: number) =>
+        g.blockSize === 1
+          ? `${w}_get(row + (e + ${k}u) * ${g.blockBytes}u, 0u)`
+          : `${w}_get(row + ((e + ${k}u) / ${g.blockSize}u) * ${g.blockBytes}u, (e + ${k}u) % ${g.blockSize}u)`;
+      return {
+        type: 'u32',
+        code: `${g.code(w)}
+fn ${w}_get4(row: u32, e: u32) -> vec4f { return vec4f(${get(0)}, ${get(1)}, ${get(2)}, ${get(3)}); }`,
+      };
+    }
+  }
+}
+
+/** Keys per chunk (= threads) of the split attention: 128 on GPUs, 32 on software adapters (idle lanes cost there). */
+export function attentionChunk(env: KernelEnv, headDim: number): number {
+  const min = Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, headDim / 4))));
+  return env.software ? min : Math.max(128, min);
+}
+
+/**
+ * Causal GQA attention for head dims that are a multiple of 4 (up to 4 · chunk): a workgroup per (query row, head,
+ * split of the positions), `C` threads. Per chunk of C keys, each thread scores one key (q · k, q pre-scaled, held in
+ * workgroup memory), the workgroup takes the chunk's max and sum (online softmax), then each thread accumulates one
+ * vec4 of output dims over every G-th key of the chunk (G = C / (headDim / 4) key groups), reduced at the end. With one
+ * split (num_workgroups.z = 1) it writes the output; with several, each split writes its unnormalised sums, max and
+ * sum to the scratch `Scr` and {@link attentionCombineKernel} merges them (flash-decoding).
+ *
+ * Bindings: 2 Q, 3 Kc, 4 Vc, 5 O, 6 Pos, 7 Scr (seven storage buffers: WebGPU's default limit is eight).
+ * Args: 0-2 rows, 3 nHeads, 4 nKvHeads, 6 scale, 7 softcap, 8 window, 9/10 rowBytes of the K/V caches,
+ * 12/13 positions. Grid: x, y over (row, head) (`wg_index`), z the splits.
+ */
+export function attentionSplitKernel(
+  f: GpuFormat,
+  fv: GpuFormat,
+  env: KernelEnv,
+  headDim: number,
+  C = attentionChunk(env, headDim),
+): string {
+  const D4 = headDim / 4;
+  if (C < D4 || C % 32 !== 0) throw new Error(`attention chunk ${C} must be a multiple of 32 and >= headDim / 4`);
+  const G = Math.floor(C / D4);
+  const gk = cacheGet4(f, 'Kc');
+  const gv = cacheGet4(fv, 'Vc');
+  const useSg = env.subgroups;
+  // Workgroup max / sum of one value per thread: subgroup reductions then the subgroups' partials, or a tree.
+  const reduce = (op: 'max' | 'add') => {
+    const comb = op === 'max' ? (a: string, b: string) => `max(${a}, ${b})` : (a: string, b: string) => `${a} + ${b}`;
+    return useSg
+      ? `fn wg_${op}(v: f32, lid: u32, sgi: u32, sgs: u32) -> f32 {
+  let s = subgroup${op === 'max' ? 'Max' : 'Add'}(v);
+  workgroupBarrier();
+  if (sgi == 0u) { red[lid / sgs] = s; }
+  workgroupBarrier();
+  var t = red[0];
+  for (var k = 1u; k < ${C}u / sgs; k++) { t = ${comb('t', 'red[k]')}; }
+  return t;
+}`
+      : `fn wg_${op}(v: f32, lid: u32, sgi: u32, sgs: u32) -> f32 {
+  workgroupBarrier();
+  red[lid] = v;
+  workgroupBarrier();
+  for (var st = ${C / 2}u; st > 0u; st >>= 1u) {
+    if (lid < st) { red[lid] = ${comb('red[lid]', 'red[lid + st]')}; }
+    workgroupBarrier();
+  }
+  return red[0];
+}`;
+  };
+  return `${enableSubgroups(env)}${header}${formatPrelude}
+@group(0) @binding(2) var<storage, read_write> Q: array<vec4f>;
+@group(0) @binding(3) var<storage, read> Kc: array<${gk.type}>;
+@group(0) @binding(4) var<storage, read> Vc: array<${gv.type}>;
+@group(0) @binding(5) var<storage, read_write> O: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> Pos: array<i32>;
+@group(0) @binding(7) var<storage, read_write> Scr: array<vec4f>;
+${gk.code}
+${gv.code}
+${positions}
+${actFns}
+var<workgroup> qs: array<vec4f, ${D4}>;
+var<workgroup> pr: array<f32, ${C}>;
+var<workgroup> red: array<f32, ${C}>;
+var<workgroup> part: array<vec4f, ${G * D4}>;
+var<workgroup> wu: u32;
+var<workgroup> wp: u32;
+${reduce('max')}
+${reduce('add')}
+@compute @workgroup_size(${C})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u${useSg ? ', @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32' : ''}) {
+  ${useSg ? '' : 'let sgi = 0u; let sgs = 1u;'}
+  _ = P[0];
+  _ = Kc[0];
+  _ = Vc[0];
+  _ = Pos[0];
+  _ = Scr[0];
+  let heads = a(3u);
+  let idx = wid.y * nwg.x + wid.x;
+  let r = idx / heads;
+  let h = idx % heads;
+  if (lid == 0u) { wu = rows_of(0u); }
+  if (r >= workgroupUniformLoad(&wu)) { return; }
+  let kh = h / (heads / a(4u));
+  let ko = kh * ${headDim}u;
+  let qo = (r * heads + h) * ${D4}u;
+  let scale = af(6u);
+  let cap = af(7u);
+  if (lid < ${D4}u) { qs[lid] = Q[qo + lid] * scale; }
+  if (lid == 0u) { wp = pos_of(12u, r); }
+  let p = workgroupUniformLoad(&wp);
+  let win = a(8u);
+  var t0 = 0u;
+  if (win > 0u && p + 1u > win) { t0 = p + 1u - win; }
+  // This split's keys [a0, a1): the positions cut into nwg.z ranges of whole chunks.
+  let ns = nwg.z;
+  let per = ((p + 1u - t0 + ns - 1u) / ns + ${C - 1}u) / ${C}u * ${C}u;
+  let a0 = t0 + wid.z * per;
+  let a1 = min(p + 1u, a0 + per);
+  let rbk = a(9u);
+  let rbv = a(10u);
+  // Output vec4 column c over key group g.
+  let c = lid % ${D4}u;
+  let g = lid / ${D4}u;
+  var m = -3.4e38;
+  var l = 0.0;
+  var acc = vec4f(0.0);
+  for (var c0 = a0; c0 < a1; c0 += ${C}u) {
+    let t = c0 + lid;
+    var sv = -3.4e38;
+    if (t < a1) {
+      let row = t * rbk;
+      var d = vec4f(0.0);
+      for (var i = 0u; i < ${D4}u; i++) { d += qs[i] * Kc_get4(row, ko + 4u * i); }
+      sv = d.x + d.y + d.z + d.w;
+      if (cap > 0.0) { sv = cap * tanh_s(sv / cap); }
+    }
+    let mc = max(m, wg_max(sv, lid, sgi, sgs));
+    let e = select(0.0, exp(sv - mc), t < a1);
+    let corr = exp(m - mc);
+    pr[lid] = e;
+    let sum = wg_add(e, lid, sgi, sgs);
+    l = l * corr + sum;
+    m = mc;
+    acc *= corr;
+    let cnt = min(${C}u, a1 - c0);
+    if (g < ${G}u) {
+      for (var j = g; j < cnt; j += ${G}u) { acc += pr[j] * Vc_get4((c0 + j) * rbv, ko + 4u * c); }
+    }
+    workgroupBarrier();
+  }
+  if (g < ${G}u) { part[lid] = acc; }
+  workgroupBarrier();
+  if (lid < ${D4}u) {
+    var o = part[lid];
+    for (var k = 1u; k < ${G}u; k++) { o += part[k * ${D4}u + lid]; }
+    if (ns == 1u) {
+      O[qo + lid] = o / l;
+    } else {
+      // Scratch slot of (row, head, split): the sums, then (max, sum).
+      let so = (idx * ns + wid.z) * ${D4 + 1}u;
+      Scr[so + lid] = o;
+      if (lid == 0u) { Scr[so + ${D4}u] = vec4f(m, l, 0.0, 0.0); }
+    }
+  }
+}`;
+}
+
+/**
+ * Merges the splits of {@link attentionSplitKernel}: a workgroup per (row, head), a thread per vec4 of output dims.
+ * The split count is `P[a(11)]` (written with the step's params). Bindings: 2 Scr, 3 O. Args: 0-2 rows, 3 nHeads,
+ * 11 the split count's slot in P.
+ */
+export function attentionCombineKernel(headDim: number): string {
+  const D4 = headDim / 4;
+  const T = Math.max(32, 2 ** Math.ceil(Math.log2(D4)));
+  return `${header}
+@group(0) @binding(2) var<storage, read_write> Scr: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> O: array<vec4f>;
+@compute @workgroup_size(${T})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = wg_index(wid, nwg);
+  if (idx >= rows_of(0u) * a(3u) || lid >= ${D4}u) { return; }
+  let ns = P[a(11u)];
+  var mx = -3.4e38;
+  for (var s = 0u; s < ns; s++) { mx = max(mx, Scr[(idx * ns + s) * ${D4 + 1}u + ${D4}u].x); }
+  var o = vec4f(0.0);
+  var l = 0.0;
+  for (var s = 0u; s < ns; s++) {
+    let so = (idx * ns + s) * ${D4 + 1}u;
+    let ml = Scr[so + ${D4}u];
+    let w = exp(ml.x - mx);
+    o += Scr[so + lid] * w;
+    l += ml.y * w;
+  }
+  O[idx * ${D4}u + lid] = o / l;
+}`;
+}
+
 // ---- argmax -------------------------------------------------------------------------------------------------------------
 
-/** Greedy sampling on the GPU: the index of the largest value of the last row (first wins) into Out[0]. Args: 0-2 rows, 3 cols. */
-export function argmaxKernel(): string {
+/**
+ * Greedy sampling on the GPU: the index of the largest value of the last row (first wins) into Out[0], by one
+ * workgroup of `wg` threads (a power of two), each reading every wg-th value four at a time.
+ * Args: 0-2 rows, 3 cols.
+ */
+export function argmaxKernel(wg = 256): string {
   return `${header}
 @group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Out: array<u32>;
-var<workgroup> bv: array<f32, 256>;
-var<workgroup> bi: array<u32, 256>;
-@compute @workgroup_size(256)
+var<workgroup> bv: array<f32, ${wg}>;
+var<workgroup> bi: array<u32, ${wg}>;
+@compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32) {
   _ = P[0];
   let n = a(3u);
   let o = (max(rows_of(0u), 1u) - 1u) * n;
   var best = -3.4e38;
   var at = 0xffffffffu;
-  for (var i = lid; i < n; i += 256u) { let v = X[o + i]; if (v > best || at == 0xffffffffu) { best = v; at = i; } }
+  // Four loads in flight per thread; indices stay increasing per thread, so a strict > keeps the first maximum.
+  var i = lid;
+  for (; i + ${3 * wg}u < n; i += ${4 * wg}u) {
+    let v0 = X[o + i];
+    let v1 = X[o + i + ${wg}u];
+    let v2 = X[o + i + ${2 * wg}u];
+    let v3 = X[o + i + ${3 * wg}u];
+    if (v0 > best || at == 0xffffffffu) { best = v0; at = i; }
+    if (v1 > best) { best = v1; at = i + ${wg}u; }
+    if (v2 > best) { best = v2; at = i + ${2 * wg}u; }
+    if (v3 > best) { best = v3; at = i + ${3 * wg}u; }
+  }
+  for (; i < n; i += ${wg}u) { let v = X[o + i]; if (v > best || at == 0xffffffffu) { best = v; at = i; } }
   bv[lid] = best;
   bi[lid] = at;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
     if (lid < s) {
       let v = bv[lid + s];
       let j = bi[lid + s];
