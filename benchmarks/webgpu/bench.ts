@@ -382,7 +382,10 @@ async function matvecSection(): Promise<void> {
   b.dispose();
 }
 
-/** Matvec grids for Q4_0/Q8_0 at 11008x4096 (and 4096x4096): words per thread, rows per group, threads aimed for. */
+/**
+ * Matvec grids for Q4_0/Q8_0 at 11008x4096 and 4096x4096: words per thread, rows per group, threads aimed for,
+ * workgroup size, parts per loop iteration (the default is `{ wpp: 1, rows: 4, threads: 131072, wg: 256, unroll: 2 }`).
+ */
 async function sweepSection(): Promise<void> {
   const grids: WebGpuBackendOptions['matvec'][] = tiny
     ? [{ wpp: 1 }, { wpp: 2 }]
@@ -400,6 +403,9 @@ async function sweepSection(): Promise<void> {
         { wpp: 1, rows: 4, wg: 128 },
         { wpp: 1, rows: 4, wg: 512 },
         { wpp: 2, rows: 4, threads: 262144 },
+        { wpp: 1, rows: 4, unroll: 1 },
+        { wpp: 1, rows: 4, unroll: 4 },
+        { wpp: 2, rows: 2, unroll: 4 },
       ];
   for (const matvec of grids) {
     if (left() < 90_000) {
@@ -537,7 +543,7 @@ async function goldSection(): Promise<void> {
   };
   result.gold = [];
   const b = await backend();
-  const model = await loadModel(join(repo, 'fixtures/models/stories260K.gguf'), { backend: b, contextSize: 256 });
+  const model = await loadModel(join(repo, 'fixtures/models/stories260K.gguf'), { backend: b, contextSize: 512 });
   const { ids } = await model.generate([1], { temperature: 0, maxTokens: 200 }).collect();
   const at = ids.findIndex((id, i) => id !== want.tokens[i]);
   // The pipelined greedy path (ids fed back on the GPU) on the same model.
@@ -548,10 +554,20 @@ async function goldSection(): Promise<void> {
     piped.push(id);
   }
   const at2 = piped.findIndex((id, i) => id !== want.tokens[i]);
+  // The prompt path (tiled matmuls, prompt attention): llama2.c's perplexity of the TinyStories sample.
+  const ppl = (await model.perplexity(readFileSync(join(repo, 'fixtures/text/cs336-tinystories_sample.txt'), 'utf8')))
+    .perplexity;
+  const pplRef = 3.548202;
+  result.gold.push({
+    model: 'stories260K',
+    perplexity: ppl,
+    llama2c: pplRef,
+    within01pct: Math.abs(ppl / pplRef - 1) <= 1e-3,
+  });
   result.gold.push({ model: 'stories260K', idsMatch: at < 0 && ids.length === 200, firstMismatch: at });
   result.gold.push({ model: 'stories260K', path: 'greedy pipelined', idsMatch: at2 < 0, firstMismatch: at2 });
   log(
-    `gold stories260K greedy: ${at < 0 ? '200 ids as llama2.c' : `differs at ${at}`}; pipelined: ${at2 < 0 ? '200 ids as llama2.c' : `differs at ${at2}`}`,
+    `gold stories260K greedy: ${at < 0 ? '200 ids as llama2.c' : `differs at ${at}`}; pipelined: ${at2 < 0 ? '200 ids as llama2.c' : `differs at ${at2}`}; perplexity ${ppl.toFixed(6)} (llama2.c ${pplRef})`,
   );
   for (const t of [...cache.k, ...cache.v]) b.free(t);
   await model.dispose();

@@ -192,8 +192,8 @@ describe('WebGpuBackend', () => {
   it('runs Q4_0/Q8_0 matrix-vector in every grid: words per thread, rows per group, K split over subgroups', async () => {
     const grids = [
       { wpp: 1 },
-      { wpp: 2, rows: 4 },
-      { wpp: 4, wg: 64 },
+      { wpp: 2, rows: 4, unroll: 3 },
+      { wpp: 4, wg: 64, unroll: 1 },
       { wpp: 1, wg: 128, threads: 1 << 30 },
       { wpp: 0 },
     ];
@@ -229,7 +229,8 @@ describe('WebGpuBackend', () => {
     }
   });
 
-  it('tiles prompt matmuls in 128 x 64 blocks: edges, a residual, K not a multiple of the tile step', async () => {
+  it('tiles prompt matmuls (32 x 32 on SwiftShader, 128 x 64 on GPUs): partial tiles, a residual, K % 32 != 0', async () => {
+    // Rows and tokens past one tile and not a whole number of tiles; odd K for f32 (zero-padded k steps).
     const b = await WebGpuBackend.create({ gpu: nodeGpu() });
     for (const [dtype, rows, cols, n] of [
       ['q4_0', 130, 96, 66],

@@ -81,9 +81,10 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
   /**
    * Matrix-vector grid: threads per workgroup (default 256), most threads per row group (256), rows per group (4);
    * for the word-sliced formats (Q4_0, Q8_0) also quant words per thread and block (`wpp`, default 1; 0 turns the
-   * path off) and the threads a dispatch aims for (`threads`, default 131072: row groups widen until it has them).
+   * path off), the threads a dispatch aims for (`threads`, default 131072: row groups widen until it has them) and
+   * the parts each loop iteration reads (`unroll`, default 2: their loads in flight together).
    */
-  matvec?: { wg?: number; maxTpr?: number; rows?: number; wpp?: number; threads?: number };
+  matvec?: { wg?: number; maxTpr?: number; rows?: number; wpp?: number; threads?: number; unroll?: number };
   /** Measure GPU time per step with timestamp queries when the adapter has them (see `lastStep`). Default false. */
   timestamps?: boolean;
   /** Run the plan's fusions as single kernels. Default true. */
@@ -262,6 +263,8 @@ interface Prepared {
 }
 
 const maxGroups = 65535;
+/** Bytes after every tensor's rows in its buffer (and its bindings). */
+const tensorPad = 16;
 let nextId = 0;
 
 /**
@@ -398,7 +401,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
     const rows = shape.length <= 1 ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const rb = rowBytes(dtype, cols);
-    const limit = Math.min(this.#binding, this.info.maxBufferSize) - 4;
+    // 16 bytes of padding after every tensor: kernels that read whole words may touch one past a row's end.
+    const limit = Math.min(this.#binding, this.info.maxBufferSize) - 4 - tensorPad;
     let per = Math.max(1, Math.floor(limit / Math.max(1, rb)));
     if (per < rows && per > 1) per -= per % 2;
     if (rb > limit)
@@ -408,7 +412,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       for (let r0 = 0; r0 < Math.max(rows, 1); r0 += per) {
         const n = Math.min(per, rows - r0);
         const size = n * rb;
-        const buffer = await this.#buffer(name, size, Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC);
+        const buffer = await this.#buffer(name, size + tensorPad, Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC);
         chunks.push({ buffer, row0: r0, rows: n });
         if (data !== undefined && size > 0) {
           const src = data.subarray(r0 * rb, r0 * rb + size);
@@ -592,7 +596,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         }
         const g = t.handle as GpuTensor;
         const c = g.chunks[chunk];
-        return { buffer: c.buffer, offset: 0, size: Math.max(4, Math.ceil((c.rows * g.rowBytes) / 4) * 4) };
+        return { buffer: c.buffer, offset: 0, size: Math.ceil((c.rows * g.rowBytes) / 4) * 4 + tensorPad };
       };
       const paramsRange: Range = { buffer: step, offset: 0, size: up(4 * Math.max(1, slots)) };
       const stageU32 = new Uint32Array(stage);
@@ -930,7 +934,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           const target = mvCfg.threads ?? 131072;
           let tpr = Math.min(32, wgSize);
           while (tpr < maxTpr && tpr * 2 <= parts && Math.ceil(totalRows / rows) * tpr < target) tpr *= 2;
-          return { wg: wgSize, tpr, rows, wpp };
+          return { wg: wgSize, tpr, rows, wpp, unroll: mvCfg.unroll ?? 2 };
         }
         // Powers of two from 32 (a subgroup on most GPUs): few distinct kernels, so few compilations.
         let tpr = Math.min(32, wgSize);

@@ -106,6 +106,8 @@ export interface MatvecShape {
    * 0 or absent: 32-element units per thread.
    */
   readonly wpp?: number;
+  /** Word-sliced: parts per loop iteration (their loads in flight together; default 1). */
+  readonly unroll?: number;
 }
 
 /** One weight of a fused matvec and how its rows are written. */
@@ -196,21 +198,37 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
       const sl = f.sliced!;
       const per = sl.words / wpp;
       const offs = sl.xOffsets(wpp);
-      const loads = offs
-        .map((o, m) => `xp[${m}] = X[xb + xo + ${o}u]${norm ? ` * inv * NW[xo + ${o}u]` : ''};`)
-        .join('\n    ');
-      const pdots = ws
-        .map((w, wi) => rep(R, (r) => `acc${wi * R + r} += W${w}_part(ro${r} + b * ${segs[w].f.blockBytes}u, j, &xp);`))
-        .join('\n    ');
+      // One part (suffix q: several parts in one iteration, so their loads are in flight together).
+      const part = (q: string, u: string) => {
+        const loads = offs
+          .map((o, m) => `xp${q}[${m}] = X[xb + xo${q} + ${o}u]${norm ? ` * inv * NW[xo${q} + ${o}u]` : ''};`)
+          .join('\n    ');
+        const pdots = ws
+          .map((w, wi) =>
+            rep(R, (r) => `acc${wi * R + r} += W${w}_part(ro${r} + b${q} * ${segs[w].f.blockBytes}u, j${q}, &xp${q});`),
+          )
+          .join('\n    ');
+        return `let b${q} = (${u}) / ${per}u;
+    let j${q} = (${u}) % ${per}u;
+    let xo${q} = 8u * b${q} + ${wpp}u * j${q};
+    var xp${q}: array<vec4f, ${offs.length}>;
+    ${loads}
+    ${pdots}`;
+      };
+      const un = Math.max(1, s.unroll ?? 1);
+      const T = s.tpr;
       return `
   let np = (K / 32u) * ${per}u;
-  var xp: array<vec4f, ${offs.length}>;
-  for (var u = t; u < np; u += ${s.tpr}u) {
-    let b = u / ${per}u;
-    let j = u % ${per}u;
-    let xo = 8u * b + ${wpp}u * j;
-    ${loads}
-    ${pdots}
+  var u = t;
+  ${
+    un > 1
+      ? `for (; u + ${(un - 1) * T}u < np; u += ${un * T}u) {
+    ${Array.from({ length: un }, (_, q) => part(`_${q}`, `u + ${q * T}u`)).join('\n    ')}
+  }`
+      : ''
+  }
+  for (; u < np; u += ${T}u) {
+    ${part('', 'u')}
   }`;
     }
     if (scalar) {
@@ -1058,7 +1076,16 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     acc *= corr;
     let cnt = min(${C}u, a1 - c0);
     if (g < ${G}u) {
-      for (var j = g; j < cnt; j += ${G}u) { acc += pr[j] * Vc_get4((c0 + j) * rbv, ko + 4u * c); }
+      // Four keys per iteration: their loads in flight together.
+      var j = g;
+      for (; j + ${3 * G}u < cnt; j += ${4 * G}u) {
+        let v0 = Vc_get4((c0 + j) * rbv, ko + 4u * c);
+        let v1 = Vc_get4((c0 + j + ${G}u) * rbv, ko + 4u * c);
+        let v2 = Vc_get4((c0 + j + ${2 * G}u) * rbv, ko + 4u * c);
+        let v3 = Vc_get4((c0 + j + ${3 * G}u) * rbv, ko + 4u * c);
+        acc += pr[j] * v0 + pr[j + ${G}u] * v1 + pr[j + ${2 * G}u] * v2 + pr[j + ${3 * G}u] * v3;
+      }
+      for (; j < cnt; j += ${G}u) { acc += pr[j] * Vc_get4((c0 + j) * rbv, ko + 4u * c); }
     }
     workgroupBarrier();
   }
