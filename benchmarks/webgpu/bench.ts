@@ -431,7 +431,15 @@ async function sweepSection(): Promise<void> {
 
 /** Attention kernels alone: one query row at cache positions, and a prompt of 512 rows from position 0. */
 async function attentionSection(): Promise<void> {
-  const b = await backend();
+  // Decode also with other chunk sizes and split targets (`attention` options); the prompt with the defaults.
+  const variants: WebGpuBackendOptions['attention'][] = tiny
+    ? [undefined]
+    : [undefined, { chunk: 64 }, { workgroups: 64 }, { workgroups: 1024 }];
+  for (const attention of variants) await attentionRun(attention);
+}
+
+async function attentionRun(attention: WebGpuBackendOptions['attention']): Promise<void> {
+  const b = await backend({ attention });
   const cfgs = [
     { name: 'tinyllama', heads: 32, kv: 4, hd: 64 },
     { name: 'llama7b', heads: 32, kv: 32, hd: 128 },
@@ -473,18 +481,21 @@ async function attentionSection(): Promise<void> {
         result.attention.push({
           shape: c.name,
           cache: dtype,
+          options: attention,
           rows: 1,
           position: p,
           ...m,
           kvGBs: kvBytes / 1e9 / (m.wallMs / 1e3),
         });
         log(
-          `attention ${c.name} ${dtype} decode at ${p}: ${f3(m.wallMs)} ms host / ${f3(m.repMs)} ms GPU per call (${m.kernels.join(' + ')})`,
+          `attention ${JSON.stringify(attention ?? 'default')} ${c.name} ${dtype} decode at ${p}: ${f3(m.wallMs)} ms host / ${f3(m.repMs)} ms GPU per call (${m.kernels.join(' + ')})`,
         );
       }
-      const m = await measure(prompt, 0, tiny ? 1 : 10);
-      result.attention.push({ shape: c.name, cache: dtype, rows: prompt, position: 0, ...m });
-      log(`attention ${c.name} ${dtype} prompt ${prompt}: ${f3(m.wallMs)} ms host / ${f3(m.repMs)} ms GPU per call`);
+      if (attention === undefined) {
+        const m = await measure(prompt, 0, tiny ? 1 : 10);
+        result.attention.push({ shape: c.name, cache: dtype, rows: prompt, position: 0, ...m });
+        log(`attention ${c.name} ${dtype} prompt ${prompt}: ${f3(m.wallMs)} ms host / ${f3(m.repMs)} ms GPU per call`);
+      }
       b.free(kc);
       b.free(vc);
       save(result);
@@ -612,6 +623,14 @@ async function modelSection(): Promise<void> {
     let n = 0;
     for await (const _ of b.greedy(decode, { tokens: one, nTokens: 1, pos: 0 }, { steps: decodeSteps })) n++;
     const pipedMs = (performance.now() - p0) / n;
+    // ... with fewer and more steps in flight;
+    const byDepth: Record<string, number> = {};
+    for (const depth of tiny ? [] : [1, 2, 6]) {
+      const d0 = performance.now();
+      let m = 0;
+      for await (const _ of b.greedy(decode, { tokens: one, nTokens: 1, pos: 0 }, { steps: decodeSteps, depth })) m++;
+      byDepth[depth] = 1000 / ((performance.now() - d0) / m);
+    }
     // (b) step by step, the id read back each step (and where the host's time goes);
     const host: number[] = [];
     const wait: number[] = [];
@@ -666,6 +685,7 @@ async function modelSection(): Promise<void> {
       loadS,
       decodeTokS: 1000 / pipedMs,
       decodeStepMs: pipedMs,
+      decodeTokSByDepth: byDepth,
       stepwiseTokS: 1000 / stepMs,
       stepwiseStepMs: stepMs,
       stepwiseHostMs: median(host),
