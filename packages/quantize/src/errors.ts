@@ -35,8 +35,21 @@ export type QuantizeErrorCode =
 export class QuantizeError extends NibbleError {
   /** The tensor the error is about, when there is one. */
   readonly tensor: string | undefined;
-  constructor(code: QuantizeErrorCode, message: string, tensor?: string, options?: { cause?: unknown }) {
+  /** The option that would change the outcome, as the API spells it (`allowRequantize`) and as the CLI does. */
+  readonly option: { readonly api: string; readonly flag: string } | undefined;
+  constructor(
+    code: QuantizeErrorCode,
+    message: string,
+    tensor?: string,
+    options?: { cause?: unknown; option?: { api: string; flag: string } },
+  ) {
     super(code, tensor === undefined ? message : `${tensor}: ${message}`, options);
     this.tensor = tensor;
+    this.option = options?.option;
+  }
+
+  /** The message with the option named as the `nibble` command line spells it (`--allow-requantize`). */
+  cliMessage(): string {
+    return this.option ? this.message.split(this.option.api).join(this.option.flag) : this.message;
   }
 }

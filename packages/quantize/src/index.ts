@@ -42,3 +42,5 @@ export type {
 export { modelFacts, planQuantization, quantizeModel, quantizeToBlob } from './quantize.js';
 export type { ModelFacts, RuleTensor, TensorCategory, TypeChoice, TypeRuleOptions } from './rules.js';
 export { allowsQuantization, chooseTypes, fallbackType, llamaOrder, nDims, tensorCategory } from './rules.js';
+export type { LlamaShape, PresetSize } from './sizes.js';
+export { llamaShapes, presetSizes, shapeFile } from './sizes.js';

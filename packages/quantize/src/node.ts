@@ -35,14 +35,24 @@ import { type QuantizeModelOptions, type QuantizeResult, quantizeModel } from '.
  */
 export async function nodeWorkerPool(threads: number): Promise<JobPool> {
   const here = import.meta.url;
-  // From source (tests, `pnpm nibble`) the worker is TypeScript: it runs under tsx with the `source` condition.
-  const fromSource = here.endsWith('.ts');
-  const url = new URL(fromSource ? './worker-node.ts' : './worker-node.js', here);
-  const execArgv = fromSource
-    ? ['--conditions=source', '--import', pathToFileURL(createRequire(here).resolve('tsx')).href]
-    : [];
+  let entry: string;
+  let options: ConstructorParameters<typeof Worker>[1];
+  if (here.endsWith('.ts')) {
+    // From source (tests, `pnpm nibble`), the worker is TypeScript: Node 20 does not run --import hooks in workers,
+    // so a small bootstrap registers tsx in the worker and imports the entry, resolving the `source` condition.
+    const tsxDir = createRequire(here)
+      .resolve('tsx/package.json')
+      .replace(/package\.json$/, '');
+    const api = pathToFileURL(`${tsxDir}dist/esm/api/index.mjs`).href;
+    const target = new URL('./worker-node.ts', here).href;
+    entry = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(target)}); });`;
+    options = { eval: true, execArgv: ['--conditions=source'] };
+  } else {
+    entry = fileURLToPath(new URL('./worker-node.js', here));
+    options = {};
+  }
   return workerPool(threads, () => {
-    const w = new Worker(fileURLToPath(url), { execArgv });
+    const w = new Worker(entry, options);
     w.unref();
     return {
       postMessage: (m, t) => w.postMessage(m, t),
@@ -139,7 +149,9 @@ export async function quantizeFile(
 ): Promise<QuantizeResult> {
   if (existsSync(output)) {
     if (!options.overwrite)
-      throw new QuantizeError('E_QUANT_OPTION', `${output} exists; pass overwrite (--force) to replace it`);
+      throw new QuantizeError('E_QUANT_OPTION', `${output} exists; pass overwrite to replace it`, undefined, {
+        option: { api: 'overwrite', flag: '--force' },
+      });
     const [a, b] = await Promise.all([realpath(input).catch(() => resolve(input)), realpath(output)]);
     if (a === b) throw new QuantizeError('E_QUANT_OPTION', `input and output are the same file: ${input}`);
   }

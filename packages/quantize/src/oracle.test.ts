@@ -19,6 +19,7 @@ interface Run {
   label: string;
   options: {
     imatrix?: boolean;
+    imatrix_dat?: boolean;
     pure?: boolean;
     output_type?: string;
     token_embedding_type?: string;
@@ -51,8 +52,12 @@ function optionsOf(run: Run): QuantizeModelOptions {
   const o = run.options;
   return {
     preset: run.preset,
-    imatrix: o.imatrix ? readImatrix(read(`quantize/imatrix/${run.model}.imatrix.gguf`)) : undefined,
-    imatrixName: manifest.imatrixFile,
+    imatrix: o.imatrix_dat
+      ? readImatrix(read(`quantize/imatrix/${run.model}.imatrix.dat`))
+      : o.imatrix
+        ? readImatrix(read(`quantize/imatrix/${run.model}.imatrix.gguf`))
+        : undefined,
+    imatrixName: o.imatrix_dat ? 'imatrix.dat' : manifest.imatrixFile,
     pure: o.pure,
     outputType: o.output_type,
     tokenEmbeddingType: o.token_embedding_type,

@@ -47,6 +47,11 @@ export interface QuantizeModelOptions {
   /** Quantize tensors that are already quantized (after dequantizing them), like `--allow-requantize`. */
   allowRequantize?: boolean;
   /**
+   * For {@link planQuantization} only: size a plan that would need an imatrix without one (a warning instead of an
+   * error), like llama-quantize's `--dry-run`.
+   */
+  dryRun?: boolean;
+  /**
    * Threads: 1 (default) quantizes in the calling thread. For more, pass a `pool` (`nodeWorkerPool` of
    * `@nibble/quantize/node`, which `quantizeFile` makes for you, or `webWorkerPool`).
    */
@@ -234,17 +239,20 @@ export function planQuantization(
   const tensors: PlannedTensor[] = [];
   const missing: string[] = [];
   let fallbacks = 0;
+  let wouldNeedImatrix = false;
   ordered.forEach((t, k) => {
     const c = choices[k];
     const to = c.type ?? t.dtype;
     const toName = to ?? t.typeName;
     const convert = c.type !== undefined && c.type !== t.dtype && dtypes[c.type].ggmlType !== t.ggmlType;
     if (c.fellBack) fallbacks++;
-    if (c.type !== undefined && !imatrix && c.needsImatrix) {
+    if (c.type !== undefined && !imatrix && c.needsImatrix && options.dryRun) wouldNeedImatrix = true;
+    else if (c.type !== undefined && !imatrix && c.needsImatrix) {
       throw new QuantizeError(
         'E_QUANT_IMATRIX',
-        `this quantization needs an importance matrix (${c.type} in a ${r.preset} file); give one with --imatrix`,
+        `this quantization needs an importance matrix (${c.type} in a ${r.preset} file); give one as imatrix`,
         t.name,
+        { option: { api: 'as imatrix', flag: 'with --imatrix' } },
       );
     }
     let usesImatrix = false;
@@ -264,8 +272,9 @@ export function planQuantization(
       if (dtypes[t.dtype].quantized && !options.allowRequantize) {
         throw new QuantizeError(
           'E_QUANT_REQUANTIZE',
-          `already ${t.dtype}; requantizing it loses accuracy: pass --allow-requantize (allowRequantize) to do it anyway`,
+          `already ${t.dtype}; requantizing loses accuracy, pass allowRequantize to do it anyway`,
           t.name,
+          { option: { api: 'allowRequantize', flag: '--allow-requantize' } },
         );
       }
       if (imatrix) {
@@ -315,6 +324,7 @@ export function planQuantization(
       `the imatrix has no entry for ${missing.length} tensor(s), quantized without one: ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''}`,
     );
   }
+  if (wouldNeedImatrix) warnings.push(`quantizing to ${r.preset} will need an importance matrix (--imatrix)`);
   if (fallbacks > 0) warnings.push(`${fallbacks} of ${ordered.length} tensor(s) required fallback quantization`);
   const sum = (f: (t: PlannedTensor) => number) => tensors.reduce((a, t) => a + f(t), 0);
   return {
