@@ -13,6 +13,8 @@
  * ```
  * @packageDocumentation
  */
+export type { CalibrationModel, ComputeImatrixOptions, ObservedActivations } from './calibrate.js';
+export { computeImatrix } from './calibrate.js';
 export type { QuantizeErrorCode } from './errors.js';
 export { QuantizeError } from './errors.js';
 export type { ImatrixEntry, ImatrixInfo } from './imatrix.js';

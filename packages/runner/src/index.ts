@@ -21,6 +21,8 @@ export type { FinishReason, GeneratedToken, GenerationStats } from './generation
 export { Generation } from './generation.js';
 export type { LlamaHparams, Metadata } from './hparams.js';
 export { llamaHparams, supportedArchitectures } from './hparams.js';
+export type { KlDivergenceOptions, KlDivergenceResult } from './kld.js';
+export { klDivergence } from './kld.js';
 export type { KvCache, LayerWeights, LlamaWeights, LoadProgress, ModelFile } from './llama.js';
 export { allocKvCache, buildLlamaGraph, graphNames, uploadLlamaWeights } from './llama.js';
 export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';
