@@ -23,7 +23,15 @@ const commands: Record<string, Command> = {
     summary: 'GGUF header, metadata and tensor table of a file or URL',
     load: () => import('./commands/inspect.js'),
   },
-  quantize: { summary: 'write a quantized copy of a GGUF model', load: () => import('./commands/quantize.js') },
+  quantize: {
+    summary: 'quantize a GGUF model like llama-quantize (every preset, --imatrix, byte-identical)',
+    load: () => import('./commands/quantize.js'),
+  },
+  imatrix: {
+    summary: 'an importance matrix from calibration text, like llama-imatrix',
+    load: () => import('./commands/imatrix.js'),
+  },
+  sizes: { summary: 'size of every preset for real llama shapes', load: () => import('./commands/sizes.js') },
   tokenize: {
     summary: 'token ids of a text, or of a llama.cpp .inp test file',
     load: () => import('./commands/tokenize.js'),

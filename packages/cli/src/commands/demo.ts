@@ -5,11 +5,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formats, type Int8Options, int8 } from '@nibble/formats';
-import { blobSink, type GgufFile, GgufWriter, parseGguf } from '@nibble/gguf';
-import { type DTypeName, dtypes } from '@nibble/tensor';
+import { formats, getFormat, type Int8Options, int8 } from '@nibble/formats';
+import { type GgufFile, parseGguf } from '@nibble/gguf';
+import { allowsQuantization, fallbackType, quantizeToBlob } from '@nibble/quantize';
+import { type DTypeName, dtypes, type HostTensor } from '@nibble/tensor';
 import { parseArgs, stringFlag } from '../args.js';
-import { isQuantizable, quantizeModel, storedType, tensorToF32 } from '../model-quant.js';
+
+// A tensor's values as f32 (a copy when not f32 or not 4-byte aligned).
+function tensorToF32(t: HostTensor): Float32Array {
+  if (t.dtype === 'f32' && t.data.byteOffset % 4 === 0) {
+    return new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4);
+  }
+  if (t.dtype === 'f32') return new Float32Array(t.data.slice().buffer);
+  return getFormat(t.dtype).dequantize(
+    t.data,
+    t.shape.reduce((a, b) => a * b, 1),
+  );
+}
 
 /** The bundled model and sample text, found from the source tree. */
 export const bundledModel = fileURLToPath(new URL('../../../../fixtures/models/stories260K.gguf', import.meta.url));
@@ -31,6 +43,8 @@ export interface QualityRow {
   format: string;
   fileBytes: number;
   perplexity: number;
+  /** Mean KL divergence of the next-token distributions from the F32 model's (0 for F32). */
+  kld: number;
   llamaCppPerplexity?: number;
   story: string;
 }
@@ -45,31 +59,39 @@ export async function demoQuality(
   options: { prompt?: string; maxTokens?: number; onRow?: (row: QualityRow) => void } = {},
 ): Promise<QualityRow[]> {
   await import('@nibble/backend-js'); // registers the 'js' backend
-  const { loadModel } = await import('@nibble/runner');
+  const { loadModel, klDivergence } = await import('@nibble/runner');
   const rows: QualityRow[] = [];
-  for (const name of RUN_FORMATS) {
-    const sink = blobSink();
-    await quantizeModel(file, name, new GgufWriter(sink));
-    const blob = sink.blob();
-    const model = await loadModel(blob, { backend: 'js', contextSize: 512 });
-    try {
-      const ppl = await model.perplexity(text);
-      const { text: story } = await model
-        .generate(options.prompt ?? 'Once upon a time', { temperature: 0, maxTokens: options.maxTokens ?? 48 })
-        .collect();
-      const label = name.toUpperCase();
-      const row: QualityRow = {
-        format: label,
-        fileBytes: blob.size,
-        perplexity: ppl.perplexity,
-        llamaCppPerplexity: LLAMA_CPP_PPL[label],
-        story: (options.prompt ?? 'Once upon a time') + story,
-      };
-      rows.push(row);
-      options.onRow?.(row);
-    } finally {
-      await model.dispose();
+  const f32 = await loadModel((await quantizeToBlob(file, { type: 'f32' })).blob, { backend: 'js', contextSize: 512 });
+  try {
+    for (const name of RUN_FORMATS) {
+      // MXFP4 has no preset of its own: as before, output.weight keeps llama.cpp's rule (Q8_0 here).
+      const extra = name === 'mxfp4' ? { outputType: 'q8_0' } : {};
+      const { blob } = await quantizeToBlob(file, { type: name, ...extra });
+      const model = name === 'f32' ? f32 : await loadModel(blob, { backend: 'js', contextSize: 512 });
+      try {
+        // KL divergence against F32 scores the same windows as perplexity, and gives the perplexity too.
+        const ppl =
+          name === 'f32' ? { ...(await model.perplexity(text)), meanKld: 0 } : await klDivergence(model, f32, text);
+        const { text: story } = await model
+          .generate(options.prompt ?? 'Once upon a time', { temperature: 0, maxTokens: options.maxTokens ?? 48 })
+          .collect();
+        const label = name.toUpperCase();
+        const row: QualityRow = {
+          format: label,
+          fileBytes: blob.size,
+          perplexity: ppl.perplexity,
+          kld: ppl.meanKld,
+          llamaCppPerplexity: LLAMA_CPP_PPL[label],
+          story: (options.prompt ?? 'Once upon a time') + story,
+        };
+        rows.push(row);
+        options.onRow?.(row);
+      } finally {
+        if (model !== f32) await model.dispose();
+      }
     }
+  } finally {
+    await f32.dispose();
   }
   return rows;
 }
@@ -79,7 +101,7 @@ function qualityLine(r: QualityRow, base: number): string {
   const delta = r.perplexity - base;
   return `${r.format.padEnd(7)} ${(r.fileBytes / 1024).toFixed(0).padStart(5)} KiB  ppl ${r.perplexity.toFixed(4)} ${
     delta === 0 ? '        ' : `(${delta >= 0 ? '+' : ''}${delta.toFixed(4)})`
-  }${peer}`;
+  }  KLD ${r.kld.toFixed(6)}${peer}`;
 }
 
 /** One weight tensor of the model, as f32. */
@@ -114,7 +136,7 @@ function blockVariant(name: DTypeName): Variant {
   return {
     label: name.toUpperCase().replace(/_K$/, '_K'),
     encode(w) {
-      const type = storedType(name, w.rowLength);
+      const type = fallbackType(name, w.rowLength);
       const codec = formats[type];
       const q = codec.quantize(w.values, { rowLength: w.rowLength });
       return { bytes: q.length, decoded: codec.dequantize(q, w.values.length), storedAs: type };
@@ -156,7 +178,7 @@ function loadWeights(file: GgufFile): { weights: Weight[]; otherBytes: number; f
   let f32Bytes = 0;
   for (const info of file.tensors) {
     f32Bytes += info.elementCount * 4;
-    if (!isQuantizable(info.name, info.shape)) {
+    if (!allowsQuantization(info.name, info.ne)) {
       otherBytes += info.byteLength;
       continue;
     }
