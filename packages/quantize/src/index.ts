@@ -46,3 +46,4 @@ export type { ModelFacts, RuleTensor, TensorCategory, TypeChoice, TypeRuleOption
 export { allowsQuantization, chooseTypes, fallbackType, llamaOrder, nDims, tensorCategory } from './rules.js';
 export type { LlamaShape, PresetSize } from './sizes.js';
 export { llamaShapes, presetSizes, shapeFile } from './sizes.js';
+export { loadQuantizerModule, quantizerModuleSync, WasmQuantizers, wasmTypes } from './wasm.js';

@@ -9,6 +9,7 @@
 import { dtypes } from '@nibble/tensor';
 import { QuantizeError } from './errors.js';
 import { JobRunner, NonFiniteValue, type QuantizeJob } from './jobs.js';
+import { quantizerModuleSync } from './wasm.js';
 
 /** Where jobs run. */
 export interface JobPool {
@@ -75,6 +76,8 @@ export interface WorkerLike {
  * ```
  */
 export function makeJobHandler(): (message: JobMessage) => [JobReply, ArrayBuffer[]] {
+  // Workers may compile synchronously: the WebAssembly quantizers are ready for the first job.
+  quantizerModuleSync();
   const runner = new JobRunner();
   return ({ id, job }) => {
     try {

@@ -20,6 +20,7 @@ import { NonFiniteValue, type QuantizeJob } from './jobs.js';
 import { inlinePool, type JobPool } from './pool.js';
 import { ftypeOfType, type Preset, requirePreset } from './presets.js';
 import { allowsQuantization, chooseTypes, llamaOrder, type ModelFacts, nDims } from './rules.js';
+import { loadQuantizerModule } from './wasm.js';
 
 /** Options of {@link quantizeModel} and {@link planQuantization}: llama-quantize's, in camel case. */
 export interface QuantizeModelOptions {
@@ -58,6 +59,8 @@ export interface QuantizeModelOptions {
   threads?: number;
   /** A worker pool to run on (not closed here). */
   pool?: JobPool;
+  /** Use the WebAssembly quantizers (Q4_K, Q6_K) where they apply; false runs every type in TypeScript. Default true. */
+  wasm?: boolean;
   /** Called as work progresses (at least once per tensor). */
   onProgress?(progress: QuantizeProgress): void;
   /** Stops between jobs; the sink is aborted (a path sink removes its temporary file). */
@@ -437,6 +440,7 @@ export async function quantizeModel(
       pool = inlinePool();
       ownPool = true;
     }
+    if (options.wasm !== false) await loadQuantizerModule();
     const t0 = performance.now();
     writer = new GgufWriter(out);
     writeMetadata(writer, file, plan, options);
@@ -468,7 +472,7 @@ export async function quantizeModel(
       }
       const dst = new Uint8Array(t.bytesOut);
       const importance = t.imatrix ? options.imatrix?.importance(t.name) : undefined;
-      await convertTensor(pool, info, t.to as DTypeName, bytes, dst, importance, options.signal, (n) => {
+      await convertTensor(pool, info, t.to as DTypeName, bytes, dst, importance, options.wasm, options.signal, (n) => {
         bytesDone += n;
         report(k);
       });
@@ -516,6 +520,7 @@ async function convertTensor(
   src: Uint8Array,
   dst: Uint8Array,
   importance: Float32Array | undefined,
+  wasm: boolean | undefined,
   signal: AbortSignal | undefined,
   done: (bytesIn: number) => void,
 ): Promise<void> {
@@ -538,6 +543,7 @@ async function convertTensor(
       rows: end - row,
       src: src.subarray(row * inRow, end * inRow),
       importance: importance?.subarray(matrix * rowLength, (matrix + 1) * rowLength),
+      wasm,
     };
     const firstRow = row;
     const target = dst.subarray(row * outRow, end * outRow);
