@@ -459,25 +459,50 @@ export async function quantizeModel(
         bytesWritten: writer?.bytesWritten ?? 0,
         elapsedMs: performance.now() - t0,
       });
+    // Pipelined: tensor k+1 is read and tensor k-1 written while tensor k is converted, so memory holds about four
+    // tensors (two inputs, two outputs) and the disk works while the CPUs do.
+    const src = file;
+    const read = (k: number) => {
+      const p = src.readTensorBytes(src.getTensor(plan.tensors[k].name) as GgufTensorInfo);
+      p.catch(() => {}); // awaited below; a failure while another tensor is in flight must not go unhandled
+      return p;
+    };
+    let next: Promise<Uint8Array> | undefined = plan.tensors.length > 0 ? read(0) : undefined;
+    let writing: Promise<void> = Promise.resolve();
     for (let k = 0; k < plan.tensors.length; k++) {
       options.signal?.throwIfAborted();
       const t = plan.tensors[k];
       const info = file.getTensor(t.name) as GgufTensorInfo;
-      const bytes = await file.readTensorBytes(info);
-      if (!t.convert) {
-        await writer.writeTensor(t.name, bytes);
+      const bytes = await (next as Promise<Uint8Array>);
+      next = k + 1 < plan.tensors.length ? read(k + 1) : undefined;
+      let out = bytes;
+      if (t.convert) {
+        out = new Uint8Array(t.bytesOut);
+        const importance = t.imatrix ? options.imatrix?.importance(t.name) : undefined;
+        await convertTensor(
+          pool,
+          info,
+          t.to as DTypeName,
+          bytes,
+          out,
+          importance,
+          options.wasm,
+          options.signal,
+          (n) => {
+            bytesDone += n;
+            report(k);
+          },
+        );
+      } else {
         bytesDone += t.bytesIn;
         report(k);
-        continue;
       }
-      const dst = new Uint8Array(t.bytesOut);
-      const importance = t.imatrix ? options.imatrix?.importance(t.name) : undefined;
-      await convertTensor(pool, info, t.to as DTypeName, bytes, dst, importance, options.wasm, options.signal, (n) => {
-        bytesDone += n;
-        report(k);
-      });
-      await writer.writeTensor(t.name, dst);
+      await writing;
+      const w = writer;
+      writing = w.writeTensor(t.name, out);
+      writing.catch(() => {});
     }
+    await writing;
     await writer.finish();
     return { ...plan, fileBytes: writer.bytesWritten, elapsedMs: performance.now() - t0, threads: pool.threads };
   } catch (e) {
