@@ -1,4 +1,4 @@
-// WebAssembly quantizers for the slow K-quant searches (AssemblyScript). Each is ggml-quants.c's function, operation
+// WebAssembly quantizers for the slow K-quant searches (Q4_K, Q5_K, Q6_K) (AssemblyScript). Each is ggml-quants.c's function, operation
 // for operation in binary32: WebAssembly has no fused multiply-add and rounds every f32 operation once, which is the
 // semantics of the ggml-base build llama-quantize runs (and of @nibble/formats, which tests compare these with).
 //
@@ -395,19 +395,22 @@ function packScaleMin(j: i32, ls: i32, lm: i32, q: usize): void {
   }
 }
 
-// One Q4_K block (144 bytes at y) of the 256 values at x: quantize_row_q4_K_ref, or _impl with importance qw.
-function q4KBlock(x: usize, y: usize, qw: usize): void {
+// The scales of one Q4_K or Q5_K block (nmax 15 or 31): d, dmin and the 12 scale bytes at y, and the levels in L.
+// quantize_row_qN_K_ref without importance, quantize_row_qN_K_impl with it.
+function kScales(nmax: i32, x: usize, y: usize, qw: usize): void {
   for (let k = 0; k < 12; k++) stb(y + 4, k, 0);
   if (!qw) {
     let maxScale: f32 = 0;
     let maxMin: f32 = 0;
+    const rmin: f32 = nmax === 15 ? -1 : -0.5;
+    const nstep = nmax === 15 ? 20 : 15;
     for (let j = 0; j < 8; j++) {
       const xj = x + ((<usize>(32 * j)) << 2);
       let sumX2: f32 = 0;
       for (let l = 0; l < 32; l++) sumX2 += ldf(xj, l) * ldf(xj, l);
       const avX = Mathf.sqrt(sumX2 / <f32>32);
       for (let l = 0; l < 32; l++) stf(weights, l, avX + Mathf.abs(ldf(xj, l)));
-      const s = makeQkx2Quants(32, 15, xj, weights, L + <usize>(32 * j), mins + ((<usize>j) << 2), -1, 0.1, 20);
+      const s = makeQkx2Quants(32, nmax, xj, weights, L + <usize>(32 * j), mins + ((<usize>j) << 2), rmin, 0.1, nstep);
       stf(scales, j, s);
       if (s > maxScale) maxScale = s;
       const m = ldf(mins, j);
@@ -436,12 +439,17 @@ function q4KBlock(x: usize, y: usize, qw: usize): void {
       stf(
         scales,
         j,
-        makeQkx3Quants(32, 15, xj, weights, L + <usize>(32 * j), mins + ((<usize>j) << 2), -0.9, 0.05, 36),
+        makeQkx3Quants(32, nmax, xj, weights, L + <usize>(32 * j), mins + ((<usize>j) << 2), -0.9, 0.05, 36),
       );
     }
     const dBlock = makeQpQuants(8, 63, scales, Ls, sw);
     const mBlock = makeQpQuants(8, 63, mins, Lm, sw);
-    for (let j = 0; j < 8; j++) packScaleMin(j, ldb(Ls, j), ldb(Lm, j), y + 4);
+    // Q5_K caps the levels at 63; Q4_K stores them as they come (above 63 only when make_qp_quants wrapped).
+    for (let j = 0; j < 8; j++) {
+      const ls = nmax === 31 ? imin(63, ldb(Ls, j)) : ldb(Ls, j);
+      const lm = nmax === 31 ? imin(63, ldb(Lm, j)) : ldb(Lm, j);
+      packScaleMin(j, ls, lm, y + 4);
+    }
     store<u16>(y, <u16>fp32ToFp16(dBlock));
     store<u16>(y + 2, <u16>fp32ToFp16(mBlock));
   }
@@ -454,11 +462,43 @@ function q4KBlock(x: usize, y: usize, qw: usize): void {
     const dm: f32 = m0 * <f32>(sm >> 8);
     for (let ii = 0; ii < 32; ii++) {
       const l = nearestInt((ldf(x, 32 * j + ii) + dm) / d);
-      stb(L, 32 * j + ii, imax(0, imin(15, l)));
+      stb(L, 32 * j + ii, imax(0, imin(nmax, l)));
     }
   }
+}
+
+// One Q4_K block (144 bytes at y): d, dmin, scales[12], qs[128].
+function q4KBlock(x: usize, y: usize, qw: usize): void {
+  kScales(15, x, y, qw);
   for (let c = 0; c < 4; c++) {
     for (let l = 0; l < 32; l++) stb(y + 16, 32 * c + l, ldb(L, 64 * c + l) | (ldb(L, 64 * c + 32 + l) << 4));
+  }
+}
+
+// One Q5_K block (176 bytes at y): d, dmin, scales[12], qh[32], qs[128].
+function q5KBlock(x: usize, y: usize, qw: usize): void {
+  kScales(31, x, y, qw);
+  const qh = y + 16;
+  const ql = y + 48;
+  memory.fill(qh, 0, 32);
+  let m1 = 1;
+  let m2 = 2;
+  for (let c = 0; c < 4; c++) {
+    for (let j = 0; j < 32; j++) {
+      let l1 = ldb(L, 64 * c + j);
+      if (l1 > 15) {
+        l1 -= 16;
+        stb(qh, j, ldb(qh, j) | m1);
+      }
+      let l2 = ldb(L, 64 * c + j + 32);
+      if (l2 > 15) {
+        l2 -= 16;
+        stb(qh, j, ldb(qh, j) | m2);
+      }
+      stb(ql, 32 * c + j, l1 | (l2 << 4));
+    }
+    m1 <<= 2;
+    m2 <<= 2;
   }
 }
 
@@ -511,6 +551,7 @@ function q6KBlock(x: usize, y: usize, qw: usize): void {
 
 /** Type codes of {@link quantize}. */
 export const Q4_K: i32 = 12;
+export const Q5_K: i32 = 13;
 export const Q6_K: i32 = 14;
 
 /**
@@ -522,6 +563,7 @@ export function quantize(type: i32, src: usize, rows: i32, n: i32, imp: usize, d
   const nb = n >> 8;
   let blockBytes = 0;
   if (type === Q4_K) blockBytes = 144;
+  else if (type === Q5_K) blockBytes = 176;
   else if (type === Q6_K) blockBytes = 210;
   else return -1;
   for (let r = 0; r < rows; r++) {
@@ -530,6 +572,7 @@ export function quantize(type: i32, src: usize, rows: i32, n: i32, imp: usize, d
       const y = dst + (<usize>r * <usize>nb + <usize>b) * <usize>blockBytes;
       const qw = imp ? imp + ((<usize>(256 * b)) << 2) : 0;
       if (type === Q4_K) q4KBlock(x, y, qw);
+      else if (type === Q5_K) q5KBlock(x, y, qw);
       else q6KBlock(x, y, qw);
     }
   }

@@ -108,6 +108,7 @@ describe("WebAssembly quantizers are ggml's bytes on adversarial rows", async ()
   const n = rows.length / 256;
   for (const [type, size] of [
     ['q4_K', 144],
+    ['q5_K', 176],
     ['q6_K', 210],
   ] as const) {
     it(`${type}: ${n} rows without and with importance`, () => {

@@ -1,5 +1,5 @@
 /**
- * The WebAssembly quantizers (assembly/quantizers.ts, built by scripts/build-wasm.mjs): Q4_K and Q6_K, the K-quant
+ * The WebAssembly quantizers (assembly/quantizers.ts, built by scripts/build-wasm.mjs): Q4_K, Q5_K and Q6_K, the K-quant
  * searches that plain TypeScript runs at a quarter of ggml's speed. Bit-exact with `@nibble/formats` (tests compare
  * them on the golden sets and on random input); {@link JobRunner} uses them when they are loaded.
  */
@@ -7,9 +7,9 @@ import type { DTypeName } from '@nibble/tensor';
 import { quantizersWasm } from './wasm-module.js';
 
 /** The types the module quantizes. */
-export const wasmTypes: ReadonlySet<DTypeName> = new Set<DTypeName>(['q4_K', 'q6_K']);
+export const wasmTypes: ReadonlySet<DTypeName> = new Set<DTypeName>(['q4_K', 'q5_K', 'q6_K']);
 
-const typeIds: Partial<Record<DTypeName, number>> = { q4_K: 12, q6_K: 14 };
+const typeIds: Partial<Record<DTypeName, number>> = { q4_K: 12, q5_K: 13, q6_K: 14 };
 
 interface Exports {
   memory: WebAssembly.Memory;
