@@ -1,45 +1,50 @@
 /**
- * `nibble perplexity MODEL TEXTFILE`: perplexity over documents separated by `<|endoftext|>` (BOS + text each).
+ * `nibble perplexity MODEL TEXTFILE`: perplexity over documents separated by `<|endoftext|>` (BOS + text each);
+ * with `--kl-base BASE`, the KL divergence of MODEL from BASE on the same windows.
  */
 import { readFile } from 'node:fs/promises';
 import { klDivergence } from '@nibble/runner';
-import { parseArgs, stringFlag, UsageError } from '../args.js';
-import { table } from '../quant-cli.js';
+import { parseOrHelp, UsageError } from '../args.js';
+import { type Progress, progressBar } from '../progress.js';
+import { perplexitySpec } from '../specs.js';
+import { formatTable } from '../table.js';
 import { loadFromFlags } from './run.js';
 
-const usage = `usage: nibble perplexity MODEL TEXTFILE [--ctx N] [--stride N] [--separator S] [--backend B]
-                         [--threads K] [--kv-type f32|f16|q8_0] [--activations f32|ggml] [--kl-base BASE.gguf]
-                         [--json]
-
-Each document (split at --separator, default <|endoftext|>, trimmed) is scored as BOS + its tokens; documents
-longer than --ctx are scored in windows that move by --stride (default ctx/2).
-
---kl-base BASE.gguf also runs BASE (e.g. the F16 or F32 model MODEL was quantized from) on the same windows and
-reports, like llama.cpp's --kl-divergence, the KL divergence of MODEL's next-token distributions from BASE's (mean,
-median, 99th percentile, maximum), how often both pick the same top token, and both perplexities.`;
+type Values = NonNullable<ReturnType<typeof parseOrHelp<typeof perplexitySpec.flags>>>['values'];
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'help']);
-  if (p.flags.has('help')) {
-    console.log(usage);
-    return 0;
-  }
+  const p = parseOrHelp(perplexitySpec, args);
+  if (!p) return 0;
+  const v = p.values;
   const [modelPath, textPath] = p.positionals;
-  if (modelPath === undefined || textPath === undefined || p.positionals.length > 2) throw new UsageError(usage);
-  const text = await readFile(textPath, 'utf8').catch((e: Error) => {
-    throw new UsageError(`cannot read ${textPath}: ${e.message}`);
-  });
-  const klBase = stringFlag(p, 'kl-base');
-  if (klBase !== undefined) return klRun(modelPath, klBase, text, p);
-  const { model, threads } = await loadFromFlags(modelPath, p);
+  if (v.separator === '') throw new UsageError('--separator must not be empty');
+  const text = await readFile(textPath, 'utf8');
+  if (v.stride !== undefined && v.ctx !== undefined && v.stride > v.ctx) {
+    throw new UsageError(`--stride must be an integer in 1..${v.ctx} (at most --ctx), got ${v.stride}`);
+  }
+  const bar = progressBar(v.json);
+  if (v['kl-base'] !== undefined) return klRun(modelPath, v['kl-base'], text, v, bar);
+  const model = await loadFromFlags(modelPath, v, bar);
   try {
-    const stride = stringFlag(p, 'stride');
+    if (v.stride !== undefined && v.stride > model.contextSize) {
+      throw new UsageError(
+        `--stride must be an integer in 1..${model.contextSize} (at most the context size), got ${v.stride}`,
+      );
+    }
     const t0 = performance.now();
-    const r = await model.perplexity(text, {
-      contextSize: p.flags.has('ctx') ? Number(stringFlag(p, 'ctx')) : undefined,
-      stride: stride === undefined ? undefined : Number(stride),
-      separator: stringFlag(p, 'separator'),
-    });
+    let started = false;
+    const r = await model
+      .perplexity(text, {
+        contextSize: v.ctx,
+        stride: v.stride,
+        separator: v.separator,
+        onProgress: (scored, total) => {
+          if (!started) bar.start(total, 0, 'tokens scored');
+          started = true;
+          bar.update(scored);
+        },
+      })
+      .finally(() => bar.stop());
     const seconds = (performance.now() - t0) / 1000;
     const out = {
       perplexity: r.perplexity,
@@ -48,13 +53,13 @@ export async function run(args: string[]): Promise<number> {
       documents: r.documents.length,
       tokPerSec: Math.round((r.count / seconds) * 10) / 10,
       backend: model.backend.name,
-      threads,
+      threads: v.threads,
     };
-    if (p.flags.has('json')) console.log(JSON.stringify(out));
+    if (v.json) console.log(JSON.stringify(out));
     else {
       console.log(
         `perplexity ${r.perplexity.toFixed(6)} over ${r.count} predictions in ${r.documents.length} document(s) ` +
-          `(${out.tokPerSec} tok/s, backend ${out.backend}, ${threads} thread(s))`,
+          `(${out.tokPerSec} tok/s, backend ${out.backend}, ${v.threads} thread(s))`,
       );
     }
     return 0;
@@ -63,33 +68,32 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-async function klRun(
-  modelPath: string,
-  basePath: string,
-  text: string,
-  p: ReturnType<typeof parseArgs>,
-): Promise<number> {
-  const { model, threads } = await loadFromFlags(modelPath, p);
+async function klRun(modelPath: string, basePath: string, text: string, v: Values, bar: Progress): Promise<number> {
+  const model = await loadFromFlags(modelPath, v, bar);
   try {
-    const { model: base } = await loadFromFlags(basePath, p);
+    const base = await loadFromFlags(basePath, v, bar);
     try {
-      const stride = stringFlag(p, 'stride');
       const t0 = performance.now();
+      let started = false;
       const r = await klDivergence(model, base, text, {
-        contextSize: p.flags.has('ctx') ? Number(stringFlag(p, 'ctx')) : undefined,
-        stride: stride === undefined ? undefined : Number(stride),
-        separator: stringFlag(p, 'separator'),
-      });
+        contextSize: v.ctx,
+        stride: v.stride,
+        separator: v.separator,
+        onProgress: (done, total) => {
+          if (!started) bar.start(total, 0, 'tokens compared');
+          started = true;
+          bar.update(done);
+        },
+      }).finally(() => bar.stop());
       const seconds = (performance.now() - t0) / 1000;
-      const out = { ...r, values: undefined, base: basePath, seconds, backend: model.backend.name, threads };
-      if (p.flags.has('json')) {
-        console.log(JSON.stringify(out));
+      if (v.json) {
+        console.log(JSON.stringify({ ...r, values: undefined, base: basePath, seconds, backend: model.backend.name }));
         return 0;
       }
-      const f = (x: number, d = 6) => x.toFixed(d);
+      const f = (x: number) => x.toFixed(6);
       console.log(`${modelPath} against ${basePath}: ${r.count} predictions`);
       console.log(
-        table(
+        formatTable(
           ['statistic', 'value'],
           [
             ['Mean KLD', `${f(r.meanKld)} ± ${f(r.meanKldError)}`],
@@ -104,7 +108,7 @@ async function klRun(
             ['Mean ln(PPL(Q)/PPL(base))', f(r.meanLnPplRatio)],
             ['RMS Δp', `${(100 * r.rmsDeltaP).toFixed(3)} %`],
           ],
-          ['left', 'right'],
+          { align: ['l', 'r'] },
         ),
       );
       return 0;

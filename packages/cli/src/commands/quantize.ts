@@ -1,56 +1,25 @@
 /** `nibble quantize IN OUT PRESET`: llama-quantize, byte for byte (see @nibble/quantize). */
+import { existsSync } from 'node:fs';
 import { openGgufFile } from '@nibble/gguf/node';
 import {
   planQuantization,
-  presets,
   QuantizeError,
   type QuantizeModelOptions,
   type QuantizePlan,
   type QuantizeResult,
 } from '@nibble/quantize';
 import { quantizeFile, readImatrixFile } from '@nibble/quantize/node';
-import { UsageError } from '../args.js';
-import { intFlag, Progress, parseStrict, size, table } from '../quant-cli.js';
+import { parseOrHelp, UsageError } from '../args.js';
+import { progressAllowed, progressBar } from '../progress.js';
+import { quantizeSpec } from '../specs.js';
+import { formatTable } from '../table.js';
 
-const usage = `usage: nibble quantize IN.gguf OUT.gguf PRESET [options]
-       nibble quantize IN.gguf OUT.gguf --type TYPE [options]
-       nibble quantize IN.gguf PRESET --dry-run
-
-Writes OUT as llama-quantize would, byte for byte: llama.cpp's per-tensor rules for the preset (attn_v, ffn_down,
-output and embeddings by layer and GQA factor), its fallbacks for rows that do not fit a block, its tensor order and
-metadata. OUT is written to a temporary file and renamed; an existing OUT is kept unless --force.
-
-presets: ${presets.map((p) => p.name).join(', ')}
-
-options:
-  --type TYPE                 a type instead of a preset (the preset of that name, else every tensor TYPE)
-  --imatrix FILE              importance matrix (llama-imatrix's GGUF or legacy .dat; 'nibble imatrix' makes one)
-  --pure                      no mix: every quantized tensor gets the preset's default type
-  --output-tensor-type TYPE   type of output.weight
-  --token-embedding-type TYPE type of token_embd.weight
-  --tensor-type PATTERN=TYPE  type of tensors whose name matches PATTERN (a regex; repeatable, first match wins)
-  --leave-output-tensor       keep output.weight as it is
-  --allow-requantize          quantize tensors that are already quantized
-  --threads N                 worker threads (default 1)
-  --dry-run                   print the sizes, write nothing
-  --json                      print the result as JSON (no progress)
-  --force                     replace OUT
-  -h, --help                  this text`;
-
-const flags = {
-  type: { type: 'string' },
-  imatrix: { type: 'string' },
-  pure: { type: 'boolean' },
-  'output-tensor-type': { type: 'string' },
-  'token-embedding-type': { type: 'string' },
-  'tensor-type': { type: 'string', multiple: true },
-  'leave-output-tensor': { type: 'boolean' },
-  'allow-requantize': { type: 'boolean' },
-  threads: { type: 'string' },
-  'dry-run': { type: 'boolean' },
-  json: { type: 'boolean' },
-  force: { type: 'boolean' },
-} as const;
+/** Bytes as GiB, MiB or KiB. */
+export function size(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+  return `${(bytes / 2 ** 10).toFixed(1)} KiB`;
+}
 
 /** Per stored type: tensors, weights, bytes, bits per weight; then the totals. */
 function typeTable(plan: QuantizePlan): string {
@@ -77,14 +46,9 @@ function typeTable(plan: QuantizePlan): string {
     ((8 * plan.bytesOut) / plan.elements).toFixed(2),
     `${((100 * plan.bytesOut) / plan.bytesIn).toFixed(1)}% of input`,
   ]);
-  return table(['type', 'tensors', 'weights', 'size', 'bpw', 'share'], rows, [
-    'left',
-    'right',
-    'right',
-    'right',
-    'right',
-    'right',
-  ]);
+  return formatTable(['type', 'tensors', 'weights', 'size', 'bpw', 'share'], rows, {
+    align: ['l', 'r', 'r', 'r', 'r', 'r'],
+  });
 }
 
 function summary(plan: QuantizePlan): object {
@@ -106,45 +70,45 @@ function summary(plan: QuantizePlan): object {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const { values: v, positionals } = parseStrict(args, flags, usage);
-  if (v.help) {
-    console.log(usage);
-    return 0;
-  }
-  const dryRun = v['dry-run'] === true;
-  const json = v.json === true;
-  let input: string | undefined;
+  const p = parseOrHelp(quantizeSpec, args);
+  if (!p) return 0;
+  const v = p.values;
+  const positionals = p.positionals;
+  const dryRun = v['dry-run'];
+  const json = v.json;
+  let input: string;
   let output: string | undefined;
   let preset: string | undefined;
-  if (dryRun) {
-    [input, preset] = positionals.length === 3 ? [positionals[0], positionals[2]] : positionals;
-    if (positionals.length === 3) output = positionals[1];
-  } else [input, output, preset] = positionals;
-  const type = v.type as string | undefined;
-  if (type !== undefined && preset !== undefined) throw new UsageError(`give a PRESET or --type, not both\n\n${usage}`);
-  if (preset === undefined && type === undefined)
-    throw new UsageError(`expected IN, OUT and a PRESET (or --type)\n\n${usage}`);
-  if (!input || (!dryRun && !output) || positionals.length > 3)
-    throw new UsageError(`expected IN, OUT and a PRESET\n\n${usage}`);
-  const threads = intFlag(v.threads, 'threads', 1, 256, 1);
-  const tensorTypes = ((v['tensor-type'] as string[] | undefined) ?? []).map((s): [string, string] => {
+  if (dryRun && positionals.length === 2 && v.type === undefined) [input, preset] = positionals;
+  else [input, output, preset] = positionals;
+  const type = v.type;
+  if (type !== undefined && preset !== undefined) throw new UsageError('give a PRESET or --type, not both');
+  if (preset === undefined && type === undefined) {
+    throw new UsageError("expected IN, OUT and a PRESET (or --type); 'nibble sizes' lists the presets");
+  }
+  if (!dryRun && output === undefined) throw new UsageError('expected IN, OUT and a PRESET');
+  if (!dryRun && existsSync(output as string) && !v.force) {
+    throw new UsageError(`${output} exists; pass --force to replace it`);
+  }
+  const threads = v.threads;
+  const tensorTypes = (v['tensor-type'] ?? []).map((s): [string, string] => {
     const eq = s.indexOf('=');
     if (eq <= 0 || eq === s.length - 1) throw new UsageError(`--tensor-type expects PATTERN=TYPE, got '${s}'`);
     return [s.slice(0, eq), s.slice(eq + 1)];
   });
-  const imatrixPath = v.imatrix as string | undefined;
+  const imatrixPath = v.imatrix;
   try {
     const options: QuantizeModelOptions = {
       preset,
       type,
       imatrix: imatrixPath === undefined ? undefined : await readImatrixFile(imatrixPath),
       imatrixName: imatrixPath,
-      pure: v.pure === true,
-      outputType: v['output-tensor-type'] as string | undefined,
-      tokenEmbeddingType: v['token-embedding-type'] as string | undefined,
+      pure: v.pure,
+      outputType: v['output-tensor-type'],
+      tokenEmbeddingType: v['token-embedding-type'],
       tensorTypes,
-      leaveOutputTensor: v['leave-output-tensor'] === true,
-      allowRequantize: v['allow-requantize'] === true,
+      leaveOutputTensor: v['leave-output-tensor'],
+      allowRequantize: v['allow-requantize'],
       threads,
     };
     if (dryRun) {
@@ -164,24 +128,31 @@ export async function run(args: string[]): Promise<number> {
       }
       return 0;
     }
-    const progress = new Progress(json);
+    // A bar on a terminal; otherwise one line per tensor on stderr (like llama-quantize); nothing with --json.
+    const bar = progressBar(json);
+    const lines = !json && !progressAllowed(json);
+    const MB = 1e6;
+    let started = false;
     let r: QuantizeResult;
     try {
       r = await quantizeFile(input, output as string, {
         ...options,
-        overwrite: v.force === true,
-        onProgress: (p) => {
-          const mbs = p.bytesDone / 1e6 / Math.max(p.elapsedMs / 1000, 1e-3);
-          progress.update(
-            p.bytesDone,
-            p.bytesTotal,
-            p.tensor,
-            `[${String(p.index + 1).padStart(4)}/${p.count}] ${p.tensor.padEnd(32)} ${(p.bytesDone / 1e6).toFixed(1)}/${(p.bytesTotal / 1e6).toFixed(1)} MB, ${mbs.toFixed(1)} MB/s`,
-          );
+        overwrite: v.force,
+        onProgress: (q) => {
+          const mbs = q.bytesDone / MB / Math.max(q.elapsedMs / 1000, 1e-3);
+          if (!started) bar.start(Math.max(1, Math.round(q.bytesTotal / MB)), 0, q.tensor);
+          started = true;
+          bar.update(Math.round(q.bytesDone / MB), `MB in, ${mbs.toFixed(1)} MB/s, ${q.tensor}`);
+          if (lines) {
+            process.stderr.write(
+              `[${String(q.index + 1).padStart(4)}/${q.count}] ${q.tensor.padEnd(32)} ` +
+                `${(q.bytesDone / MB).toFixed(1)}/${(q.bytesTotal / MB).toFixed(1)} MB, ${mbs.toFixed(1)} MB/s\n`,
+            );
+          }
         },
       });
     } finally {
-      progress.stop();
+      bar.stop();
     }
     if (json) {
       console.log(
@@ -202,7 +173,9 @@ export async function run(args: string[]): Promise<number> {
     console.log(typeTable(r));
     return 0;
   } catch (e) {
-    // Library errors name API options; on the command line they are flags.
+    // An unknown preset or type is a mistake in the command line (exit 2); library errors name API options, which
+    // on the command line are flags.
+    if (e instanceof QuantizeError && e.code === 'E_QUANT_PRESET') throw new UsageError(e.message);
     if (e instanceof QuantizeError && e.option) throw new QuantizeError(e.code as never, e.cliMessage());
     throw e;
   }

@@ -1,19 +1,8 @@
 /** `nibble sizes`: every preset's size for real llama shapes, from the format table and llama.cpp's rules. */
 import { llamaShapes, presetSizes, presets } from '@nibble/quantize';
-import { UsageError } from '../args.js';
-import { parseStrict, table } from '../quant-cli.js';
-
-const usage = `usage: nibble sizes [--model NAME] [--preset P] [--json]
-
-Prints the tensor data size of each llama-quantize preset for LLaMA 7B/13B/30B/65B, Llama-2 70B and Llama-3
-1B/3B/8B shapes, from the format table and llama.cpp's per-tensor rules (no weights needed), beside the figures
-llama.cpp published. models: ${llamaShapes.map((s) => s.name).join(', ')}`;
-
-const flags = {
-  model: { type: 'string', multiple: true },
-  preset: { type: 'string', multiple: true },
-  json: { type: 'boolean' },
-} as const;
+import { parseOrHelp, UsageError } from '../args.js';
+import { sizesSpec } from '../specs.js';
+import { formatTable } from '../table.js';
 
 const GiB = 2 ** 30;
 
@@ -24,19 +13,16 @@ about 0.01 GiB; its Q2_K_S line repeats the Q2_K size. Sizes here are tensor dat
 a file adds its header and padding, a few MB.`;
 
 export async function run(args: string[]): Promise<number> {
-  const { values: v, positionals } = parseStrict(args, flags, usage);
-  if (v.help) {
-    console.log(usage);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${usage}`);
-  const names = (v.model as string[] | undefined) ?? llamaShapes.map((s) => s.name);
+  const p = parseOrHelp(sizesSpec, args);
+  if (!p) return 0;
+  const v = p.values;
+  const names = v.model ?? llamaShapes.map((s) => s.name);
   const shapes = names.map((n) => {
     const s = llamaShapes.find((x) => x.name === n.toLowerCase());
     if (!s) throw new UsageError(`unknown model '${n}'; models: ${llamaShapes.map((x) => x.name).join(', ')}`);
     return s;
   });
-  const wanted = (v.preset as string[] | undefined)?.map((p) => {
+  const wanted = v.preset?.map((p) => {
     const found = presets.find((x) => x.name === p.toUpperCase());
     if (!found) throw new UsageError(`unknown preset '${p}'; presets: ${presets.map((x) => x.name).join(', ')}`);
     return found.name;
@@ -77,7 +63,7 @@ export async function run(args: string[]): Promise<number> {
       return [s.preset, (s.bytes / GiB).toFixed(2), (s.bytes / 1e9).toFixed(2), s.bitsPerWeight.toFixed(2), published];
     });
     console.log(
-      table(['preset', 'GiB', 'GB', 'bpw', 'llama.cpp published'], rows, ['left', 'right', 'right', 'right', 'left']),
+      formatTable(['preset', 'GiB', 'GB', 'bpw', 'llama.cpp published'], rows, { align: ['l', 'r', 'r', 'r', 'l'] }),
     );
   }
   console.log(`\n${note}`);
