@@ -158,6 +158,8 @@ export interface Variant {
   label: string;
   /** Encodes one tensor; returns its stored bytes, its values decoded, and the dtype it was stored as. */
   encode(w: Weight): { bytes: number; decoded: Float32Array; storedAs: string };
+  /** Whether rows of this length can be stored at all (default: yes). */
+  fits?(rowLength: number): boolean;
 }
 
 /** One row of the table. */
@@ -175,6 +177,14 @@ export interface DemoRow {
 function blockVariant(name: DTypeName): Variant {
   return {
     label: name.toUpperCase().replace(/_K$/, '_K'),
+    fits(rowLength) {
+      try {
+        fallbackType(name, rowLength);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     encode(w) {
       const type = fallbackType(name, w.rowLength);
       const codec = formats[type];
@@ -247,6 +257,8 @@ export function demoTable(
   ];
   for (const [index, v] of variants.entries()) {
     onVariant?.(index, variants.length, v.label);
+    // A format llama.cpp cannot store this model in (a 128-block type with no fallback for these rows) is left out.
+    if (!variantFits(v, weights)) continue;
     let bytes = 0;
     let sumSq = 0;
     let maxAbs = 0;
@@ -275,6 +287,11 @@ export function demoTable(
     });
   }
   return rows;
+}
+
+/** Whether every weight can be stored in the variant (llama.cpp refuses a type with no fallback for the rows). */
+function variantFits(v: Variant, weights: readonly Weight[]): boolean {
+  return v.fits === undefined || weights.every((w) => v.fits?.(w.rowLength));
 }
 
 function describeModel(file: GgufFile): string {
@@ -340,6 +357,12 @@ export async function run(args: string[]): Promise<number> {
     'Weights: every 2-D weight tensor (norms stay F32). Error: against the F32 weights, over all quantized weights.\n',
   );
   console.log(formatTable(rows));
+  const left = demoVariants().filter((v) => !rows.some((r) => r.format === v.label));
+  if (left.length > 0) {
+    console.log(
+      `\nNot shown: ${left.map((v) => v.label).join(', ')} (llama.cpp has no fallback type for this model's rows).`,
+    );
+  }
   const k = rows.find((r) => Object.keys(r.fallbacks).length > 0 && r.format.endsWith('_K'));
   if (k) {
     const widths = [
