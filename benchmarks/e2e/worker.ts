@@ -4,7 +4,7 @@
  *
  *   npx tsx --conditions=source benchmarks/e2e/worker.ts ENGINE MODEL THREADS PROMPT_TOKENS DECODE_TOKENS
  *
- * ENGINE is `nibble-js` or `llama.cpp`. The prompt is the same ids for both: BOS then a fixed cycle of token ids,
+ * ENGINE is `nibble-wasm`, `nibble-js` or `llama.cpp`. The prompt is the same ids for both: BOS then a fixed cycle of token ids,
  * so both engines do identical work whatever their tokenizers.
  */
 
@@ -32,10 +32,12 @@ interface Result {
 }
 
 async function nibble(): Promise<Result> {
-  await import('@nibble/backend-js');
+  const backend = engine === 'nibble-wasm' ? 'wasm' : 'js';
+  if (backend === 'wasm') await import('@nibble/backend-wasm/node');
+  else await import('@nibble/backend-js');
   const { loadModel } = await import('@nibble/runner/node');
   const t0 = performance.now();
-  const model = await loadModel(modelPath, { backend: 'js', threads, contextSize: promptTokens + decodeTokens + 8 });
+  const model = await loadModel(modelPath, { backend, threads, contextSize: promptTokens + decodeTokens + 8 });
   const loadMs = performance.now() - t0;
   const gen = model.generate(promptIds(promptTokens), { temperature: 0, maxTokens: decodeTokens, ignoreEos: true });
   let n = 0;
@@ -47,7 +49,7 @@ async function nibble(): Promise<Result> {
   }
   const tEnd = performance.now();
   await model.dispose();
-  return summarize('nibble-js', loadMs, tFirst - tStart, tEnd - tFirst, n);
+  return summarize(engine, loadMs, tFirst - tStart, tEnd - tFirst, n);
 }
 
 async function llamaCpp(): Promise<Result> {
