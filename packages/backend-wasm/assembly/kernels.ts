@@ -526,7 +526,7 @@ export function quantQ8_0(
           const odd = e & 1;
           const k = e >> 1;
           const vec = hi ? (odd ? 3 : 1) : odd ? 2 : 0;
-          const scale: i32 = vec == 0 || vec == 3 ? 16 : 1;
+          const scale: i32 = vec == 0 || vec == 3 ? 256 : vec == 1 ? 16 : 1;
           store<i16>(blk + (vec << 4) + (k << 1), <i16>(v * scale));
         } else store<i16>(blk + (j << 1), <i16>v);
         if (deq) store<f32>(deq + ((<usize>t * n + (b << 5) + j) << 2), <f32>v * dh);
@@ -621,15 +621,18 @@ export function roundRows(x: usize, dst: usize, n: i32, t0: i32, t1: i32, bf: i3
   );
 }
 
-/** 16 nibble bytes against the permuted, scaled activations of {@link quantQ8_0} layout 1: Σ q·a · 16. */
-@inline function nib16(v: v128, a: usize): v128 {
-  const x1 = v128.and(v, i16x8.splat(0x000f));
-  const x2 = v128.and(v, i16x8.splat(0x00f0));
-  const x3 = i16x8.shr_u(v128.and(v, i16x8.splat(0x0f00)), 4);
-  const x4 = i16x8.shr_u(v, 12);
+/**
+ * 16 nibble bytes (two elements each) against the permuted activations of {@link quantQ8_0} layout 1: as i16 lanes,
+ * `v & 0x000f`, `v & 0x00f0`, `v & 0x0f00` and `v >> 12` are the four nibbles times 1, 16, 256 and 1, and the
+ * activations were stored times 256, 16, 1 and 256, so every product is q·a·256 (|q·a·256| < 2^19: no overflow).
+ */
+@inline function nib4(v: v128, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(x1, v128.load(a)), i32x4.dot_i16x8_s(x2, v128.load(a, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(x3, v128.load(a, 32)), i32x4.dot_i16x8_s(x4, v128.load(a, 48))),
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x000f)), a0),
+      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x00f0)), a1),
+    ),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x0f00)), a2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), a3)),
   );
 }
 
@@ -640,8 +643,9 @@ export function roundRows(x: usize, dst: usize, n: i32, t0: i32, t1: i32, bf: i3
 
 /**
  * Q4_0 x Q8_0 (ggml's vec_dot_q4_0_q8_0) on the 4-row groups: per block Σ (q - 8)·a as Σ q·a - 8 Σ a in integers,
- * times d_w·d_a. Rows [r0, r1) with r0 a multiple of 4; the group of the last rows reads its zero padding.
- * a [nTok, n] i16 quants (layout 1), ad [nTok, n/32] scales, as [nTok, n/32] quant sums.
+ * times d_w·d_a; the 4 rows' sums become the lanes of one vector, so the scales of 4 rows apply in one multiply.
+ * Rows [r0, r1) with r0 a multiple of 4; the last group reads its zero padding. a [nTok, n] i16 quants (layout 1),
+ * ad [nTok, n/32] scales, as [nTok, n/32] quant sums.
  */
 export function matmulQ4_0(
   w: usize,
@@ -656,27 +660,33 @@ export function matmulQ4_0(
   r1: i32,
 ): void {
   const nb = n >> 5;
-  const inv16 = f32x4.splat(0.0625);
+  const inv = f32x4.splat(<f32>1 / 256);
   for (let g = r0 >> 2; g << 2 < r1; g++) {
     const gw = w + <usize>g * nb * G4_Q4_0;
+    const end = gw + <usize>nb * G4_Q4_0;
     for (let t = 0; t < nTok; t++) {
-      const at = a + ((<usize>t * n) << 1);
-      const adt = ad + ((<usize>t * nb) << 2);
-      const ast = as + ((<usize>t * nb) << 2);
+      let ap = a + ((<usize>t * n) << 1);
+      let dp = ad + ((<usize>t * nb) << 2);
+      let sp = as + ((<usize>t * nb) << 2);
       let acc = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const blk = gw + b * G4_Q4_0;
-        const ab = at + (b << 6);
-        const s0 = nib16(v128.load(blk, 8), ab);
-        const s1 = nib16(v128.load(blk, 24), ab);
-        const s2 = nib16(v128.load(blk, 40), ab);
-        const s3 = nib16(v128.load(blk, 56), ab);
-        // Σ q·a·16 - 128 Σ a = 16 Σ (q - 8)·a
-        const u = i32x4.sub(reduce4(s0, s1, s2, s3), i32x4.splat(load<i32>(ast + (b << 2)) << 7));
-        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(adt + (b << 2))));
+      for (let blk = gw; blk < end; blk += G4_Q4_0) {
+        const a0 = v128.load(ap);
+        const a1 = v128.load(ap, 16);
+        const a2 = v128.load(ap, 32);
+        const a3 = v128.load(ap, 48);
+        const s0 = nib4(v128.load(blk, 8), a0, a1, a2, a3);
+        const s1 = nib4(v128.load(blk, 24), a0, a1, a2, a3);
+        const s2 = nib4(v128.load(blk, 40), a0, a1, a2, a3);
+        const s3 = nib4(v128.load(blk, 56), a0, a1, a2, a3);
+        // 256 Σ q·a - 2048 Σ a = 256 Σ (q - 8)·a
+        const u = i32x4.sub(reduce4(s0, s1, s2, s3), i32x4.splat(load<i32>(sp) << 11));
+        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(dp)));
         acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(u), sc));
+        ap += 64;
+        dp += 4;
+        sp += 4;
       }
-      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, f32x4.mul(acc, inv16));
+      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, f32x4.mul(acc, inv));
     }
   }
 }
@@ -691,11 +701,13 @@ export function matmulQ4_0(
   }
 }
 
-/** 16 int8 quants against 16 i16 activations. */
-@inline function q8x16(v: v128, a: usize): v128 {
+/** 32 int8 quants at `p` against 32 i16 activations. */
+@inline function q8x32(p: usize, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const v = v128.load(p);
+  const u = v128.load(p, 16);
   return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), v128.load(a)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), v128.load(a, 16)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), a1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(u), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(u), a3)),
   );
 }
 
@@ -704,19 +716,24 @@ export function matmulQ8_0(w: usize, a: usize, ad: usize, y: usize, n: i32, outF
   const nb = n >> 5;
   for (let g = r0 >> 2; g << 2 < r1; g++) {
     const gw = w + <usize>g * nb * G4_Q8_0;
+    const end = gw + <usize>nb * G4_Q8_0;
     for (let t = 0; t < nTok; t++) {
-      const at = a + ((<usize>t * n) << 1);
-      const adt = ad + ((<usize>t * nb) << 2);
+      let ap = a + ((<usize>t * n) << 1);
+      let dp = ad + ((<usize>t * nb) << 2);
       let acc = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const blk = gw + b * G4_Q8_0;
-        const ab = at + (b << 6);
-        const s0 = i32x4.add(q8x16(v128.load(blk, 8), ab), q8x16(v128.load(blk, 24), ab + 32));
-        const s1 = i32x4.add(q8x16(v128.load(blk, 40), ab), q8x16(v128.load(blk, 56), ab + 32));
-        const s2 = i32x4.add(q8x16(v128.load(blk, 72), ab), q8x16(v128.load(blk, 88), ab + 32));
-        const s3 = i32x4.add(q8x16(v128.load(blk, 104), ab), q8x16(v128.load(blk, 120), ab + 32));
-        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(adt + (b << 2))));
+      for (let blk = gw; blk < end; blk += G4_Q8_0) {
+        const a0 = v128.load(ap);
+        const a1 = v128.load(ap, 16);
+        const a2 = v128.load(ap, 32);
+        const a3 = v128.load(ap, 48);
+        const s0 = q8x32(blk + 8, a0, a1, a2, a3);
+        const s1 = q8x32(blk + 40, a0, a1, a2, a3);
+        const s2 = q8x32(blk + 72, a0, a1, a2, a3);
+        const s3 = q8x32(blk + 104, a0, a1, a2, a3);
+        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(dp)));
         acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(reduce4(s0, s1, s2, s3)), sc));
+        ap += 64;
+        dp += 4;
       }
       storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, acc);
     }

@@ -30,7 +30,7 @@ import {
   type TensorOptions,
   type TensorRef,
 } from '@nibble/tensor';
-import { type Count, ctl, type Kernels, type MatmulKernel, type Op, type Program, runProgram } from './exec.js';
+import { type Count, ctl, type Kernels, type MatmulKernel, type Op, type Profile, type Program, runProgram } from './exec.js';
 import { wasmPlain, wasmShared, workerSource } from './generated.js';
 import { Heap, wasm32Limit } from './heap.js';
 import { Pool, type WorkerSpawner } from './pool.js';
@@ -229,6 +229,19 @@ export class WasmBackend extends KernelBackend<Prepared> {
     if (a !== 'f32' && a !== 'ggml') throw new BackendError(`wasm backend: unknown matmulActivations '${String(a)}'`);
     this.#defaultActivations = a;
   }
+
+  /**
+   * Set to an object to collect the time per op kind of every later run (the calling thread's view: its share of
+   * each op plus the wait for the others); undefined (the default) measures nothing.
+   *
+   * @example
+   * ```ts
+   * backend.profile = {};
+   * await backend.run(graph, inputs);
+   * console.table(backend.profile); // { 'matmul q4_0': { ms, calls }, attention: { ... }, ... }
+   * ```
+   */
+  profile: Profile | undefined;
 
   /** Bytes of WebAssembly memory in use (weights, caches, plans). */
   get memoryBytes(): number {
@@ -715,8 +728,8 @@ export class WasmBackend extends KernelBackend<Prepared> {
     p.params.forEach((name, i) => {
       c[ctl.params + i] = run.params[name];
     });
-    if (this.#pool !== undefined) this.#pool.run(p.prog, this.#k);
-    else runProgram(p.prog, this.#k, c, 0, 1, true);
+    if (this.#pool !== undefined) this.#pool.run(p.prog, this.#k, this.profile);
+    else runProgram(p.prog, this.#k, c, 0, 1, true, this.profile);
     const out: Record<string, Float32Array> = {};
     const now = this.#heap.memory.buffer;
     for (const o of p.outputs) {

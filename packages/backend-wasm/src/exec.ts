@@ -236,10 +236,25 @@ function count(c: Count, params: Int32Array): number {
   return n;
 }
 
-/** Runs this thread's share of every op of a program; `c` is the control block (params live there). */
-export function runProgram(prog: Program, k: Kernels, c: Int32Array, tid: number, nth: number, canWait: boolean): void {
+/** Milliseconds and calls per op kind (matmuls by kernel), filled by {@link runProgram} when given. */
+export type Profile = Record<string, { ms: number; calls: number }>;
+
+/**
+ * Runs this thread's share of every op of a program; `c` is the control block (params live there). With `profile`,
+ * the time of each op (this thread's share plus its barrier) is added under its kind.
+ */
+export function runProgram(
+  prog: Program,
+  k: Kernels,
+  c: Int32Array,
+  tid: number,
+  nth: number,
+  canWait: boolean,
+  profile?: Profile,
+): void {
   const sync = nth > 1;
   let index = 0;
+  let t0 = profile ? performance.now() : 0;
   for (const op of prog.ops) {
     if (sync && tid < 4) c[ctl.progress + tid] = index++;
     switch (op.k) {
@@ -351,6 +366,14 @@ export function runProgram(prog: Program, k: Kernels, c: Int32Array, tid: number
       }
     }
     if (sync) barrier(c, nth, canWait);
+    if (profile !== undefined) {
+      const t1 = performance.now();
+      const key = op.k === 'matmul' ? `matmul ${op.kernel === 'f32' ? `f32 (fmt ${op.fmt})` : op.kernel}` : op.k;
+      const e = (profile[key] ??= { ms: 0, calls: 0 });
+      e.ms += t1 - t0;
+      e.calls++;
+      t0 = t1;
+    }
   }
 }
 

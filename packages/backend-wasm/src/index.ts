@@ -17,6 +17,7 @@ import type { PoolWorker, WorkerSpawner } from './pool.js';
 
 export type { WasmBackendOptions, WasmEnvironment } from './backend.js';
 export { createWasmBackend, WasmBackend, WasmTensor, wasmCapabilities } from './backend.js';
+export type { Profile } from './exec.js';
 export type { PoolWorker, WorkerSpawner } from './pool.js';
 
 interface WebWorkerLike {

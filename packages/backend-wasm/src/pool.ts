@@ -4,7 +4,7 @@
  * notify per step, never one per op.
  */
 import { BackendError } from '@nibble/tensor';
-import { barrier, cmd, ctl, type Kernels, type Program, readError, runProgram } from './exec.js';
+import { barrier, cmd, ctl, type Kernels, type Profile, type Program, readError, runProgram } from './exec.js';
 
 /** A started worker, whatever runs it (worker_threads in Node, Web Workers in browsers). */
 export interface PoolWorker {
@@ -122,10 +122,10 @@ export class Pool {
   }
 
   /** One step: the workers and this thread each run their share of `prog`. */
-  run(prog: Program, k: Kernels): void {
+  run(prog: Program, k: Kernels, profile?: Profile): void {
     this.#guard(() => {
       const c = this.#post(cmd.run, prog.id);
-      runProgram(prog, k, c, 0, this.threads, this.#canWait);
+      runProgram(prog, k, c, 0, this.threads, this.#canWait, profile);
       barrier(c, this.threads, this.#canWait);
     });
   }

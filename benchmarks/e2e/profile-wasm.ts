@@ -1,0 +1,43 @@
+// Where the time of one decode step goes on the WASM backend: time per op kind over DECODE steps after a short
+// prompt, with the matmul GB/s of weight bytes.
+//
+//   npx tsx --conditions=source benchmarks/e2e/profile-wasm.ts [MODEL] [THREADS] [DECODE]
+import '@nibble/backend-wasm/node';
+import type { WasmBackend } from '@nibble/backend-wasm';
+import { loadModel } from '@nibble/runner/node';
+import { tinyLlamaQ4_0Path } from '../gguf/generate.js';
+
+const [pathArg, threadsArg = '1', decodeArg = '16'] = process.argv.slice(2);
+const path = pathArg || (await tinyLlamaQ4_0Path());
+const decode = Number(decodeArg);
+const model = await loadModel(path, { backend: 'wasm', threads: Number(threadsArg), contextSize: 64 });
+const backend = model.backend as unknown as WasmBackend;
+const s = await model.createSession();
+await s.evaluate([1, 300, 301, 302]);
+await s.evaluate([303]);
+backend.profile = {};
+const t0 = performance.now();
+for (let i = 0; i < decode; i++) await s.evaluate([304 + i]);
+const total = performance.now() - t0;
+const prof = backend.profile;
+backend.profile = undefined;
+let matmulMs = 0;
+console.log(`| op | ms per step | share | calls per step |`);
+console.log('|---|---|---|---|');
+for (const [k, v] of Object.entries(prof).sort((a, b) => b[1].ms - a[1].ms)) {
+  if (k.startsWith('matmul')) matmulMs += v.ms;
+  console.log(`| ${k} | ${(v.ms / decode).toFixed(3)} | ${((100 * v.ms) / total).toFixed(1)}% | ${v.calls / decode} |`);
+}
+let weightBytes = 0;
+for (const l of model.weights.layers) for (const w of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) weightBytes += bytesOf(w);
+weightBytes += bytesOf(model.weights.output);
+console.log(
+  `\n${(total / decode).toFixed(2)} ms per step (${((1000 * decode) / total).toFixed(2)} tok/s), ${threadsArg} thread(s); matmuls ${(weightBytes / 1e6).toFixed(0)} MB per step at ${(weightBytes / 1e6 / (matmulMs / decode)).toFixed(2)} GB/s`,
+);
+s.dispose();
+await model.dispose();
+
+function bytesOf(t: { dtype: string; shape: readonly number[] }): number {
+  const bpw: Record<string, number> = { q4_0: 18 / 32, q8_0: 34 / 32, f16: 2, f32: 4, q4_K: 144 / 256, q6_K: 210 / 256 };
+  return t.shape.reduce((a, b) => a * b, 1) * (bpw[t.dtype] ?? 0);
+}
