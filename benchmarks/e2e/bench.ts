@@ -46,6 +46,8 @@ interface Row {
   promptTokens: number;
   promptTokPerSec: number;
   decodeTokPerSec: number;
+  /** Tokens per CPU-second of the process (all threads): steadier than wall time on a shared machine. */
+  decodeTokPerCpuSec: number;
   maxRssMiB: number;
   loadMs: number;
 }
@@ -89,6 +91,7 @@ for (const threads of threadCounts)
           promptTokens,
           promptTokPerSec: median(results.map((x) => x.promptTokPerSec)),
           decodeTokPerSec: median(results.map((x) => x.decodeTokPerSec)),
+          decodeTokPerCpuSec: median(results.map((x) => x.decodeTokPerCpuSec)),
           maxRssMiB: median(results.map((x) => x.maxRssMiB)),
           loadMs: median(results.map((x) => x.loadMs)),
         });
@@ -111,7 +114,8 @@ if (args.includes('--merge') && existsSync(resultsPath)) {
   // Keep the file's order: by threads, then model as listed above.
   const order = candidates.map((c) => c.name);
   rows.sort(
-    (a, b) => a.threads - b.threads || order.indexOf(a.model) - order.indexOf(b.model) || a.promptTokens - b.promptTokens,
+    (a, b) =>
+      a.threads - b.threads || order.indexOf(a.model) - order.indexOf(b.model) || a.promptTokens - b.promptTokens,
   );
 }
 writeFileSync(
@@ -119,13 +123,18 @@ writeFileSync(
   `${JSON.stringify({ date: new Date().toISOString(), node: process.version, threads: threadsInFile, runs, prompts: promptCounts, rows }, null, 2)}\n`,
 );
 const peer = (r: Row) =>
-  rows.find((p) => p.engine === 'llama.cpp' && p.model === r.model && p.threads === r.threads && p.promptTokens === r.promptTokens);
+  rows.find(
+    (p) =>
+      p.engine === 'llama.cpp' && p.model === r.model && p.threads === r.threads && p.promptTokens === r.promptTokens,
+  );
 const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}x` : '');
-console.log('| model | engine | threads | prompt | prompt tok/s | vs llama.cpp | decode tok/s | vs llama.cpp | peak RSS MiB | load ms |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log(
+  '| model | engine | threads | prompt | prompt tok/s | vs llama.cpp | decode tok/s | vs llama.cpp | decode tok/CPU-s | vs llama.cpp | peak RSS MiB | load ms |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const p = r.engine === 'llama.cpp' ? undefined : peer(r);
   console.log(
-    `| ${r.model} | ${r.engine} | ${r.threads} | ${r.promptTokens} | ${r.promptTokPerSec} | ${ratio(r.promptTokPerSec, p?.promptTokPerSec)} | ${r.decodeTokPerSec} | ${ratio(r.decodeTokPerSec, p?.decodeTokPerSec)} | ${r.maxRssMiB} | ${r.loadMs} |`,
+    `| ${r.model} | ${r.engine} | ${r.threads} | ${r.promptTokens} | ${r.promptTokPerSec} | ${ratio(r.promptTokPerSec, p?.promptTokPerSec)} | ${r.decodeTokPerSec} | ${ratio(r.decodeTokPerSec, p?.decodeTokPerSec)} | ${r.decodeTokPerCpuSec} | ${ratio(r.decodeTokPerCpuSec, p?.decodeTokPerCpuSec)} | ${r.maxRssMiB} | ${r.loadMs} |`,
   );
 }

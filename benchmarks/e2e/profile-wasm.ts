@@ -29,7 +29,8 @@ for (const [k, v] of Object.entries(prof).sort((a, b) => b[1].ms - a[1].ms)) {
   console.log(`| ${k} | ${(v.ms / decode).toFixed(3)} | ${((100 * v.ms) / total).toFixed(1)}% | ${v.calls / decode} |`);
 }
 let weightBytes = 0;
-for (const l of model.weights.layers) for (const w of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) weightBytes += bytesOf(w);
+for (const l of model.weights.layers)
+  for (const w of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) weightBytes += bytesOf(w);
 weightBytes += bytesOf(model.weights.output);
 console.log(
   `\n${(total / decode).toFixed(2)} ms per step (${((1000 * decode) / total).toFixed(2)} tok/s), ${threadsArg} thread(s); matmuls ${(weightBytes / 1e6).toFixed(0)} MB per step at ${(weightBytes / 1e6 / (matmulMs / decode)).toFixed(2)} GB/s`,
@@ -38,6 +39,13 @@ s.dispose();
 await model.dispose();
 
 function bytesOf(t: { dtype: string; shape: readonly number[] }): number {
-  const bpw: Record<string, number> = { q4_0: 18 / 32, q8_0: 34 / 32, f16: 2, f32: 4, q4_K: 144 / 256, q6_K: 210 / 256 };
+  const bpw: Record<string, number> = {
+    q4_0: 18 / 32,
+    q8_0: 34 / 32,
+    f16: 2,
+    f32: 4,
+    q4_K: 144 / 256,
+    q6_K: 210 / 256,
+  };
   return t.shape.reduce((a, b) => a * b, 1) * (bpw[t.dtype] ?? 0);
 }

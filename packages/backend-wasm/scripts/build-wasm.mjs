@@ -70,4 +70,6 @@ try {
   old = readFileSync(target, 'utf8');
 } catch {}
 if (old !== out) writeFileSync(target, out);
-console.log(`backend-wasm: kernels ${Math.round((plain.length * 3) / 4 / 1024)} KiB, worker ${Math.round(workerSource.length / 1024)} KiB`);
+console.log(
+  `backend-wasm: kernels ${Math.round((plain.length * 3) / 4 / 1024)} KiB, worker ${Math.round(workerSource.length / 1024)} KiB`,
+);

@@ -30,7 +30,16 @@ import {
   type TensorOptions,
   type TensorRef,
 } from '@nibble/tensor';
-import { type Count, ctl, type Kernels, type MatmulKernel, type Op, type Profile, type Program, runProgram } from './exec.js';
+import {
+  type Count,
+  ctl,
+  type Kernels,
+  type MatmulKernel,
+  type Op,
+  type Profile,
+  type Program,
+  runProgram,
+} from './exec.js';
 import { wasmPlain, wasmShared, workerSource } from './generated.js';
 import { Heap, wasm32Limit } from './heap.js';
 import { Pool, type WorkerSpawner } from './pool.js';
@@ -217,7 +226,14 @@ export class WasmBackend extends KernelBackend<Prepared> {
   readonly #pending: Prepared[] = [];
 
   /** @internal Use `createBackend('wasm')`. */
-  constructor(k: Kernels, heap: Heap, ctlPtr: number, pool: Pool | undefined, options: WasmBackendOptions, note?: string) {
+  constructor(
+    k: Kernels,
+    heap: Heap,
+    ctlPtr: number,
+    pool: Pool | undefined,
+    options: WasmBackendOptions,
+    note?: string,
+  ) {
     super();
     this.#k = k;
     this.#heap = heap;
@@ -508,7 +524,13 @@ export class WasmBackend extends KernelBackend<Prepared> {
             });
             break;
           case 'softmax':
-            ops.push({ k: 'softmax', x: ptrOf(node.x), out: ptrOf(node.out), n: lastDim(node.x), rows: rowsCount(node.x) });
+            ops.push({
+              k: 'softmax',
+              x: ptrOf(node.x),
+              out: ptrOf(node.out),
+              n: lastDim(node.x),
+              rows: rowsCount(node.x),
+            });
             break;
           case 'silu':
           case 'gelu':
@@ -560,7 +582,9 @@ export class WasmBackend extends KernelBackend<Prepared> {
           case 'rope': {
             const factors = node.freqFactors ? (node.freqFactors.handle as WasmTensor) : undefined;
             const f =
-              factors === undefined ? undefined : new Float32Array(heap.memory.buffer, factors.ptr, node.nRot / 2).slice();
+              factors === undefined
+                ? undefined
+                : new Float32Array(heap.memory.buffer, factors.ptr, node.nRot / 2).slice();
             const { theta, mscale } = ropeTables(node, f);
             const th = alloc(theta.byteLength, `${node.name} theta`);
             new Float64Array(heap.memory.buffer, th, theta.length).set(theta);
@@ -604,7 +628,10 @@ export class WasmBackend extends KernelBackend<Prepared> {
             const kc = node.k.handle as WasmTensor;
             const vc = node.v.handle as WasmTensor;
             if (kc.dtype !== vc.dtype) {
-              throw new GraphError(node.name, `wasm backend: K and V caches must share a dtype (${kc.dtype}, ${vc.dtype})`);
+              throw new GraphError(
+                node.name,
+                `wasm backend: K and V caches must share a dtype (${kc.dtype}, ${vc.dtype})`,
+              );
             }
             checks.push(positionCheck(node.name, node.positions, node.q, kc.rows, `the cache [0, ${kc.rows})`));
             ctxMax = Math.max(ctxMax, kc.rows);
@@ -768,7 +795,9 @@ function positionCheck(
   what: string,
 ): (run: BoundRun) => void {
   return (run) => {
-    const rows = rowsOfT.shape.slice(0, -1).reduce<number>((a, d) => a * (typeof d === 'number' ? d : run.params[d.name]), 1);
+    const rows = rowsOfT.shape
+      .slice(0, -1)
+      .reduce<number>((a, d) => a * (typeof d === 'number' ? d : run.params[d.name]), 1);
     const isParam = (positions as { kind: string }).kind === 'param';
     for (let r = 0; r < rows; r++) {
       const pos = isParam
@@ -846,4 +875,3 @@ function base64(s: string): Uint8Array<ArrayBuffer> {
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
-

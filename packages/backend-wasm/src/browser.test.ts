@@ -20,7 +20,9 @@ const greedy = readJson<GreedyRef>('reference', 'stories260K-greedy-llama2c.json
  * A static server on 127.0.0.1 with the cross-origin isolation headers, serving `files` (path -> bytes). The part to
  * swap for the shared harness (tests/browser/harness.ts) once it lands.
  */
-async function serveIsolated(files: Record<string, { body: Uint8Array | string; type: string }>): Promise<{ url: string; close(): Promise<void> }> {
+async function serveIsolated(
+  files: Record<string, { body: Uint8Array | string; type: string }>,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const f = files[new URL(req.url ?? '/', 'http://x').pathname];
     res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
@@ -83,9 +85,15 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
       logLevel: 'silent',
     });
     server = await serveIsolated({
-      '/': { body: '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>', type: 'text/html' },
+      '/': {
+        body: '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>',
+        type: 'text/html',
+      },
       '/page.js': { body: bundle.outputFiles[0].text, type: 'text/javascript' },
-      '/stories260K.gguf': { body: readFileSync(fixturePath('models', 'stories260K.gguf')), type: 'application/octet-stream' },
+      '/stories260K.gguf': {
+        body: readFileSync(fixturePath('models', 'stories260K.gguf')),
+        type: 'application/octet-stream',
+      },
     });
     browser = await launchChromium();
   });

@@ -287,8 +287,7 @@ export function runProgram(
             default:
               k.matmulF32(op.fmt, op.w, op.rowBytes, op.deq || op.x, op.y, op.n, op.outF, nTok, r0, r1, scratch);
           }
-          if (op.fix81)
-            k.fixQ8_1(op.fmt, op.w, op.rowBytes, op.ad, op.as, op.s81, op.y, op.n, op.outF, nTok, r0, r1);
+          if (op.fix81) k.fixQ8_1(op.fmt, op.w, op.rowBytes, op.ad, op.as, op.s81, op.y, op.n, op.outF, nTok, r0, r1);
           if (op.bias !== 0 || op.res !== 0) k.addBiasResidual(op.y, op.bias, op.res, op.outF, nTok, r0, r1);
         }
         break;

@@ -27,7 +27,11 @@ for (const threads of [1, 2]) {
   describe(`stories260K (F32) on wasm, ${threads} thread(s), against llama2.c`, () => {
     let model: Model;
     beforeAll(async () => {
-      model = await loadModel(fixturePath('models', 'stories260K.gguf'), { backend: 'wasm', threads, contextSize: 512 });
+      model = await loadModel(fixturePath('models', 'stories260K.gguf'), {
+        backend: 'wasm',
+        threads,
+        contextSize: 512,
+      });
     });
     afterAll(async () => {
       await model?.dispose();

@@ -46,7 +46,10 @@ function browserSpawner(): WorkerSpawner | undefined {
 
 let environment: WasmEnvironment = {
   spawn: browserSpawner(),
-  cores: Math.max(1, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1),
+  cores: Math.max(
+    1,
+    (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
+  ),
 };
 
 /**
