@@ -225,7 +225,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
   #inflight = 0;
   readonly #pending: Prepared[] = [];
 
-  /** @internal Use `createBackend('wasm')`. */
+  /** @hidden Use `createBackend('wasm')`. */
   constructor(
     k: Kernels,
     heap: Heap,
@@ -355,6 +355,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
 
   // ---- compiling a plan -----------------------------------------------------------------------------------------
 
+  /** @hidden */
   protected prepare(gp: GraphPlan): Prepared {
     const graph = gp.graph;
     const heap = this.#heap;
@@ -719,7 +720,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
   }
 
   /**
-   * @internal A graph was garbage collected: its plan's memory goes back once no run is in flight (a graph can be
+   * @hidden A graph was garbage collected: its plan's memory goes back once no run is in flight (a graph can be
    * collected while its own run awaits its plan, and that run still needs the memory).
    */
   collect(p: Prepared): void {
@@ -741,6 +742,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
     }
   }
 
+  /** @hidden */
   protected execute(p: Prepared, run: BoundRun, options: RunOptions): RunOutputs {
     if (p.released) throw new BackendError('wasm backend: this graph was released (a tensor it uses was freed)');
     for (const check of p.checks) check(run);
