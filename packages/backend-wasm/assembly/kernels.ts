@@ -784,12 +784,68 @@ export function matmulQ8_0(w: usize, a: usize, ad: usize, y: usize, n: i32, outF
 }
 
 /**
+ * Q4_K's 6-bit scales and mins unpacked at upload, so the dot products read them as bytes: per super-block of the
+ * `nsb` at `src` (144 bytes each), 8 scales then 8 mins at `dst` (16 bytes).
+ */
+export function unpackQ4K(src: usize, dst: usize, nsb: i32): void {
+  for (let b = 0; b < nsb; b++) {
+    const s = src + <usize>b * 144 + 4;
+    const d = dst + (<usize>b << 4);
+    for (let j = 0; j < 8; j++) {
+      store<u8>(d + j, <u8>q4kScale(s, j));
+      store<u8>(d + 8 + j, <u8>q4kMin(s, j));
+    }
+  }
+}
+
+/** Low nibbles of the 32 quant bytes at `q` (one Q4_K sub-block) against layout-2 activations at `ac`: Σ q·a·16. */
+@inline function q4kLo(q: usize, ac: usize): v128 {
+  const v0 = v128.load(q);
+  const v1 = v128.load(q, 16);
+  return i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x000f)), v128.load(ac)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v0, i16x8.splat(0x0f00)), 4), v128.load(ac, 32)),
+    ),
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x000f)), v128.load(ac, 64)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v1, i16x8.splat(0x0f00)), 4), v128.load(ac, 96)),
+    ),
+  );
+}
+/** High nibbles: the next sub-block. */
+@inline function q4kHi(q: usize, ac: usize): v128 {
+  const v0 = v128.load(q);
+  const v1 = v128.load(q, 16);
+  return i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x00f0)), v128.load(ac, 16)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v0, 12), v128.load(ac, 48)),
+    ),
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x00f0)), v128.load(ac, 80)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v1, 12), v128.load(ac, 112)),
+    ),
+  );
+}
+
+/** Eight bytes at `p` as two i32x4 vectors (lanes 0-3, 4-7). */
+@inline function bytes8lo(p: usize): v128 {
+  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load64_zero(p)));
+}
+@inline function bytes8hi(p: usize): v128 {
+  return i32x4.extend_high_i16x8_u(i16x8.extend_low_i8x16_u(v128.load64_zero(p)));
+}
+
+/**
  * Q4_K x Q8_K (ggml's vec_dot_q4_K_q8_K): per super-block d·Σ_j sc_j Σ q·a - dmin·Σ_j m_j Σ a, the sums in
- * integers, times the activation's d. a: layout 2 quants, ad [nTok, n/256], bs [nTok, n/16] sums of 16.
+ * integers, times the activation's d. `aux`: the unpacked scales of {@link unpackQ4K}. a: layout 2 quants, ad
+ * [nTok, n/256], bs [nTok, n/16] sums of 16.
  */
 export function matmulQ4_K(
   w: usize,
   rowBytes: i32,
+  aux: usize,
   a: usize,
   ad: usize,
   bs: usize,
@@ -803,6 +859,7 @@ export function matmulQ4_K(
   const nb = n >> 8;
   for (let o = r0; o < r1; o++) {
     const row = w + <usize>o * rowBytes;
+    const arow = aux + ((<usize>o * nb) << 4);
     for (let t = 0; t < nTok; t++) {
       const at = a + ((<usize>t * n) << 1);
       let sum: f32 = 0;
@@ -810,45 +867,37 @@ export function matmulQ4_K(
         const p = row + b * 144;
         const ab = at + (b << 9);
         const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
-        let acc = i32x4.splat(0);
-        let mins: i32 = 0;
-        for (let c = 0; c < 4; c++) {
-          const q = p + 16 + 32 * c;
-          const ac = ab + (c << 7);
-          const v0 = v128.load(q);
-          const v1 = v128.load(q, 16);
-          // low nibbles: sub-block 2c; high: 2c + 1 (vectors 0, 2 and 1, 3 of each 16-byte load)
-          const lo = i32x4.add(
-            i32x4.add(
-              i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x000f)), v128.load(ac)),
-              i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v0, i16x8.splat(0x0f00)), 4), v128.load(ac, 32)),
-            ),
-            i32x4.add(
-              i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x000f)), v128.load(ac, 64)),
-              i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v1, i16x8.splat(0x0f00)), 4), v128.load(ac, 96)),
-            ),
-          );
-          const hi = i32x4.add(
-            i32x4.add(
-              i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x00f0)), v128.load(ac, 16)),
-              i32x4.dot_i16x8_s(i16x8.shr_u(v0, 12), v128.load(ac, 48)),
-            ),
-            i32x4.add(
-              i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x00f0)), v128.load(ac, 80)),
-              i32x4.dot_i16x8_s(i16x8.shr_u(v1, 12), v128.load(ac, 112)),
-            ),
-          );
-          const scl = <i32>q4kScale(p + 4, 2 * c);
-          const sch = <i32>q4kScale(p + 4, 2 * c + 1);
-          acc = i32x4.add(acc, i32x4.add(i32x4.mul(lo, i32x4.splat(scl)), i32x4.mul(hi, i32x4.splat(sch))));
-          const bl = load<i32>(bsb + (c << 4)) + load<i32>(bsb + (c << 4) + 4);
-          const bh = load<i32>(bsb + (c << 4) + 8) + load<i32>(bsb + (c << 4) + 12);
-          mins += <i32>q4kMin(p + 4, 2 * c) * bl + <i32>q4kMin(p + 4, 2 * c + 1) * bh;
-        }
+        // per sub-block j (low nibbles of chunk c: j = 2c, high: 2c + 1), Σ q·a·16 as i32x4 partial sums
+        const s0 = q4kLo(p + 16, ab);
+        const s1 = q4kHi(p + 16, ab);
+        const s2 = q4kLo(p + 48, ab + 128);
+        const s3 = q4kHi(p + 48, ab + 128);
+        const s4 = q4kLo(p + 80, ab + 256);
+        const s5 = q4kHi(p + 80, ab + 256);
+        const s6 = q4kLo(p + 112, ab + 384);
+        const s7 = q4kHi(p + 112, ab + 384);
+        const sb = arow + (<usize>b << 4);
+        const h0 = reduce4(s0, s1, s2, s3);
+        const h1 = reduce4(s4, s5, s6, s7);
+        const isum = hsumI(i32x4.add(i32x4.mul(h0, bytes8lo(sb)), i32x4.mul(h1, bytes8hi(sb))));
+        // Σ a per 32 from the sums of 16
+        const b0 = v128.load(bsb);
+        const b1 = v128.load(bsb, 16);
+        const b2 = v128.load(bsb, 32);
+        const b3 = v128.load(bsb, 48);
+        const p0 = i32x4.add(
+          i8x16.shuffle(b0, b1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+          i8x16.shuffle(b0, b1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+        );
+        const p1 = i32x4.add(
+          i8x16.shuffle(b2, b3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+          i8x16.shuffle(b2, b3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+        );
+        const mins = hsumI(i32x4.add(i32x4.mul(p0, bytes8lo(sb + 8)), i32x4.mul(p1, bytes8hi(sb + 8))));
         const da = load<f32>(ad + ((<usize>t * nb + b) << 2));
         const d = h2f(load<u16>(p)) * da;
         const dmin = h2f(load<u16>(p + 2)) * da;
-        sum += d * (<f32>hsumI(acc) * 0.0625) - dmin * <f32>mins;
+        sum += d * (<f32>isum * 0.0625) - dmin * <f32>mins;
       }
       store<f32>(y + ((<usize>t * outF + o) << 2), sum);
     }

@@ -173,6 +173,8 @@ export class WasmTensor implements BackendTensor {
     readonly grouped: boolean,
     /** For formats decoded at upload: the address of the stored bytes (for download). */
     readonly raw: number,
+    /** Side data the kernels read beside the bytes (q4_K: its scales unpacked to bytes), or 0. */
+    readonly aux: number = 0,
   ) {}
 }
 
@@ -281,7 +283,13 @@ export class WasmBackend extends KernelBackend<Prepared> {
       if (gb === undefined) {
         const ptr = heap.alloc(t.data.byteLength, name);
         this.#u8(ptr, t.data.byteLength).set(t.data);
-        return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, false, 0));
+        let aux = 0;
+        if (t.dtype === 'q4_K') {
+          const nsb = (rows * cols) / 256;
+          aux = heap.alloc(nsb * 16, name);
+          this.#k.unpackQ4K(ptr, aux, nsb);
+        }
+        return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, false, 0, aux));
       }
       // Regroup by 4 rows: the file bytes go to a staging block, the kernels repack them into place.
       const packed = Math.ceil(rows / 4) * (cols / 32) * gb;
@@ -337,6 +345,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
     this.#users.delete(t);
     this.#heap.free(t.ptr);
     if (t.raw !== 0) this.#heap.free(t.raw);
+    if (t.aux !== 0) this.#heap.free(t.aux);
   }
 
   protected releaseAll(): void {
@@ -461,6 +470,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
                 kernel,
                 fmt: w.fmt,
                 w: w.ptr,
+                aux: w.aux,
                 rowBytes: w.rowBytes,
                 x,
                 y,

@@ -10,6 +10,7 @@ export interface Kernels {
   heapBase(): number;
   decodeRow(fmt: number, w: number, r: number, rowBytes: number, dst: number, n: number): void;
   repack4(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
+  unpackQ4K(src: number, dst: number, nsb: number): void;
   matmulF32(...a: number[]): void;
   matmulQ4_0(...a: number[]): void;
   matmulQ8_0(...a: number[]): void;
@@ -71,6 +72,8 @@ export type Op =
       readonly kernel: MatmulKernel;
       readonly fmt: number;
       readonly w: number;
+      /** Side data of the weight (q4_K's unpacked scales). */
+      readonly aux: number;
       readonly rowBytes: number;
       readonly x: number;
       readonly y: number;
@@ -279,7 +282,7 @@ export function runProgram(
               k.matmulQ8_0(op.w, op.aq, op.ad, op.y, op.n, op.outF, nTok, r0, r1);
               break;
             case 'q4_K':
-              k.matmulQ4_K(op.w, op.rowBytes, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
+              k.matmulQ4_K(op.w, op.rowBytes, op.aux, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
               break;
             case 'q6_K':
               k.matmulQ6_K(op.w, op.rowBytes, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
