@@ -10,10 +10,13 @@ import {
   selectBackend,
   ValueError,
 } from '@nibble/tensor';
+import type { LoadProgress, ModelFile, ModelWeights } from './arch/common.js';
+import { modelHparams, uploadModelWeights } from './arch/registry.js';
+import { type ChatOptions, type GgufChatTemplate, ggufChatTemplate, prepareChat, reusablePrefix } from './chat/chat.js';
+import { type ChatMessage, ChatTemplate } from './chat/template.js';
 import { Generation } from './generation.js';
-import { type LlamaHparams, llamaHparams } from './hparams.js';
-import { type LlamaWeights, type LoadProgress, type ModelFile, uploadLlamaWeights } from './llama.js';
-import { logProbAt, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
+import { checkHparamsAgainstFile, type ModelHparams } from './hparams.js';
+import { logProbAt, NonFiniteError, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
 import { type GenerateOptions, Session, type SessionConfig } from './session.js';
 import type { RunnerTokenizer } from './text.js';
 
@@ -55,6 +58,8 @@ export interface PerplexityOptions {
   separator?: string;
   /** Aborts between windows. */
   signal?: AbortSignal;
+  /** Called after each window with the predictions scored so far and the total to score. */
+  onProgress?: (scored: number, total: number) => void;
 }
 
 /** Something `loadModel` needs beyond the file: how to build the tokenizer from it. */
@@ -82,7 +87,7 @@ const maxIdleSessions = 2;
  * ```
  */
 export class Model {
-  readonly hparams: LlamaHparams;
+  readonly hparams: ModelHparams;
   readonly tokenizer: RunnerTokenizer;
   readonly backend: Backend;
   /** Backends tried before this one and why they were skipped. */
@@ -92,6 +97,11 @@ export class Model {
   readonly #ownsBackend: boolean;
   readonly #close: (() => Promise<void> | void) | undefined;
   readonly #idle: Session[] = [];
+  readonly #chatSource: GgufChatTemplate | undefined;
+  #chatTemplate: ChatTemplate | undefined;
+  // The session chat keeps between calls (its KV cache holds the conversation so far), and whether a chat uses it.
+  #chatSession: Session | undefined;
+  #chatBusy = false;
   #disposed = false;
 
   /** @internal Use {@link loadModel}. */
@@ -100,8 +110,10 @@ export class Model {
     skipped: readonly BackendSkip[],
     ownsBackend: boolean,
     close: (() => Promise<void> | void) | undefined,
+    chatTemplate?: GgufChatTemplate,
   ) {
     this.#cfg = cfg;
+    this.#chatSource = chatTemplate;
     this.hparams = cfg.hparams;
     this.tokenizer = cfg.tokenizer;
     this.backend = cfg.backend;
@@ -112,7 +124,7 @@ export class Model {
   }
 
   /** The uploaded weights (for tools that build their own graphs). */
-  get weights(): LlamaWeights {
+  get weights(): ModelWeights {
     return this.#cfg.weights;
   }
 
@@ -148,6 +160,66 @@ export class Model {
         yield* session.stream(prompt, options, stats);
       } finally {
         model.#release(session);
+      }
+    });
+  }
+
+  /** The file's chat template (`tokenizer.chat_template`) with its BOS/EOS texts, if it has one. */
+  get chatTemplate(): GgufChatTemplate | undefined {
+    return this.#chatSource;
+  }
+
+  /**
+   * Streams the assistant's reply to a conversation, rendered with the file's chat template (or `options.template`)
+   * and stopped at the end-of-turn tokens (EOS, EOT). The model keeps one chat session: when the next call's
+   * conversation starts with what its KV cache holds (the same messages plus a reply and a new question), only the new
+   * tokens are evaluated (`stats.cachedTokens` says how many were reused). `contextFull` says what happens when the
+   * conversation outgrows the context.
+   *
+   * @example
+   * ```ts
+   * const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi!' }];
+   * const { text } = await model.chat(messages, { temperature: 0 }).collect();
+   * messages.push({ role: 'assistant', content: text }, { role: 'user', content: 'And then?' });
+   * for await (const t of model.chat(messages)) process.stdout.write(t.text); // evaluates only the new turn
+   * ```
+   */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Generation {
+    this.#check();
+    const source = this.#chatSource;
+    let template: ChatTemplate;
+    if (options.template !== undefined) template = new ChatTemplate(options.template);
+    else if (source !== undefined) template = this.#chatTemplate ??= new ChatTemplate(source.source);
+    else {
+      throw new NibbleError(
+        'E_NO_CHAT_TEMPLATE',
+        "this model file has no 'tokenizer.chat_template'; pass one as options.template",
+      );
+    }
+    const model = this;
+    return new Generation(async function* (stats) {
+      const rendered = { template, bosToken: source?.bosToken, eosToken: source?.eosToken };
+      const { ids } = prepareChat(rendered, model.tokenizer, messages, model.contextSize, options);
+      // One chat at a time reuses the kept session; a concurrent one gets a fresh session from the pool.
+      const shared = !model.#chatBusy;
+      let session: Session;
+      if (shared) {
+        model.#chatBusy = true;
+        try {
+          session = model.#chatSession ??= await Session.create(model.#cfg);
+        } catch (e) {
+          model.#chatBusy = false;
+          throw e;
+        }
+      } else session = await model.#acquire();
+      try {
+        const keep = reusablePrefix(session.tokens, ids);
+        session.reset(keep);
+        stats.cachedTokens = keep;
+        yield* session.stream(ids.slice(keep), options, stats);
+      } finally {
+        if (shared) model.#chatBusy = false;
+        else model.#release(session);
       }
     });
   }
@@ -188,18 +260,26 @@ export class Model {
       );
     }
     const stride = options.stride ?? Math.max(1, Math.floor(ctx / 2));
+    if (!Number.isSafeInteger(stride) || stride < 1 || stride > ctx) {
+      throw new ValueError(`perplexity stride ${stride} must be an integer in 1..${ctx} (the window)`, 0, 0);
+    }
     const vocab = this.hparams.vocabSize;
     const docs = splitDocuments(text, options.separator);
+    // BOS + text, whatever the vocabulary's add_bos says: the first prediction is conditioned on BOS.
+    const bos = this.tokenizer.bosId;
+    const encoded = docs.map((doc) => {
+      const ids = this.tokenizer.encode(doc, false);
+      if (bos !== undefined) ids.unshift(bos);
+      return ids;
+    });
+    const toScore = encoded.reduce((n, ids) => n + Math.max(0, ids.length - 1), 0);
     const s = await this.#acquire();
     const documents: { tokens: number; logProbs: Float64Array }[] = [];
     let total = 0;
     let count = 0;
     try {
-      for (const doc of docs) {
-        // BOS + text, whatever the vocabulary's add_bos says: the first prediction is conditioned on BOS.
-        const ids = this.tokenizer.encode(doc, false);
-        const bos = this.tokenizer.bosId;
-        if (bos !== undefined) ids.unshift(bos);
+      for (let d = 0; d < encoded.length; d++) {
+        const ids = encoded[d];
         const logProbs = new Float64Array(Math.max(0, ids.length - 1));
         for (const w of windows(ids.length, ctx, stride)) {
           options.signal?.throwIfAborted();
@@ -210,15 +290,25 @@ export class Model {
             const target = w.start + r + 1;
             if (target < w.from || target >= w.end) return;
             const lp = logProbAt(logits, offset, vocab, ids[target]);
+            // Finite logits always give a finite log-probability: anything else is a broken model, not a score.
+            if (!Number.isFinite(lp)) throw new NonFiniteError(target - 1, d);
             logProbs[target - 1] = lp;
             total += lp;
             count++;
           });
+          options.onProgress?.(count, toScore);
         }
         documents.push({ tokens: ids.length, logProbs });
       }
     } finally {
       this.#release(s);
+    }
+    if (count === 0) {
+      throw new ValueError(
+        `the text has nothing to score: no document has a token after BOS (${docs.length} non-empty document(s))`,
+        0,
+        0,
+      );
     }
     return { perplexity: Math.exp(-total / count), count, totalLogProb: total, documents };
   }
@@ -229,6 +319,8 @@ export class Model {
     this.#disposed = true;
     for (const s of this.#idle) s.dispose();
     this.#idle.length = 0;
+    this.#chatSession?.dispose();
+    this.#chatSession = undefined;
     if (this.#ownsBackend) this.backend.dispose();
     await this.#close?.();
   }
@@ -268,7 +360,7 @@ function isBackend(x: unknown): x is Backend {
 }
 
 /**
- * Loads a llama-architecture model from an opened file and its tokenizer onto a backend. `loadModel` of
+ * Loads a model of any supported architecture (see `supportedArchitectures`) from an opened file and its tokenizer onto a backend. `loadModel` of
  * `@nibble/runner` (bytes, Blob, URL) and of `@nibble/runner/node` (paths) open the file and call this.
  *
  * @example
@@ -278,13 +370,21 @@ function isBackend(x: unknown): x is Backend {
  */
 export async function loadModelFrom(source: ModelSource, options: LoadModelOptions = {}): Promise<Model> {
   const { file, tokenizer } = source;
-  const hp = llamaHparams(file.metadata, tokenizer.vocabSize);
+  const hp = modelHparams(file.metadata, { vocabFallback: tokenizer.vocabSize });
+  // Before anything is sized by them: the file's counts against what the file holds.
+  checkHparamsAgainstFile(hp, file);
   if (tokenizer.vocabSize !== hp.vocabSize) {
     throw new NibbleError('E_FORMAT', `the tokenizer has ${tokenizer.vocabSize} tokens, the model ${hp.vocabSize}`);
   }
   const contextSize = options.contextSize ?? Math.min(hp.contextLength, 2048);
-  if (!Number.isSafeInteger(contextSize) || contextSize < 1)
-    throw new ValueError(`contextSize must be a positive integer, got ${contextSize}`, 0, 0);
+  if (!Number.isSafeInteger(contextSize) || contextSize < 1 || contextSize > hp.contextLength) {
+    throw new ValueError(
+      `contextSize must be an integer in 1..${hp.contextLength} (the model's trained context, ` +
+        `${hp.architecture}.context_length), got ${contextSize}`,
+      0,
+      0,
+    );
+  }
   const batchSize = Math.min(options.batchSize ?? 256, contextSize);
   if (!Number.isSafeInteger(batchSize) || batchSize < 1)
     throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`, 0, 0);
@@ -303,7 +403,7 @@ export async function loadModelFrom(source: ModelSource, options: LoadModelOptio
     ({ backend, skipped } = await selectBackend(spec as BackendSpec, backendOptions));
   }
   try {
-    const weights = await uploadLlamaWeights(file, hp, backend, options.onProgress, options.signal);
+    const weights = await uploadModelWeights(file, hp, backend, options.onProgress, options.signal);
     const cfg: SessionConfig = {
       backend,
       hparams: hp,
@@ -315,7 +415,7 @@ export async function loadModelFrom(source: ModelSource, options: LoadModelOptio
       logitsBatch,
       matmulActivations: options.matmulActivations,
     };
-    const model = new Model(cfg, skipped, ownsBackend, source.close);
+    const model = new Model(cfg, skipped, ownsBackend, source.close, ggufChatTemplate(file.metadata));
     // Build one session now so that an unusable KV cache type or graph fails at load, not at the first generate.
     await model.evaluate([]);
     return model;
