@@ -4,6 +4,7 @@
 //   npx tsx --conditions=source benchmarks/e2e/profile-wasm.ts [MODEL] [THREADS] [DECODE]
 import '@nibble/backend-wasm/node';
 import type { WasmBackend } from '@nibble/backend-wasm';
+import { openGgufFile } from '@nibble/gguf/node';
 import { loadModel } from '@nibble/runner/node';
 import { tinyLlamaQ4_0Path } from '../gguf/generate.js';
 
@@ -28,24 +29,16 @@ for (const [k, v] of Object.entries(prof).sort((a, b) => b[1].ms - a[1].ms)) {
   if (k.startsWith('matmul')) matmulMs += v.ms;
   console.log(`| ${k} | ${(v.ms / decode).toFixed(3)} | ${((100 * v.ms) / total).toFixed(1)}% | ${v.calls / decode} |`);
 }
+// Bytes the matmuls read per step: every 2-D weight but the embedding table (unless it is also the output).
+const file = await openGgufFile(path);
+const hasOutput = file.tensors.some((t) => t.name === 'output.weight');
 let weightBytes = 0;
-for (const l of model.weights.layers)
-  for (const w of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) weightBytes += bytesOf(w);
-weightBytes += bytesOf(model.weights.output);
+for (const t of file.tensors) {
+  if (t.shape.length === 2 && (t.name !== 'token_embd.weight' || !hasOutput)) weightBytes += t.byteLength;
+}
+await file.close();
 console.log(
   `\n${(total / decode).toFixed(2)} ms per step (${((1000 * decode) / total).toFixed(2)} tok/s), ${threadsArg} thread(s); matmuls ${(weightBytes / 1e6).toFixed(0)} MB per step at ${(weightBytes / 1e6 / (matmulMs / decode)).toFixed(2)} GB/s`,
 );
 s.dispose();
 await model.dispose();
-
-function bytesOf(t: { dtype: string; shape: readonly number[] }): number {
-  const bpw: Record<string, number> = {
-    q4_0: 18 / 32,
-    q8_0: 34 / 32,
-    f16: 2,
-    f32: 4,
-    q4_K: 144 / 256,
-    q6_K: 210 / 256,
-  };
-  return t.shape.reduce((a, b) => a * b, 1) * (bpw[t.dtype] ?? 0);
-}
