@@ -239,7 +239,7 @@ function count(c: Count, params: Int32Array): number {
   return n;
 }
 
-/** Milliseconds and calls per op kind (matmuls by kernel), filled by {@link runProgram} when given. */
+/** Milliseconds and calls per op kind (matmuls by kernel), filled while `WasmBackend.profile` is set. */
 export type Profile = Record<string, { ms: number; calls: number }>;
 
 /**
