@@ -25,9 +25,12 @@ async function serveIsolated(
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const f = files[new URL(req.url ?? '/', 'http://x').pathname];
-    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-    res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
-    res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+    // /plain/ is the same page without the isolation headers (no SharedArrayBuffer there).
+    if (!req.url?.startsWith('/plain/')) {
+      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+      res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+      res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+    }
     if (f === undefined) {
       res.statusCode = 404;
       res.end();
@@ -89,6 +92,10 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
         body: '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>',
         type: 'text/html',
       },
+      '/plain/': {
+        body: '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>',
+        type: 'text/html',
+      },
       '/page.js': { body: bundle.outputFiles[0].text, type: 'text/javascript' },
       '/stories260K.gguf': {
         body: readFileSync(fixturePath('models', 'stories260K.gguf')),
@@ -102,11 +109,11 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
     await server?.close();
   });
 
-  it('generates the 200 greedy ids of llama2.c on wasm with 2 threads', async () => {
+  async function runPage(path: string) {
     const page = await browser.context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(server.url);
+    await page.goto(server.url + path);
     await page.waitForFunction(() => (globalThis as { __nibble?: unknown }).__nibble !== undefined, undefined, {
       timeout: 90_000,
     });
@@ -118,12 +125,28 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
       isolated?: boolean;
       error?: string;
     };
+    await page.close();
+    return { r, errors };
+  }
+
+  it('generates the 200 greedy ids of llama2.c on wasm with 2 threads', async () => {
+    const { r, errors } = await runPage('');
     expect(errors).toEqual([]);
     expect(r.error).toBeUndefined();
     expect(r.isolated).toBe(true);
     expect(r.backend).toBe('wasm');
     expect(r.note).toBeNull();
     expect(r.threads).toBe(2);
+    expect(r.ids).toEqual(greedy.tokens);
+  });
+
+  it('runs one thread on a page without cross-origin isolation, says why, and still gives the gold ids', async () => {
+    const { r, errors } = await runPage('plain/');
+    expect(errors).toEqual([]);
+    expect(r.error).toBeUndefined();
+    expect(r.isolated).toBe(false);
+    expect(r.threads).toBe(1);
+    expect(r.note).toMatch(/running 1 thread instead of 2: SharedArrayBuffer is not available/);
     expect(r.ids).toEqual(greedy.tokens);
   });
 });
