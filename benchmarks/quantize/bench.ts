@@ -1,0 +1,146 @@
+/**
+ * Quantize benchmark: a TinyLlama-shaped F16 GGUF (2.2 GB, model.ts) to Q4_0, Q8_0 and Q4_K_M with 1 and 2 threads,
+ * nibble (`quantizeFile`, worker_threads for 2) beside llama.cpp's own `llama_model_quantize` (llama_peer.py, the
+ * prebuilt libllama of node-llama-cpp) on the same file in the same run: wall time, MB/s of input, peak RSS (each run
+ * in its own process), and whether the two outputs are the same bytes. Runs alternate between the two.
+ *
+ *   pnpm bench quantize                          # the 2.2 GB file
+ *   BENCH_SHAPE=small pnpm bench quantize        # a 20 MB file of the same layout, to check the benchmark works
+ *   BENCH_ROUNDS=3 BENCH_PRESETS=Q4_0,Q8_0 BENCH_THREADS=1,2
+ *
+ * Writes benchmarks/results/quantize.json (the small shape: benchmarks/.cache/quantize-small.json) and prints a
+ * markdown table.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { f16ModelPath } from './model.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const small = process.env.BENCH_SHAPE === 'small';
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const presets = (process.env.BENCH_PRESETS ?? 'Q4_0,Q8_0,Q4_K_M').split(',');
+const threadCounts = (process.env.BENCH_THREADS ?? '1,2').split(',').map(Number);
+
+interface Run {
+  seconds: number;
+  peakRssMB: number;
+}
+
+const input = await f16ModelPath(small);
+const inputBytes = statSync(input).size;
+const cache = dirname(input);
+
+function sha256(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
+  });
+}
+
+function ours(out: string, preset: string, threads: number): Run {
+  const stdout = execFileSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', join(here, 'worker.ts'), input, out, preset, String(threads)],
+    { encoding: 'utf8', maxBuffer: 1 << 20 },
+  );
+  return JSON.parse(stdout.trim().split('\n').pop() as string) as Run;
+}
+
+let peerError: string | undefined;
+function peer(out: string, preset: string, threads: number): Run | undefined {
+  if (peerError) return undefined;
+  try {
+    const stdout = execFileSync('python3', [join(here, 'llama_peer.py'), input, out, preset, String(threads)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return JSON.parse(stdout.trim()) as Run;
+  } catch (e) {
+    peerError = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+    console.error(`llama.cpp peer unavailable: ${peerError}`);
+    return undefined;
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.floor((s.length - 1) / 2)];
+};
+
+const rows = [];
+for (const preset of presets) {
+  for (const threads of threadCounts) {
+    const a: Run[] = [];
+    const b: Run[] = [];
+    const outA = join(cache, `bench-nibble-${preset}.gguf`);
+    const outB = join(cache, `bench-llama-${preset}.gguf`);
+    let same: boolean | undefined;
+    for (let r = 0; r < rounds; r++) {
+      // Alternate who goes first, so both share the machine's drift.
+      const order = r % 2 === 0 ? ['nibble', 'llama'] : ['llama', 'nibble'];
+      for (const who of order) {
+        if (who === 'nibble') a.push(ours(outA, preset, threads));
+        else {
+          const p = peer(outB, preset, threads);
+          if (p) b.push(p);
+        }
+      }
+      if (r === 0 && b.length > 0) same = (await sha256(outA)) === (await sha256(outB));
+    }
+    rmSync(outA, { force: true });
+    rmSync(outB, { force: true });
+    const ms = median(a.map((x) => x.seconds));
+    const ps = median(b.map((x) => x.seconds));
+    rows.push({
+      preset,
+      threads,
+      nibbleSeconds: ms,
+      nibbleMBs: inputBytes / 1e6 / ms,
+      nibblePeakRssMB: Math.max(...a.map((x) => x.peakRssMB)),
+      llamaSeconds: b.length ? ps : null,
+      llamaMBs: b.length ? inputBytes / 1e6 / ps : null,
+      llamaPeakRssMB: b.length ? Math.max(...b.map((x) => x.peakRssMB)) : null,
+      speedRatio: b.length ? ps / ms : null,
+      sameBytes: same ?? null,
+    });
+    console.error(`${preset} x${threads}: nibble ${ms.toFixed(2)} s, llama.cpp ${b.length ? ps.toFixed(2) : '-'} s`);
+  }
+}
+
+const result = {
+  date: new Date().toISOString(),
+  node: process.version,
+  loadAverage1m: loadavg()[0],
+  input: { shape: small ? 'small' : 'tinyllama-1.1b', bytes: inputBytes, type: 'f16' },
+  rounds,
+  peer: peerError
+    ? { error: peerError }
+    : { library: 'libllama of @node-llama-cpp/linux-x64 3.21.1, llama_model_quantize' },
+  rows,
+};
+// The small shape only checks that the benchmark runs: its figures go to the cache, not to results/.
+writeFileSync(
+  join(here, small ? '../.cache/quantize-small.json' : '../results/quantize.json'),
+  `${JSON.stringify(result, null, 2)}\n`,
+);
+
+const f = (x: number | null, d = 2) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(d));
+console.log(
+  `Quantize ${(inputBytes / 1e9).toFixed(2)} GB F16 (${result.input.shape} shape), median of ${rounds}, peak RSS max.\n`,
+);
+console.log(
+  '| preset | threads | nibble s | MB/s | peak RSS MB | llama.cpp s | MB/s | peak RSS MB | speed vs llama.cpp | same bytes |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(
+    `| ${r.preset} | ${r.threads} | ${f(r.nibbleSeconds)} | ${f(r.nibbleMBs, 1)} | ${f(r.nibblePeakRssMB, 0)} | ${f(r.llamaSeconds)} | ${f(r.llamaMBs, 1)} | ${f(r.llamaPeakRssMB, 0)} | ${f(r.speedRatio)}x | ${r.sameBytes ?? '-'} |`,
+  );
+}
