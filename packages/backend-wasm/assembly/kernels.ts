@@ -6,8 +6,11 @@
 // Weight formats (codes shared with src/formats.ts):
 //   0 f32  1 f16  2 bf16  3 q8_0  4 q4_0  5 q4_1  6 q5_0  7 q5_1  8 q2_K  9 q3_K  10 q4_K  11 q5_K  12 q6_K
 //   13 iq4_nl  14 iq4_xs  15 mxfp4
-// q4_0 and q8_0 are repacked at upload into groups of 4 rows: per 32-block, the 4 rows' f16 scales (8 bytes) then
-// the 4 rows' quants (16 or 32 bytes each), so one pass reads 4 rows with one scale load (like ggml's q4_0_4x4).
+// q4_0, q4_1 and q8_0 are repacked at upload into groups of 8 rows (like ggml's q4_0_8x8): per 32-block, the 8
+// rows' f16 scales (16 bytes; q4_1 then its 8 mins), then the quants interleaved so that one 16-byte load holds the
+// same bytes of 4 rows (q4_0/q4_1: 4 bytes of each of rows 0-3, then of rows 4-7; q8_0: 2 bytes of each of the 8
+// rows). A dot product then leaves each row's sum in its own i32 lane: no horizontal sums, one scale multiply per
+// 4 rows, and the activations broadcast from memory (see quantQ8_0's layout 3).
 
 const F32: i32 = 0;
 const F16: i32 = 1;
@@ -26,9 +29,20 @@ const IQ4_NL: i32 = 13;
 const IQ4_XS: i32 = 14;
 const MXFP4: i32 = 15;
 
-/** Bytes of one 4-row group per 32-block in the repacked q4_0 / q8_0 layouts. */
-const G4_Q4_0: i32 = 72;
-const G4_Q8_0: i32 = 136;
+/** Bytes of one 8-row group per 32-block in the repacked layouts. */
+const G8_Q4_0: i32 = 144;
+const G8_Q4_1: i32 = 160;
+const G8_Q8_0: i32 = 272;
+
+@inline function g8bytes(fmt: i32): i32 {
+  return fmt == Q4_0 ? G8_Q4_0 : fmt == Q4_1 ? G8_Q4_1 : G8_Q8_0;
+}
+
+/** Offset of quant byte j of row r (0..7) inside its 8-row group block. */
+@inline function g8at(fmt: i32, r: i32, j: i32): i32 {
+  if (fmt == Q8_0) return 16 + ((j >> 1) << 4) + (r << 1) + (j & 1);
+  return (fmt == Q4_1 ? 32 : 16) + ((j >> 2) << 5) + (r << 2) + (j & 3);
+}
 
 // The IQ4_NL grid and MXFP4's doubled E2M1 values, as bytes in a static table.
 const IQ4NL: usize = memory.data<i8>([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]);
@@ -142,36 +156,24 @@ export function decodeRow(fmt: i32, w: usize, r: i32, rowBytes: i32, dst: usize,
       v128.store(dst + (i << 2), hi16top(v), 16);
     }
     for (; i < n; i++) store<u32>(dst + (i << 2), (<u32>load<u16>(src + (i << 1))) << 16);
-  } else if (fmt == Q8_0) {
-    const g = w + <usize>(r >> 2) * nb * G4_Q8_0;
-    const lane = r & 3;
+  } else if (fmt == Q8_0 || fmt == Q4_0 || fmt == Q4_1) {
+    const gb = g8bytes(fmt);
+    const g = w + <usize>(r >> 3) * nb * gb;
+    const lane = r & 7;
     for (let b = 0; b < nb; b++) {
-      const blk = g + b * G4_Q8_0;
-      const d = f32x4.splat(h2f(load<u16>(blk + 2 * lane)));
-      const q = blk + 8 + 32 * lane;
-      const o = dst + (b << 7);
-      for (let k = 0; k < 32; k += 16) {
-        const v = v128.load(q + k);
-        const lo = i16x8.extend_low_i8x16_s(v);
-        const hi = i16x8.extend_high_i8x16_s(v);
-        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), d));
-        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), d), 16);
-        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), d), 32);
-        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), d), 48);
-      }
-    }
-  } else if (fmt == Q4_0) {
-    const g = w + <usize>(r >> 2) * nb * G4_Q4_0;
-    const lane = r & 3;
-    for (let b = 0; b < nb; b++) {
-      const blk = g + b * G4_Q4_0;
+      const blk = g + b * gb;
       const d = h2f(load<u16>(blk + 2 * lane));
-      const q = blk + 8 + 16 * lane;
       const o = dst + (b << 7);
-      for (let j = 0; j < 16; j++) {
-        const byte = <i32>u8at(q + j);
-        store<f32>(o + (j << 2), <f32>((byte & 15) - 8) * d);
-        store<f32>(o + ((j + 16) << 2), <f32>((byte >> 4) - 8) * d);
+      if (fmt == Q8_0) {
+        for (let j = 0; j < 32; j++) store<f32>(o + (j << 2), <f32>load<i8>(blk + g8at(fmt, lane, j)) * d);
+      } else {
+        const m: f32 = fmt == Q4_1 ? h2f(load<u16>(blk + 16 + 2 * lane)) : 0;
+        const off: i32 = fmt == Q4_1 ? 0 : 8;
+        for (let j = 0; j < 16; j++) {
+          const byte = <i32>u8at(blk + g8at(fmt, lane, j));
+          store<f32>(o + (j << 2), <f32>((byte & 15) - off) * d + m);
+          store<f32>(o + ((j + 16) << 2), <f32>((byte >> 4) - off) * d + m);
+        }
       }
     }
   } else {
@@ -340,31 +342,45 @@ function decodeRowOther(fmt: i32, q: usize, dst: usize, n: i32): void {
 // ---- repacking ----------------------------------------------------------------------------------------------------
 
 /**
- * File layout (rows x rowBytes at `src`) to the 4-row group layout at `dst` (q4_0 / q8_0), rows padded to a
- * multiple of 4 with zero blocks; `back` != 0 goes the other way.
+ * File layout (rows x rowBytes at `src`) to the 8-row group layout at `dst` (q4_0 / q4_1 / q8_0), rows padded to a
+ * multiple of 8 with zero blocks; `back` != 0 goes the other way.
  */
-export function repack4(fmt: i32, src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
+export function repack8(fmt: i32, src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
   const nb = n >> 5;
-  const bpb: i32 = fmt == Q4_0 ? 18 : 34;
-  const qb: i32 = bpb - 2;
-  const gb: i32 = fmt == Q4_0 ? G4_Q4_0 : G4_Q8_0;
-  const groups = (rows + 3) >> 2;
+  const bpb: i32 = fmt == Q4_0 ? 18 : fmt == Q4_1 ? 20 : 34;
+  const head: i32 = fmt == Q4_1 ? 4 : 2;
+  const qb: i32 = bpb - head;
+  const gb = g8bytes(fmt);
+  const unit: i32 = fmt == Q8_0 ? 2 : 4;
+  const groups = (rows + 7) >> 3;
   for (let g = 0; g < groups; g++) {
-    for (let lane = 0; lane < 4; lane++) {
-      const r = 4 * g + lane;
+    for (let lane = 0; lane < 8; lane++) {
+      const r = 8 * g + lane;
       for (let b = 0; b < nb; b++) {
         const blk = (back ? src : dst) + (<usize>g * nb + b) * gb;
         const file = (back ? dst : src) + (<usize>r * nb + b) * bpb;
         if (back) {
           if (r >= rows) continue;
           store<u16>(file, load<u16>(blk + 2 * lane));
-          memory.copy(file + 2, blk + 8 + qb * lane, qb);
+          if (fmt == Q4_1) store<u16>(file + 2, load<u16>(blk + 16 + 2 * lane));
+          for (let j = 0; j < qb; j += unit) {
+            if (unit == 4) store<u32>(file + head + j, load<u32>(blk + g8at(fmt, lane, j)));
+            else store<u16>(file + head + j, load<u16>(blk + g8at(fmt, lane, j)));
+          }
         } else if (r < rows) {
           store<u16>(blk + 2 * lane, load<u16>(file));
-          memory.copy(blk + 8 + qb * lane, file + 2, qb);
+          if (fmt == Q4_1) store<u16>(blk + 16 + 2 * lane, load<u16>(file + 2));
+          for (let j = 0; j < qb; j += unit) {
+            if (unit == 4) store<u32>(blk + g8at(fmt, lane, j), load<u32>(file + head + j));
+            else store<u16>(blk + g8at(fmt, lane, j), load<u16>(file + head + j));
+          }
         } else {
           store<u16>(blk + 2 * lane, 0);
-          memory.fill(blk + 8 + qb * lane, 0, qb);
+          if (fmt == Q4_1) store<u16>(blk + 16 + 2 * lane, 0);
+          for (let j = 0; j < qb; j += unit) {
+            if (unit == 4) store<u32>(blk + g8at(fmt, lane, j), 0);
+            else store<u16>(blk + g8at(fmt, lane, j), 0);
+          }
         }
       }
     }
@@ -427,6 +443,10 @@ export function matmulF32(
     matmulF16(w, rowBytes, x, y, n, outF, nTok, r0, r1);
     return;
   }
+  if (fmt == BF16) {
+    matmulBF16(w, rowBytes, x, y, n, outF, nTok, r0, r1);
+    return;
+  }
   for (let o = r0; o < r1; o++) {
     let row = scratch;
     if (fmt == F32) row = w + <usize>o * rowBytes;
@@ -484,8 +504,8 @@ function matmulF16(w: usize, rowBytes: i32, x: usize, y: usize, n: i32, outF: i3
 /**
  * Rows [t0, t1) of x [*, n] to ggml's q8_0 (`quantize_row_q8_0_ref`: d = amax/127 rounded to fp16, q = roundf(x/d)),
  * as i16 quants at `q` ([*, n]), the fp16-rounded scale as f32 at `d` ([*, n/32]) and the block sum of the quants at
- * `sum` ([*, n/32], i32). `layout` 1 stores each block's quants permuted and scaled for the nibble kernels (see
- * {@link matmulQ4_0}); 0 keeps their order. `deq` != 0 also writes the dequantized activations (d·q) there, for the
+ * `sum` ([*, n/32], i32). `layout` 3 stores each block's quants permuted and scaled for the nibble kernels (see
+ * {@link matmulG8}); 0 keeps their order. `deq` != 0 also writes the dequantized activations (d·q) there, for the
  * formats whose dot product runs on decoded values; `s81` != 0 writes q8_1's stored s = fp16(d·Σq) as f32 there.
  */
 export function quantQ8_0(
@@ -519,15 +539,16 @@ export function quantQ8_0(
         // C's (int8_t) cast of an out-of-range product (Inf scale): keep the low byte.
         v = <i32>(<i8>v);
         s += v;
-        if (layout == 1) {
-          // byte j holds elements j (low nibble) and j + 16 (high): lanes k get elements 2k, 16 + 2k, 2k + 1, 17 + 2k
-          const e = j & 15;
-          const hi = j >> 4;
-          const odd = e & 1;
-          const k = e >> 1;
-          const vec = hi ? (odd ? 3 : 1) : odd ? 2 : 0;
-          const scale: i32 = vec == 0 || vec == 3 ? 256 : vec == 1 ? 16 : 1;
-          store<i16>(blk + (vec << 4) + (k << 1), <i16>(v * scale));
+        if (layout == 3) {
+          // Element j sits in byte B = j & 15 of its row's block (low nibble for j < 16): in the 4-byte column
+          // c = B >> 2 at position p = B & 3, i.e. i16 lane p >> 1 of a pair, at bits 8·(p & 1) + 4·(j >> 4). The
+          // nibble kernels mask those bits out unshifted (x1, x16, x256, or shift the top one down), so each of
+          // the 4 bit positions m gets its own word of 2 activations, scaled by 256 / 16 / 1 / 256.
+          const B = j & 15;
+          const p = B & 3;
+          const m = ((p & 1) << 1) | (j >> 4);
+          const scale: i32 = m == 2 ? 1 : m == 1 ? 16 : 256;
+          store<i16>(blk + ((((B >> 2) << 2) + m) << 2) + ((p >> 1) << 1), <i16>(v * scale));
         } else store<i16>(blk + (j << 1), <i16>v);
         if (deq) store<f32>(deq + ((<usize>t * n + (b << 5) + j) << 2), <f32>v * dh);
       }
@@ -621,123 +642,252 @@ export function roundRows(x: usize, dst: usize, n: i32, t0: i32, t1: i32, bf: i3
   );
 }
 
-/**
- * 16 nibble bytes (two elements each) against the permuted activations of {@link quantQ8_0} layout 1: as i16 lanes,
- * `v & 0x000f`, `v & 0x00f0`, `v & 0x0f00` and `v >> 12` are the four nibbles times 1, 16, 256 and 1, and the
- * activations were stored times 256, 16, 1 and 256, so every product is q·a·256 (|q·a·256| < 2^19: no overflow).
- */
-@inline function nib4(v: v128, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
-  return i32x4.add(
-    i32x4.add(
-      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x000f)), a0),
-      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x00f0)), a1),
-    ),
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x0f00)), a2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), a3)),
-  );
-}
-
 /** The four fp16 scales at `p` as f32 lanes. */
 @inline function scales4(p: usize): v128 {
   return h2f4top(lo16top(v128.load64_zero(p)));
 }
 
 /**
- * Q4_0 x Q8_0 (ggml's vec_dot_q4_0_q8_0) on the 4-row groups: per block Σ (q - 8)·a as Σ q·a - 8 Σ a in integers,
- * times d_w·d_a; the 4 rows' sums become the lanes of one vector, so the scales of 4 rows apply in one multiply.
- * Rows [r0, r1) with r0 a multiple of 4; the last group reads its zero padding. a [nTok, n] i16 quants (layout 1),
- * ad [nTok, n/32] scales, as [nTok, n/32] quant sums.
+ * One 16-byte load of the nibble layouts (4 bytes of each of 4 rows) against 4 broadcast words of layout-3
+ * activations: as i16 lanes, `v & 0x000f`, `v & 0x00f0`, `v & 0x0f00` and `v >> 12` are the 4 nibbles times 1, 16,
+ * 256 and 1, and the activations were stored times 256, 16, 1 and 256, so every product is q·a·256 (|q·a·256| <
+ * 2^19, a block's sum < 2^24: exact in f32 too). Lane k: row k's sum over those 8 elements.
  */
-export function matmulQ4_0(
+@inline function nibdot(v: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x000f)), x0),
+      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x00f0)), x1),
+    ),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x0f00)), x2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3)),
+  );
+}
+
+/** Stores rows [o0, o0 + 4) of one token's output (lanes of `v`), the rows at or past `outF` dropped. */
+@inline function storeRows4(yt: usize, o0: i32, outF: i32, v: v128): void {
+  if (o0 + 4 <= outF) v128.store(yt + (<usize>o0 << 2), v);
+  else if (o0 < outF) {
+    store<f32>(yt + (<usize>o0 << 2), f32x4.extract_lane(v, 0));
+    if (o0 + 1 < outF) store<f32>(yt + (<usize>(o0 + 1) << 2), f32x4.extract_lane(v, 1));
+    if (o0 + 2 < outF) store<f32>(yt + (<usize>(o0 + 2) << 2), f32x4.extract_lane(v, 2));
+  }
+}
+
+/**
+ * The integer sums `s` (rows 0-3 of a group) and `t` (rows 4-7) of one 32-block, scaled and added to the row sums:
+ * q4_0 Σ (q - 8)·a = Σ q·a - 8 Σ a; q4_1 adds its min times the q8_1 sum s (ggml's d·Σ q·a + m·s); the nibble
+ * sums carry the factor 256 of layout 3, folded into the activation scale (a power of two: exact).
+ */
+@inline function g8block(fmt: i32, blk: usize, sp: usize, dp: usize, s: v128, t: v128, acc: v128, lo: i32): v128 {
+  const v = lo ? s : t;
+  const h: usize = lo ? 0 : 8;
+  if (fmt == Q8_0) {
+    return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(v), f32x4.mul(scales4(blk + h), f32x4.splat(load<f32>(dp)))));
+  }
+  const da = f32x4.splat(load<f32>(dp) * (<f32>1 / 256));
+  if (fmt == Q4_0) {
+    const u = i32x4.sub(v, i32x4.splat(load<i32>(sp) << 11));
+    return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(u), f32x4.mul(scales4(blk + h), da)));
+  }
+  const m = f32x4.mul(scales4(blk + 16 + h), f32x4.splat(load<f32>(sp)));
+  return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(v), f32x4.mul(scales4(blk + h), da)), m));
+}
+
+/** Bytes per block of the expanded weights of {@link matmulG8}'s prompt path: scales (and mins), 16 slots. */
+const E_BLOCK: i32 = 576;
+
+/**
+ * Integer matmul on the 8-row groups (q4_0 x q8_0, q4_1 x q8_1, q8_0 x q8_0 as ggml's vec_dot), rows [r0, r1) (r0 a
+ * multiple of 8; a last partial group reads its zero padding). a [nTok, n] i16 quants (layout 3 for q4_0/q4_1, 0
+ * for q8_0), ad [nTok, n/32] their scales, sp [nTok, n/32]: q4_0 the quant sums (i32), q4_1 q8_1's s (f32).
+ * Four tokens or more take the prompt path: each group's weights are expanded once to i16 vectors in `scratch`
+ * (n/32 · 576 bytes), and every token streams over them, so unpacking is paid once per group instead of once
+ * per token. Both paths do the same f32 operations per output, so a token's result does not depend on the path.
+ */
+@inline function matmulG8Impl(
+  fmt: i32,
   w: usize,
   a: usize,
   ad: usize,
-  as: usize,
+  sp0: usize,
   y: usize,
   n: i32,
   outF: i32,
   nTok: i32,
   r0: i32,
   r1: i32,
+  scratch: usize,
 ): void {
   const nb = n >> 5;
-  const inv = f32x4.splat(<f32>1 / 256);
-  for (let g = r0 >> 2; g << 2 < r1; g++) {
-    const gw = w + <usize>g * nb * G4_Q4_0;
-    const end = gw + <usize>nb * G4_Q4_0;
-    let t = 0;
-    // Two tokens per pass over the group's weights (prompts): the nibbles are unpacked once for both. Each token's
-    // sums are the same operations in the same order as alone, so pairing changes no result.
-    for (; t + 2 <= nTok; t += 2) {
-      let ap = a + ((<usize>t * n) << 1);
-      let bp = ap + ((<usize>n) << 1);
-      let dp = ad + ((<usize>t * nb) << 2);
-      let sp = as + ((<usize>t * nb) << 2);
-      const dq = <usize>nb << 2;
-      let acc = f32x4.splat(0);
-      let acc2 = f32x4.splat(0);
-      for (let blk = gw; blk < end; blk += G4_Q4_0) {
-        const v0 = v128.load(blk, 8);
-        const v1 = v128.load(blk, 24);
-        const v2 = v128.load(blk, 40);
-        const v3 = v128.load(blk, 56);
-        const sw = scales4(blk);
-        let a0 = v128.load(ap);
-        let a1 = v128.load(ap, 16);
-        let a2 = v128.load(ap, 32);
-        let a3 = v128.load(ap, 48);
-        let u = reduce4(nib4(v0, a0, a1, a2, a3), nib4(v1, a0, a1, a2, a3), nib4(v2, a0, a1, a2, a3), nib4(v3, a0, a1, a2, a3));
-        u = i32x4.sub(u, i32x4.splat(load<i32>(sp) << 11));
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(u), f32x4.mul(sw, f32x4.splat(load<f32>(dp)))));
-        a0 = v128.load(bp);
-        a1 = v128.load(bp, 16);
-        a2 = v128.load(bp, 32);
-        a3 = v128.load(bp, 48);
-        u = reduce4(nib4(v0, a0, a1, a2, a3), nib4(v1, a0, a1, a2, a3), nib4(v2, a0, a1, a2, a3), nib4(v3, a0, a1, a2, a3));
-        u = i32x4.sub(u, i32x4.splat(load<i32>(sp + dq) << 11));
-        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.convert_i32x4_s(u), f32x4.mul(sw, f32x4.splat(load<f32>(dp + dq)))));
-        ap += 64;
-        bp += 64;
-        dp += 4;
-        sp += 4;
+  const gb = g8bytes(fmt);
+  const hdr: i32 = fmt == Q4_1 ? 32 : 16;
+  const stride = <usize>n << 1;
+  if (nTok >= 4) {
+    for (let g = r0 >> 3; g << 3 < r1; g++) {
+      const gw = w + <usize>g * nb * gb;
+      expandG8(fmt, gw, nb, scratch);
+      for (let t = 0; t < nTok; t++) {
+        let ap = a + <usize>t * stride;
+        let dp = ad + ((<usize>t * nb) << 2);
+        let sp = sp0 + ((<usize>t * nb) << 2);
+        let acc0 = f32x4.splat(0);
+        let acc1 = f32x4.splat(0);
+        let e = scratch;
+        for (let b = 0; b < nb; b++) {
+          let s = i32x4.splat(0);
+          let u = i32x4.splat(0);
+          const end = e + 64 + 512;
+          let p = ap;
+          for (let o = e + 64; o < end; o += 128) {
+            const x0 = v128.load32_splat(p);
+            const x1 = v128.load32_splat(p, 4);
+            const x2 = v128.load32_splat(p, 8);
+            const x3 = v128.load32_splat(p, 12);
+            s = i32x4.add(
+              s,
+              i32x4.add(
+                i32x4.add(i32x4.dot_i16x8_s(v128.load(o), x0), i32x4.dot_i16x8_s(v128.load(o, 32), x1)),
+                i32x4.add(i32x4.dot_i16x8_s(v128.load(o, 64), x2), i32x4.dot_i16x8_s(v128.load(o, 96), x3)),
+              ),
+            );
+            u = i32x4.add(
+              u,
+              i32x4.add(
+                i32x4.add(i32x4.dot_i16x8_s(v128.load(o, 16), x0), i32x4.dot_i16x8_s(v128.load(o, 48), x1)),
+                i32x4.add(i32x4.dot_i16x8_s(v128.load(o, 80), x2), i32x4.dot_i16x8_s(v128.load(o, 112), x3)),
+              ),
+            );
+            p += 16;
+          }
+          acc0 = eblock(fmt, e, sp, dp, s, acc0, 0);
+          acc1 = eblock(fmt, e, sp, dp, u, acc1, 1);
+          e += E_BLOCK;
+          ap += 64;
+          dp += 4;
+          sp += 4;
+        }
+        const yt = y + ((<usize>t * outF) << 2);
+        storeRows4(yt, g << 3, outF, acc0);
+        storeRows4(yt, (g << 3) + 4, outF, acc1);
       }
-      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, f32x4.mul(acc, inv));
-      storeRows4(y + ((<usize>(t + 1) * outF) << 2), g << 2, outF, f32x4.mul(acc2, inv));
     }
-    for (; t < nTok; t++) {
-      let ap = a + ((<usize>t * n) << 1);
+    return;
+  }
+  for (let t = 0; t < nTok; t++) {
+    for (let g = r0 >> 3; g << 3 < r1; g++) {
+      const gw = w + <usize>g * nb * gb;
+      const gend = gw + <usize>nb * gb;
+      let ap = a + <usize>t * stride;
       let dp = ad + ((<usize>t * nb) << 2);
-      let sp = as + ((<usize>t * nb) << 2);
-      let acc = f32x4.splat(0);
-      for (let blk = gw; blk < end; blk += G4_Q4_0) {
-        const a0 = v128.load(ap);
-        const a1 = v128.load(ap, 16);
-        const a2 = v128.load(ap, 32);
-        const a3 = v128.load(ap, 48);
-        const s0 = nib4(v128.load(blk, 8), a0, a1, a2, a3);
-        const s1 = nib4(v128.load(blk, 24), a0, a1, a2, a3);
-        const s2 = nib4(v128.load(blk, 40), a0, a1, a2, a3);
-        const s3 = nib4(v128.load(blk, 56), a0, a1, a2, a3);
-        // 256 Σ q·a - 2048 Σ a = 256 Σ (q - 8)·a
-        const u = i32x4.sub(reduce4(s0, s1, s2, s3), i32x4.splat(load<i32>(sp) << 11));
-        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(dp)));
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(u), sc));
+      let sp = sp0 + ((<usize>t * nb) << 2);
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      for (let blk = gw; blk < gend; blk += gb) {
+        let s = i32x4.splat(0);
+        let u = i32x4.splat(0);
+        const end = blk + gb;
+        let p = ap;
+        if (fmt == Q8_0) {
+          for (let q = blk + 16; q < end; q += 32) {
+            const v0 = v128.load(q);
+            const x0 = v128.load32_splat(p);
+            s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), x0));
+            u = i32x4.add(u, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v0), x0));
+            const v1 = v128.load(q, 16);
+            const x1 = v128.load32_splat(p, 4);
+            s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), x1));
+            u = i32x4.add(u, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v1), x1));
+            p += 8;
+          }
+        } else {
+          for (let q = blk + hdr; q < end; q += 32) {
+            const x0 = v128.load32_splat(p);
+            const x1 = v128.load32_splat(p, 4);
+            const x2 = v128.load32_splat(p, 8);
+            const x3 = v128.load32_splat(p, 12);
+            s = i32x4.add(s, nibdot(v128.load(q), x0, x1, x2, x3));
+            u = i32x4.add(u, nibdot(v128.load(q, 16), x0, x1, x2, x3));
+            p += 16;
+          }
+        }
+        acc0 = g8block(fmt, blk, sp, dp, s, u, acc0, 1);
+        acc1 = g8block(fmt, blk, sp, dp, s, u, acc1, 0);
         ap += 64;
         dp += 4;
         sp += 4;
       }
-      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, f32x4.mul(acc, inv));
+      const yt = y + ((<usize>t * outF) << 2);
+      storeRows4(yt, g << 3, outF, acc0);
+      storeRows4(yt, (g << 3) + 4, outF, acc1);
     }
   }
 }
 
-/** Stores the lanes of `v` at y[o0 .. o0 + 4), the lanes past `outF` dropped. */
-@inline function storeRows4(yt: usize, o0: i32, outF: i32, v: v128): void {
-  if (o0 + 4 <= outF) v128.store(yt + (<usize>o0 << 2), v);
-  else {
-    store<f32>(yt + (<usize>o0 << 2), f32x4.extract_lane(v, 0));
-    if (o0 + 1 < outF) store<f32>(yt + (<usize>(o0 + 1) << 2), f32x4.extract_lane(v, 1));
-    if (o0 + 2 < outF) store<f32>(yt + (<usize>(o0 + 2) << 2), f32x4.extract_lane(v, 2));
+/**
+ * The group's blocks expanded for the prompt path: per block at `e` (576 bytes), the 8 scales as f32 (32 bytes),
+ * q4_1's 8 mins as f32 (32), then 16 slots of two i16 vectors (rows 0-3, rows 4-7) whose dot with broadcast
+ * activation word j (slot j) is the decode path's: q4_0/q4_1 slot 4c + m holds column c's nibbles under mask m,
+ * q8_0 slot k the sign-extended bytes 2k, 2k + 1.
+ */
+function expandG8(fmt: i32, gw: usize, nb: i32, e: usize): void {
+  const gb = g8bytes(fmt);
+  for (let b = 0; b < nb; b++) {
+    const blk = gw + <usize>b * gb;
+    const o = e + <usize>b * E_BLOCK;
+    v128.store(o, scales4(blk));
+    v128.store(o, scales4(blk + 8), 16);
+    if (fmt == Q4_1) {
+      v128.store(o, scales4(blk + 16), 32);
+      v128.store(o, scales4(blk + 24), 48);
+    }
+    if (fmt == Q8_0) {
+      for (let k = 0; k < 16; k++) {
+        const v = v128.load(blk + 16 + (k << 4));
+        v128.store(o + 64 + (k << 5), i16x8.extend_low_i8x16_s(v));
+        v128.store(o + 64 + (k << 5), i16x8.extend_high_i8x16_s(v), 16);
+      }
+    } else {
+      const q = blk + (fmt == Q4_1 ? 32 : 16);
+      for (let c = 0; c < 4; c++) {
+        for (let hh = 0; hh < 2; hh++) {
+          const v = v128.load(q + (c << 5) + (hh << 4));
+          const so = o + 64 + (c << 7) + (hh << 4);
+          v128.store(so, v128.and(v, i16x8.splat(0x000f)));
+          v128.store(so, v128.and(v, i16x8.splat(0x00f0)), 32);
+          v128.store(so, v128.and(v, i16x8.splat(0x0f00)), 64);
+          v128.store(so, i16x8.shr_u(v, 12), 96);
+        }
+      }
+    }
   }
+}
+
+/** {@link g8block} for the expanded layout (scales and mins already f32). */
+@inline function eblock(fmt: i32, e: usize, sp: usize, dp: usize, v: v128, acc: v128, hi: i32): v128 {
+  const h: usize = hi ? 16 : 0;
+  if (fmt == Q8_0) {
+    return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(v), f32x4.mul(v128.load(e + h), f32x4.splat(load<f32>(dp)))));
+  }
+  const da = f32x4.splat(load<f32>(dp) * (<f32>1 / 256));
+  if (fmt == Q4_0) {
+    const u = i32x4.sub(v, i32x4.splat(load<i32>(sp) << 11));
+    return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(u), f32x4.mul(v128.load(e + h), da)));
+  }
+  const m = f32x4.mul(v128.load(e + 32 + h), f32x4.splat(load<f32>(sp)));
+  return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(v), f32x4.mul(v128.load(e + h), da)), m));
+}
+
+/** q4_0 x q8_0 on 8-row groups (see {@link matmulG8Impl}). */
+export function matmulQ4_0(w: usize, a: usize, ad: usize, as: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32, scratch: usize): void {
+  matmulG8Impl(Q4_0, w, a, ad, as, y, n, outF, nTok, r0, r1, scratch);
+}
+/** q4_1 x q8_1 on 8-row groups; `s81` is q8_1's s per block (f32). */
+export function matmulQ4_1(w: usize, a: usize, ad: usize, s81: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32, scratch: usize): void {
+  matmulG8Impl(Q4_1, w, a, ad, s81, y, n, outF, nTok, r0, r1, scratch);
+}
+/** q8_0 x q8_0 on 8-row groups (activations in layout 0). */
+export function matmulQ8_0(w: usize, a: usize, ad: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32, scratch: usize): void {
+  matmulG8Impl(Q8_0, w, a, ad, 0, y, n, outF, nTok, r0, r1, scratch);
 }
 
 /** 32 int8 quants at `p` against 32 i16 activations. */
@@ -748,35 +898,6 @@ export function matmulQ4_0(
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), a1)),
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(u), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(u), a3)),
   );
-}
-
-/** Q8_0 x Q8_0 on the 4-row groups (a: layout 0). */
-export function matmulQ8_0(w: usize, a: usize, ad: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
-  const nb = n >> 5;
-  for (let g = r0 >> 2; g << 2 < r1; g++) {
-    const gw = w + <usize>g * nb * G4_Q8_0;
-    const end = gw + <usize>nb * G4_Q8_0;
-    for (let t = 0; t < nTok; t++) {
-      let ap = a + ((<usize>t * n) << 1);
-      let dp = ad + ((<usize>t * nb) << 2);
-      let acc = f32x4.splat(0);
-      for (let blk = gw; blk < end; blk += G4_Q8_0) {
-        const a0 = v128.load(ap);
-        const a1 = v128.load(ap, 16);
-        const a2 = v128.load(ap, 32);
-        const a3 = v128.load(ap, 48);
-        const s0 = q8x32(blk + 8, a0, a1, a2, a3);
-        const s1 = q8x32(blk + 40, a0, a1, a2, a3);
-        const s2 = q8x32(blk + 72, a0, a1, a2, a3);
-        const s3 = q8x32(blk + 104, a0, a1, a2, a3);
-        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(dp)));
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(reduce4(s0, s1, s2, s3)), sc));
-        ap += 64;
-        dp += 4;
-      }
-      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, acc);
-    }
-  }
 }
 
 @inline function hsumI(v: v128): i32 {
@@ -987,6 +1108,306 @@ export function matmulQ6_K(
     i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v), v128.load(a)),
     i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v), v128.load(a, 16)),
   );
+}
+
+// ---- integer kernels on the file layout (the other formats) -------------------------------------------------------
+//
+// One row at a time, each 32 (or 16) weights turned into i8 values in two vectors and dotted with the natural-order
+// i16 activations (layout 0). The integer sums of a block (super-block for the K-quants) are exact; they are
+// scaled as ggml's vec_dot scales them and summed in f32 lanes, flushed into an f64 total every 8 blocks so long rows
+// keep the accuracy of ggml's own sums.
+
+/** 16 i8 values against 16 i16 activations at `p`: partial sums in 4 lanes. */
+@inline function dot16(v: v128, p: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), v128.load(p)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), v128.load(p, 16)),
+  );
+}
+
+/** Low and high nibbles of 16 bytes, as bytes (0..15). */
+@inline function lowNib(v: v128): v128 {
+  return v128.and(v, i8x16.splat(0x0f));
+}
+@inline function highNib(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
+}
+
+/** Byte j = 0xff where bit j (< 16) of `w` is set (`w`: the bits splatted into every i32 lane). */
+@inline function bits16lo(w: v128): v128 {
+  const b = i8x16.shuffle(w, w, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const m = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return i8x16.eq(v128.and(b, m), m);
+}
+/** The same for bits 16..31. */
+@inline function bits16hi(w: v128): v128 {
+  const b = i8x16.shuffle(w, w, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const m = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return i8x16.eq(v128.and(b, m), m);
+}
+
+/** Adds the lanes of `v` to the f64 running total (the flush of the f32 lane sums). */
+@inline function flush(total: f64, v: v128): f64 {
+  return total + <f64>hsum(v);
+}
+
+/**
+ * ggml-mode matmul of the formats kept in the file layout (q5_0, q5_1, iq4_nl, mxfp4 against q8_0/q8_1; q2_K,
+ * q3_K, q5_K, iq4_xs against q8_K) for rows [r0, r1) and every token. a: layout-0 quants; ad: their scales;
+ * `as`: q8_0's quant sums per 32 (i32), q8_1's s (f32), or q8_K's sums per 16 (i32).
+ */
+export function matmulRows(
+  fmt: i32,
+  w: usize,
+  rowBytes: i32,
+  a: usize,
+  ad: usize,
+  as: usize,
+  y: usize,
+  n: i32,
+  outF: i32,
+  nTok: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    for (let t = 0; t < nTok; t++) {
+      let v: f64 = 0;
+      if (fmt == Q5_0 || fmt == Q5_1) v = rowQ5(fmt, row, a, ad, as, n, t);
+      else if (fmt == IQ4_NL || fmt == MXFP4) v = rowNL(fmt, row, a, ad, n, t);
+      else if (fmt == IQ4_XS) v = rowIQ4XS(row, a, ad, n, t);
+      else if (fmt == Q5_K) v = rowQ5K(row, a, ad, as, n, t);
+      else if (fmt == Q2_K) v = rowQ2K(row, a, ad, as, n, t);
+      else if (fmt == Q3_K) v = rowQ3K(row, a, ad, as, n, t);
+      store<f32>(y + ((<usize>t * outF + o) << 2), <f32>v);
+    }
+  }
+}
+
+/** q5_0 x q8_0: Σ (q - 16)·a = Σ q·a - 16 Σ a; q5_1 x q8_1: d·Σ q·a + m·s (vec_dot_q5_0/q5_1). */
+@inline function rowQ5(fmt: i32, row: usize, a: usize, ad: usize, as: usize, n: i32, t: i32): f64 {
+  const nb = n >> 5;
+  const bpb: i32 = fmt == Q5_0 ? 22 : 24;
+  const head: i32 = fmt == Q5_0 ? 2 : 4;
+  const hb = i8x16.splat(0x10);
+  let total: f64 = 0;
+  let acc = f32x4.splat(0);
+  let mins: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const p = row + b * bpb;
+    const ap = a + ((<usize>t * n + (b << 5)) << 1);
+    const k = (<usize>t * nb + b) << 2;
+    const qh = i32x4.splat(load<i32>(p + head));
+    const v = v128.load(p + head + 4);
+    const lo = v128.or(lowNib(v), v128.and(bits16lo(qh), hb));
+    const hi = v128.or(highNib(v), v128.and(bits16hi(qh), hb));
+    let s = i32x4.add(dot16(lo, ap), dot16(hi, ap + 32));
+    if (fmt == Q5_0) s = i32x4.sub(s, i32x4.replace_lane(i32x4.splat(0), 0, load<i32>(as + k) << 4));
+    else mins += h2f(load<u16>(p + 2)) * load<f32>(as + k);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(h2f(load<u16>(p)) * load<f32>(ad + k))));
+    if ((b & 7) == 7) {
+      total = flush(total, acc) + <f64>mins;
+      acc = f32x4.splat(0);
+      mins = 0;
+    }
+  }
+  return flush(total, acc) + <f64>mins;
+}
+
+/** iq4_nl / mxfp4 x q8_0: 4-bit indices into the value table, times the block scale (vec_dot_iq4_nl/mxfp4). */
+@inline function rowNL(fmt: i32, row: usize, a: usize, ad: usize, n: i32, t: i32): f64 {
+  const nb = n >> 5;
+  const bpb: i32 = fmt == IQ4_NL ? 18 : 17;
+  const head: i32 = fmt == IQ4_NL ? 2 : 1;
+  const tbl = v128.load(fmt == IQ4_NL ? IQ4NL : FP4);
+  let total: f64 = 0;
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = row + b * bpb;
+    const ap = a + ((<usize>t * n + (b << 5)) << 1);
+    const v = v128.load(p + head);
+    const s = i32x4.add(dot16(i8x16.swizzle(tbl, lowNib(v)), ap), dot16(i8x16.swizzle(tbl, highNib(v)), ap + 32));
+    const dw: f32 = fmt == IQ4_NL ? h2f(load<u16>(p)) : e8m0half(u8at(p));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(ad + ((<usize>t * nb + b) << 2)))));
+    if ((b & 7) == 7) {
+      total = flush(total, acc);
+      acc = f32x4.splat(0);
+    }
+  }
+  return flush(total, acc);
+}
+
+/** iq4_xs x q8_K: per super-block d·d8·Σ_ib (ls_ib - 32)·Σ table[q]·a, the sum over sub-blocks in integers. */
+@inline function rowIQ4XS(row: usize, a: usize, ad: usize, n: i32, t: i32): f64 {
+  const nb = n >> 8;
+  const tbl = v128.load(IQ4NL);
+  let total: f64 = 0;
+  for (let b = 0; b < nb; b++) {
+    const p = row + b * 136;
+    const ap = a + ((<usize>t * n + (b << 8)) << 1);
+    const sh = <u32>load<u16>(p + 2);
+    let isum = i32x4.splat(0);
+    for (let ib = 0; ib < 8; ib++) {
+      const ls = ((<u32>u8at(p + 4 + (ib >> 1)) >> (4 * (ib & 1))) & 15) | (((sh >> (2 * ib)) & 3) << 4);
+      const v = v128.load(p + 8 + 16 * ib);
+      const q = ap + (ib << 6);
+      const s = i32x4.add(dot16(i8x16.swizzle(tbl, lowNib(v)), q), dot16(i8x16.swizzle(tbl, highNib(v)), q + 32));
+      isum = i32x4.add(isum, i32x4.mul(s, i32x4.splat(<i32>ls - 32)));
+    }
+    total += <f64>(h2f(load<u16>(p)) * load<f32>(ad + ((<usize>t * nb + b) << 2)) * <f32>hsumI(isum));
+  }
+  return total;
+}
+
+/**
+ * q5_K x q8_K: Q4_K's 6-bit scales and mins with a fifth bit per weight (qh: bit 2c for chunk c's low nibbles,
+ * 2c + 1 for its high ones): d·Σ_j sc_j Σ q·a - dmin·Σ_j m_j Σ a per super-block (vec_dot_q5_K).
+ */
+@inline function rowQ5K(row: usize, a: usize, ad: usize, bs: usize, n: i32, t: i32): f64 {
+  const nb = n >> 8;
+  let total: f64 = 0;
+  for (let b = 0; b < nb; b++) {
+    const p = row + b * 176;
+    const ap = a + ((<usize>t * n + (b << 8)) << 1);
+    const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
+    const h0 = v128.load(p + 16);
+    const h1 = v128.load(p + 32);
+    let isum = i32x4.splat(0);
+    let msum: i32 = 0;
+    for (let c = 0; c < 4; c++) {
+      const v0 = v128.load(p + 48 + 32 * c);
+      const v1 = v128.load(p + 64 + 32 * c);
+      const bl = i8x16.splat(<i8>(<i32>1 << (2 * c)));
+      const bh = i8x16.splat(<i8>(<i32>2 << (2 * c)));
+      const hb = i8x16.splat(0x10);
+      const l0 = v128.or(lowNib(v0), v128.and(i8x16.eq(v128.and(h0, bl), bl), hb));
+      const l1 = v128.or(lowNib(v1), v128.and(i8x16.eq(v128.and(h1, bl), bl), hb));
+      const u0 = v128.or(highNib(v0), v128.and(i8x16.eq(v128.and(h0, bh), bh), hb));
+      const u1 = v128.or(highNib(v1), v128.and(i8x16.eq(v128.and(h1, bh), bh), hb));
+      const q = ap + (c << 7);
+      const sl = i32x4.add(dot16(l0, q), dot16(l1, q + 32));
+      const su = i32x4.add(dot16(u0, q + 64), dot16(u1, q + 96));
+      const j = 2 * c;
+      const scl = <i32>q4kScale(p + 4, j);
+      const sch = <i32>q4kScale(p + 4, j + 1);
+      isum = i32x4.add(isum, i32x4.add(i32x4.mul(sl, i32x4.splat(scl)), i32x4.mul(su, i32x4.splat(sch))));
+      const g = j << 1;
+      msum +=
+        <i32>q4kMin(p + 4, j) * (load<i32>(bsb + (g << 2)) + load<i32>(bsb + ((g + 1) << 2))) +
+        <i32>q4kMin(p + 4, j + 1) * (load<i32>(bsb + ((g + 2) << 2)) + load<i32>(bsb + ((g + 3) << 2)));
+    }
+    const da = load<f32>(ad + ((<usize>t * nb + b) << 2));
+    total += <f64>(h2f(load<u16>(p)) * da * <f32>hsumI(isum) - h2f(load<u16>(p + 2)) * da * <f32>msum);
+  }
+  return total;
+}
+
+/** q2_K x q8_K: 2-bit weights, a 4-bit scale and min per 16 (vec_dot_q2_K): dall·Σ sc·Σ q·a - dmin·Σ m·Σ a. */
+@inline function rowQ2K(row: usize, a: usize, ad: usize, bs: usize, n: i32, t: i32): f64 {
+  const nb = n >> 8;
+  const m3 = i8x16.splat(3);
+  let total: f64 = 0;
+  for (let b = 0; b < nb; b++) {
+    const p = row + b * 84;
+    const ap = a + ((<usize>t * n + (b << 8)) << 1);
+    const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
+    let isum = i32x4.splat(0);
+    let msum: i32 = 0;
+    for (let h = 0; h < 2; h++) {
+      const v0 = v128.load(p + 16 + 32 * h);
+      const v1 = v128.load(p + 32 + 32 * h);
+      for (let s4 = 0; s4 < 4; s4++) {
+        const is = 8 * h + 2 * s4;
+        const q0 = v128.and(i16x8.shr_u(v0, 2 * s4), m3);
+        const q1 = v128.and(i16x8.shr_u(v1, 2 * s4), m3);
+        const q = ap + ((128 * h + 32 * s4) << 1);
+        const sc0 = u8at(p + is);
+        const sc1 = u8at(p + is + 1);
+        isum = i32x4.add(
+          isum,
+          i32x4.add(i32x4.mul(dot16(q0, q), i32x4.splat(sc0 & 15)), i32x4.mul(dot16(q1, q + 32), i32x4.splat(sc1 & 15))),
+        );
+        msum += <i32>(sc0 >> 4) * load<i32>(bsb + (is << 2)) + <i32>(sc1 >> 4) * load<i32>(bsb + ((is + 1) << 2));
+      }
+    }
+    const da = load<f32>(ad + ((<usize>t * nb + b) << 2));
+    total += <f64>(da * h2f(load<u16>(p + 80)) * <f32>hsumI(isum) - da * h2f(load<u16>(p + 82)) * <f32>msum);
+  }
+  return total;
+}
+
+/**
+ * q3_K x q8_K: 2 low bits plus a high bit that, when clear, subtracts 4 (vec_dot_q3_K): with v = q + 4·h in 0..7,
+ * Σ (v - 4)·a = Σ v·a - 4 Σ a per 16; 6-bit signed scales; d·d8·Σ sc·(...).
+ */
+@inline function rowQ3K(row: usize, a: usize, ad: usize, bs: usize, n: i32, t: i32): f64 {
+  const nb = n >> 8;
+  const m3 = i8x16.splat(3);
+  const four = i8x16.splat(4);
+  let total: f64 = 0;
+  for (let b = 0; b < nb; b++) {
+    const p = row + b * 110;
+    const ap = a + ((<usize>t * n + (b << 8)) << 1);
+    const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
+    const hm0 = v128.load(p);
+    const hm1 = v128.load(p + 16);
+    let isum = i32x4.splat(0);
+    let corr: i32 = 0;
+    for (let h = 0; h < 2; h++) {
+      const v0 = v128.load(p + 32 + 32 * h);
+      const v1 = v128.load(p + 48 + 32 * h);
+      for (let s4 = 0; s4 < 4; s4++) {
+        const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + s4)));
+        const q0 = v128.or(v128.and(i16x8.shr_u(v0, 2 * s4), m3), v128.and(i8x16.eq(v128.and(hm0, bit), bit), four));
+        const q1 = v128.or(v128.and(i16x8.shr_u(v1, 2 * s4), m3), v128.and(i8x16.eq(v128.and(hm1, bit), bit), four));
+        const e0 = 128 * h + 32 * s4;
+        const q = ap + (e0 << 1);
+        const sc0 = q3kScale(p + 96, e0 >> 4);
+        const sc1 = q3kScale(p + 96, (e0 >> 4) + 1);
+        isum = i32x4.add(
+          isum,
+          i32x4.add(i32x4.mul(dot16(q0, q), i32x4.splat(sc0)), i32x4.mul(dot16(q1, q + 32), i32x4.splat(sc1))),
+        );
+        corr += sc0 * load<i32>(bsb + ((e0 >> 4) << 2)) + sc1 * load<i32>(bsb + (((e0 >> 4) + 1) << 2));
+      }
+    }
+    const d = h2f(load<u16>(p + 108)) * load<f32>(ad + ((<usize>t * nb + b) << 2));
+    total += <f64>(d * <f32>(hsumI(isum) - 4 * corr));
+  }
+  return total;
+}
+
+/** bf16 weights: widened in registers (8 per load), f32 products, chunked like {@link dotF32}. */
+function matmulBF16(w: usize, rowBytes: i32, x: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    for (let t = 0; t < nTok; t++) {
+      const xr = x + ((<usize>t * n) << 2);
+      let total: f64 = 0;
+      let i = 0;
+      for (; i + 32 <= n; i += 32) {
+        const p = row + (i << 1);
+        const q = xr + (i << 2);
+        const v0 = v128.load(p);
+        const v1 = v128.load(p, 16);
+        const v2 = v128.load(p, 32);
+        const v3 = v128.load(p, 48);
+        let s0 = f32x4.mul(lo16top(v0), v128.load(q));
+        let s1 = f32x4.mul(hi16top(v0), v128.load(q, 16));
+        s0 = f32x4.add(s0, f32x4.mul(lo16top(v1), v128.load(q, 32)));
+        s1 = f32x4.add(s1, f32x4.mul(hi16top(v1), v128.load(q, 48)));
+        s0 = f32x4.add(s0, f32x4.mul(lo16top(v2), v128.load(q, 64)));
+        s1 = f32x4.add(s1, f32x4.mul(hi16top(v2), v128.load(q, 80)));
+        s0 = f32x4.add(s0, f32x4.mul(lo16top(v3), v128.load(q, 96)));
+        s1 = f32x4.add(s1, f32x4.mul(hi16top(v3), v128.load(q, 112)));
+        total += <f64>hsum(f32x4.add(s0, s1));
+      }
+      let t2: f32 = 0;
+      for (; i < n; i++) t2 += reinterpret<f32>((<u32>load<u16>(row + (i << 1))) << 16) * load<f32>(xr + (i << 2));
+      store<f32>(y + ((<usize>t * outF + o) << 2), <f32>(total + <f64>t2));
+    }
+  }
 }
 
 /**

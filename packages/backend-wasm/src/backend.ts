@@ -63,10 +63,26 @@ const fmtCode: Partial<Record<DTypeName, number>> = {
   iq4_xs: 14,
   mxfp4: 15,
 };
-/** Formats stored in 4-row groups (see kernels.ts), and their group bytes per 32-block. */
-const groupBytes: Partial<Record<DTypeName, number>> = { q4_0: 72, q8_0: 136 };
+/** Formats stored in 8-row groups (see kernels.ts), and their group bytes per 32-block. */
+const groupBytes: Partial<Record<DTypeName, number>> = { q4_0: 144, q4_1: 160, q8_0: 272 };
 /** Formats whose ggml-mode matmul has an integer kernel. */
-const intKernel: Partial<Record<DTypeName, MatmulKernel>> = { q4_0: 'q4_0', q8_0: 'q8_0', q4_K: 'q4_K', q6_K: 'q6_K' };
+const intKernel: Partial<Record<DTypeName, MatmulKernel>> = {
+  q4_0: 'q4_0',
+  q4_1: 'q4_1',
+  q8_0: 'q8_0',
+  q4_K: 'q4_K',
+  q6_K: 'q6_K',
+  q5_0: 'rows',
+  q5_1: 'rows',
+  iq4_nl: 'rows',
+  mxfp4: 'rows',
+  q2_K: 'rows',
+  q3_K: 'rows',
+  q5_K: 'rows',
+  iq4_xs: 'rows',
+};
+/** Bytes per 32-block of a group's weights expanded for the prompt path (kernels.ts E_BLOCK). */
+const expandedBlock = 576;
 const cacheTypes: readonly DTypeName[] = ['f32', 'f16', 'bf16', 'q8_0'];
 
 /**
@@ -291,12 +307,12 @@ export class WasmBackend extends KernelBackend<Prepared> {
         }
         return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, false, 0, aux));
       }
-      // Regroup by 4 rows: the file bytes go to a staging block, the kernels repack them into place.
-      const packed = Math.ceil(rows / 4) * (cols / 32) * gb;
+      // Regroup by 8 rows: the file bytes go to a staging block, the kernels repack them into place.
+      const packed = Math.ceil(rows / 8) * (cols / 32) * gb;
       const ptr = heap.alloc(Math.max(packed, 1), name);
       const staging = heap.alloc(t.data.byteLength, name);
       this.#u8(staging, t.data.byteLength).set(t.data);
-      this.#k.repack4(code, staging, ptr, rows, cols, 0);
+      this.#k.repack8(code, staging, ptr, rows, cols, 0);
       heap.free(staging);
       return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, true, 0));
     }
@@ -332,7 +348,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
     if (t.raw !== 0) return hostTensor(t.dtype, t.shape, this.#u8(t.raw, bytes).slice());
     if (!t.grouped) return hostTensor(t.dtype, t.shape, this.#u8(t.ptr, bytes).slice());
     const staging = this.#heap.alloc(bytes, t.name);
-    this.#k.repack4(t.fmt, t.ptr, staging, t.rows, t.cols, 1);
+    this.#k.repack8(t.fmt, t.ptr, staging, t.rows, t.cols, 1);
     const out = this.#u8(staging, bytes).slice();
     this.#heap.free(staging);
     return hostTensor(t.dtype, t.shape, out);
@@ -405,6 +421,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
 
       // Scratch sizes over all nodes, allocated once below; quantized activations per class.
       let rowScratch = 0;
+      let expandScratch = 0;
       let ctxMax = 0;
       let tmpMax = 0;
       let ropeMax = 0;
@@ -440,14 +457,17 @@ export class WasmBackend extends KernelBackend<Prepared> {
               quant = vdt === 'q8_0' ? 1 : vdt === 'q8_K' ? 2 : vdt === 'q8_1' ? 3 : 0;
               if (quant === 0) throw new GraphError(node.name, `wasm backend: no ${vdt} activations for ${w.dtype}`);
               kernel = intKernel[w.dtype] ?? 'f32';
-              layout = kernel === 'q4_0' ? 1 : kernel === 'q4_K' ? 2 : 0;
+              layout = kernel === 'q4_0' || kernel === 'q4_1' ? 3 : kernel === 'q4_K' ? 2 : 0;
             }
             rowScratch = Math.max(rowScratch, n);
+            if (groupBytes[w.dtype] !== undefined && kernel !== 'f32' && nMax >= 4) {
+              expandScratch = Math.max(expandScratch, (n / 32) * expandedBlock);
+            }
             const key = `${quant}/${layout}/${kernel === 'f32' ? 'deq' : 'int'}`;
             let cls = classes.get(key);
             if (quant !== 0) {
               if (cls === undefined) {
-                cls = { bytesQ: 0, bytesS: 0, bytesDeq: 0, q: 0, d: 0, s: 0, deq: 0, s81: 0, last: -1 };
+                cls = { bytesQ: 0, bytesS: 0, bytesDeq: 0, q: 0, d: 0, s: 0, deq: 0, s81: quant === 3 ? -1 : 0, last: -1 };
                 classes.set(key, cls);
               }
               const per = quant === 2 ? 16 : 32;
@@ -458,7 +478,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
             const reuse = cls !== undefined && cls.last === node.x.id;
             if (cls !== undefined) cls.last = node.x.id;
             const c = cls;
-            const fix81 = quant === 3 && (w.dtype === 'q4_1' || w.dtype === 'q5_1');
+            const fix81 = quant === 3 && kernel === 'f32' && (w.dtype === 'q4_1' || w.dtype === 'q5_1');
             const x = ptrOf(node.x);
             const y = ptrOf(node.out);
             const bias = node.bias ? ptrOf(node.bias) : 0;
@@ -485,6 +505,8 @@ export class WasmBackend extends KernelBackend<Prepared> {
                 as: c?.s ?? 0,
                 deq: kernel === 'f32' ? (c?.deq ?? 0) : 0,
                 s81: quant === 3 ? (c?.s81 ?? 0) : 0,
+                expand: 0,
+                expandStride: 0,
                 fix81,
                 bias,
                 res,
@@ -680,11 +702,13 @@ export class WasmBackend extends KernelBackend<Prepared> {
         cls.s = alloc(cls.bytesS, 'activation sums');
         if (cls.bytesDeq > 0) {
           cls.deq = alloc(cls.bytesDeq, 'decoded activations');
-          cls.s81 = alloc(cls.bytesS, 'q8_1 sums');
         }
+        if (cls.s81 === -1) cls.s81 = alloc(cls.bytesS, 'q8_1 sums');
       }
       const rowStride = Math.ceil((rowScratch * 4) / 64) * 64;
       const rowBase = alloc(Math.max(64, rowStride * nth), 'row scratch');
+      const expandStride = Math.ceil(expandScratch / 64) * 64;
+      const expandBase = expandStride > 0 ? alloc(expandStride * nth, 'expanded weights') : 0;
       const scStride = Math.ceil((ctxMax * 4) / 64) * 64;
       const scBase = alloc(Math.max(64, scStride * nth), 'attention scores');
       const tmpStride = Math.ceil((tmpMax * 4) / 64) * 64;
@@ -693,7 +717,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
       const ropeBase = alloc(Math.max(64, ropeStride * nth), 'rope tables');
       for (const p of pending) {
         const op = p.build();
-        ops[p.node] = { ...op, scratch: rowBase, scratchStride: rowStride } as Op;
+        ops[p.node] = { ...op, scratch: rowBase, scratchStride: rowStride, expand: expandBase, expandStride } as Op;
       }
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i];

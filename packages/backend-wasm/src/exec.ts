@@ -9,11 +9,13 @@
 export interface Kernels {
   heapBase(): number;
   decodeRow(fmt: number, w: number, r: number, rowBytes: number, dst: number, n: number): void;
-  repack4(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
+  repack8(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
   unpackQ4K(src: number, dst: number, nsb: number): void;
   matmulF32(...a: number[]): void;
   matmulQ4_0(...a: number[]): void;
   matmulQ8_0(...a: number[]): void;
+  matmulQ4_1(...a: number[]): void;
+  matmulRows(...a: number[]): void;
   matmulQ4_K(...a: number[]): void;
   matmulQ6_K(...a: number[]): void;
   quantQ8_0(...a: number[]): void;
@@ -63,7 +65,7 @@ export interface Count {
 }
 
 /** Matmul kernel choice. */
-export type MatmulKernel = 'f32' | 'q4_0' | 'q8_0' | 'q4_K' | 'q6_K';
+export type MatmulKernel = 'f32' | 'q4_0' | 'q4_1' | 'q8_0' | 'q4_K' | 'q6_K' | 'rows';
 
 /** One node as the interpreter sees it: pointers into the memory, sizes, and the kernel to call. */
 export type Op =
@@ -95,6 +97,9 @@ export type Op =
       readonly res: number;
       readonly scratch: number;
       readonly scratchStride: number;
+      /** Per thread: room for one row group's weights expanded by the prompt path (0: none needed). */
+      readonly expand: number;
+      readonly expandStride: number;
     }
   | {
       readonly k: 'get_rows';
@@ -271,18 +276,38 @@ export function runProgram(
           else k.roundRows(op.x, op.deq, op.n, t0, t1, op.quant === 5 ? 1 : 0);
           if (sync) barrier(c, nth, canWait);
         }
-        const [r0, r1] = share(op.outF, nth, tid, 4);
+        const [r0, r1] = share(op.outF, nth, tid, 8);
         if (r1 > r0 && nTok > 0) {
           const scratch = op.scratch + tid * op.scratchStride;
+          const expand = op.expand + tid * op.expandStride;
           switch (op.kernel) {
             case 'q4_0':
-              k.matmulQ4_0(op.w, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
+              k.matmulQ4_0(op.w, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1, expand);
+              break;
+            case 'q4_1':
+              k.matmulQ4_1(op.w, op.aq, op.ad, op.s81, op.y, op.n, op.outF, nTok, r0, r1, expand);
               break;
             case 'q8_0':
-              k.matmulQ8_0(op.w, op.aq, op.ad, op.y, op.n, op.outF, nTok, r0, r1);
+              k.matmulQ8_0(op.w, op.aq, op.ad, op.y, op.n, op.outF, nTok, r0, r1, expand);
               break;
             case 'q4_K':
               k.matmulQ4_K(op.w, op.rowBytes, op.aux, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
+              break;
+            case 'rows':
+              k.matmulRows(
+                op.fmt,
+                op.w,
+                op.rowBytes,
+                op.aq,
+                op.ad,
+                op.quant === 3 ? op.s81 : op.as,
+                op.y,
+                op.n,
+                op.outF,
+                nTok,
+                r0,
+                r1,
+              );
               break;
             case 'q6_K':
               k.matmulQ6_K(op.w, op.rowBytes, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
