@@ -123,8 +123,8 @@ describe.each(ignoring)('$name ignores importance, as ggml does', (codec) => {
 
 describe("ggml's bytes on adversarial rows (fixtures/quantize/kquant)", () => {
   // ggml_quantize_chunk on sparse, tiny, huge-among-tiny and constant rows of 256, alone and with importance vectors
-  // that are sparse (mostly zero), tiny or log-normal. The last row is one where sparse weights push a rounding of
-  // make_qkx3_quants (Q4_K's imatrix search) beyond nearest_int's range, where ggml's bit trick wraps.
+  // that are sparse (mostly zero), tiny or log-normal. Row 96 is one where sparse weights push a rounding of
+  // make_qkx3_quants (Q4_K's imatrix search) beyond nearest_int's range, where ggml's bit trick wraps; the last two hold float32 subnormals.
   const rows = readF32('quantize/kquant/rows.f32');
   const imps = readF32('quantize/kquant/importance.f32');
   const n = rows.length / 256;
