@@ -18,7 +18,7 @@ import { q6_K } from './q6_k.js';
 import { q8_0 } from './q8_0.js';
 import { q8_K } from './q8_k.js';
 import { tq1_0, tq2_0 } from './ternary.js';
-import { readF32 } from './test/fixtures.js';
+import { firstDiff, readBytes, readF32 } from './test/fixtures.js';
 
 const seed = Number(process.env.FC_SEED ?? 20261125);
 const runs = (n: number) => ({ seed, numRuns: n });
@@ -118,5 +118,30 @@ describe.each(weighted)('$name with importance', (codec) => {
 describe.each(ignoring)('$name ignores importance, as ggml does', (codec) => {
   it('gives the same bytes with and without it', () => {
     expect(codec.quantize(emb, { rowLength, importance })).toEqual(codec.quantize(emb, { rowLength }));
+  });
+});
+
+describe("ggml's bytes on adversarial rows (fixtures/quantize/kquant)", () => {
+  // ggml_quantize_chunk on sparse, tiny, huge-among-tiny and constant rows of 256, alone and with importance vectors
+  // that are sparse (mostly zero), tiny or log-normal. Row 96 is one where sparse weights push a rounding of
+  // make_qkx3_quants (Q4_K's imatrix search) beyond nearest_int's range, where ggml's bit trick wraps; the last two hold float32 subnormals.
+  const rows = readF32('quantize/kquant/rows.f32');
+  const imps = readF32('quantize/kquant/importance.f32');
+  const n = rows.length / 256;
+  describe.each([...weighted, q8_0, mxfp4, tq1_0, tq2_0])('$name', (codec) => {
+    const plain = readBytes(`quantize/kquant/${codec.name}.q`);
+    const size = plain.length / n;
+    it(`${n} rows without importance`, () => {
+      expect(firstDiff(codec.quantize(rows, { rowLength: 256 }), plain)).toBe(-1);
+    });
+    it(`${n} rows, each with its own importance`, () => {
+      const weighted = readBytes(`quantize/kquant/${codec.name}.imatrix.q`);
+      for (let r = 0; r < n; r++) {
+        const got = codec.quantize(rows.subarray(256 * r, 256 * r + 256), {
+          importance: imps.subarray(256 * r, 256 * r + 256),
+        });
+        expect(firstDiff(got, weighted.subarray(size * r, size * r + size)), `row ${r}`).toBe(-1);
+      }
+    });
   });
 });

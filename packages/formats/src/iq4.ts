@@ -59,10 +59,14 @@ const MU = /* @__PURE__ */ (() => {
   return t;
 })();
 
-/** `best_index_int8` over the IQ4 grid: nearest entry, ties to the upper one, with binary32 differences. */
+/**
+ * `best_index_int8` over the IQ4 grid: nearest entry, ties to the upper one, with binary32 differences. NaN (0·Inf,
+ * when a fitted scale's inverse overflows) gives 15: every compare of C's binary search is false, which walks it to
+ * the last entry.
+ */
 function bestIndex(x: number): number {
   if (x <= -127) return 0;
-  if (x >= 113) return 15;
+  if (!(x < 113)) return 15;
   const mu = MU[Math.floor(x) + 127];
   return fround(x - KV[mu - 1]) < fround(KV[mu] - x) ? mu - 1 : mu;
 }

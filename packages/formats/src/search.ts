@@ -328,7 +328,7 @@ export function makeQkx2Quants(
 
 /**
  * `make_qkx3_quants` (imatrix paths of Q2_K/Q4_K/Q5_K and Q4_1/Q5_1): {@link makeQkx2Quants} with `max <= min`
- * as the degenerate test and a saturating rounding in the search loop. `w` is required here (ggml's `x²` default
+ * as the degenerate test. `w` is required here (ggml's `x²` default
  * is never used on these paths).
  */
 export function makeQkx3Quants(
@@ -395,10 +395,9 @@ export function makeQkx3Quants(
     }
     let change = 0;
     for (let i = 0; i < n; i++) {
-      // The current min may sit near max, so v can be huge or NaN: ggml saturates before rounding (so the
-      // argument of nint is in [0, nmax], where the 1.5·2^52 trick is nint).
-      const v = fround(iscale * xm[i]);
-      const l = v > 0 ? ((v < nmax ? v : nmax) + MAGIC - MAGIC) | 0 : 0;
+      // The current min may sit near max, so v can be huge, infinite or NaN: ggml rounds first (nearest_int,
+      // whose bit trick wraps beyond ±2^22) and clamps after, as nintClamp does.
+      const l = nintClamp(fround(iscale * xm[i]), 0, nmax);
       change |= l ^ Laux[i];
       Laux[i] = l;
     }

@@ -40,7 +40,10 @@ function scale256(
 }
 
 function trit(x: number, id: number): number {
-  return roundAway(fround(x * id)) + 1;
+  const v = fround(x * id);
+  // A block of float32 subnormals has id = 1/amax = Inf, so v is ±Inf or NaN: x86-64's lroundf returns LONG_MIN
+  // for those, and ggml's `(int)(lroundf(v) + 1)` keeps the low word, 1.
+  return v - v === 0 ? roundAway(v) + 1 : 1;
 }
 
 /**

@@ -28,19 +28,24 @@ export async function fileSource(path: string): Promise<ByteSource> {
   }
   const { size } = await handle.stat();
   let closed = false;
+  const readInto = async (offset: number, dst: Uint8Array) => {
+    if (closed) throw new GgufError('E_GGUF_SOURCE', `${path} is closed`, { offset });
+    const length = dst.byteLength;
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await handle.read(dst, done, length - done, offset + done);
+      if (bytesRead === 0) throw new GgufError('E_GGUF_TRUNCATED', `${path} ended early`, { offset: offset + done });
+      done += bytesRead;
+    }
+  };
   return {
     size,
     async read(offset, length) {
-      if (closed) throw new GgufError('E_GGUF_SOURCE', `${path} is closed`, { offset });
       const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
-        if (bytesRead === 0) throw new GgufError('E_GGUF_TRUNCATED', `${path} ended early`, { offset: offset + done });
-        done += bytesRead;
-      }
+      await readInto(offset, out);
       return out;
     },
+    readInto,
     async close() {
       if (closed) return;
       closed = true;

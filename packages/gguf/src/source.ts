@@ -11,6 +11,11 @@ export interface ByteSource {
   readonly bytes?: Uint8Array;
   /** Reads `length` bytes at `offset`; the range is always inside `[0, size)`. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reads `dst.byteLength` bytes at `offset` into `dst`, for callers that reuse their buffers. Optional (the file
+   * source of `@nibble/gguf/node` has it); the range is always inside `[0, size)`.
+   */
+  readInto?(offset: number, dst: Uint8Array): Promise<void>;
   /** Releases the source (closes a file handle). Optional. */
   close?(): Promise<void>;
 }

@@ -13,7 +13,17 @@ export async function generate() {
   const asc = (await import('assemblyscript/asc')).default;
   let binary;
   const { error, stderr } = await asc.main(
-    [join(pkg, 'assembly/quantizers.ts'), '-O3', '--runtime', 'stub', '--noAssert', '--outFile', 'quantizers.wasm'],
+    [
+      join(pkg, 'assembly/quantizers.ts'),
+      '-O3',
+      '--enable',
+      'simd',
+      '--runtime',
+      'stub',
+      '--noAssert',
+      '--outFile',
+      'quantizers.wasm',
+    ],
     {
       writeFile(name, contents) {
         if (name.endsWith('.wasm')) binary = contents;

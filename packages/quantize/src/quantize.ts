@@ -16,7 +16,7 @@ import {
 import { type DTypeName, dtypes, findDType } from '@nibble/tensor';
 import { QuantizeError } from './errors.js';
 import type { Imatrix } from './imatrix.js';
-import { NonFiniteValue, type QuantizeJob } from './jobs.js';
+import { NonFiniteValue, type QuantizeJob, ScaleOverflow } from './jobs.js';
 import { inlinePool, type JobPool } from './pool.js';
 import { ftypeOfType, type Preset, requirePreset } from './presets.js';
 import { allowsQuantization, chooseTypes, llamaOrder, type ModelFacts, nDims } from './rules.js';
@@ -459,50 +459,96 @@ export async function quantizeModel(
         bytesWritten: writer?.bytesWritten ?? 0,
         elapsedMs: performance.now() - t0,
       });
-    // Pipelined: tensor k+1 is read and tensor k-1 written while tensor k is converted, so memory holds about four
-    // tensors (two inputs, two outputs) and the disk works while the CPUs do.
+    // A stream of jobs over every tensor in output order: each job reads its rows from the source and converts them
+    // on the pool, up to `window` jobs at once (so reads, the workers and the writes overlap, across tensors too);
+    // a tensor is written once its jobs are done, in order. Memory holds two tensors' outputs (one written, one
+    // being made) and the inputs of the jobs in flight, never a tensor's whole input.
     const src = file;
-    const read = (k: number) => {
-      const p = src.readTensorBytes(src.getTensor(plan.tensors[k].name) as GgufTensorInfo);
-      p.catch(() => {}); // awaited below; a failure while another tensor is in flight must not go unhandled
-      return p;
+    const window = Math.max(4, 3 * pool.threads);
+    // Reads go into buffers that come back from the pool for the next job, where the source can read into a buffer
+    // (a file); other sources give a fresh buffer per read, lent to the pool too, except memory (views of the file).
+    const readInto = src.source.readInto?.bind(src.source);
+    const lend = readInto !== undefined || src.source.bytes === undefined;
+    const spare: ArrayBuffer[] = [];
+    const readRows = async (at: number, length: number): Promise<Uint8Array> => {
+      if (!readInto) return src.source.read(at, length);
+      const i = spare.findIndex((b) => b.byteLength >= length);
+      const buf = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(Math.max(length, JOB_ELEMENTS * 2));
+      const view = new Uint8Array(buf, 0, length);
+      await readInto(at, view);
+      return view;
     };
-    let next: Promise<Uint8Array> | undefined = plan.tensors.length > 0 ? read(0) : undefined;
+    let inFlight = 0;
+    const waiting: (() => void)[] = [];
+    let failure: unknown;
+    const fail = (e: unknown) => {
+      failure ??= e;
+    };
+    const written: Promise<void>[] = [];
     let writing: Promise<void> = Promise.resolve();
-    for (let k = 0; k < plan.tensors.length; k++) {
-      options.signal?.throwIfAborted();
+    for (let k = 0; k < plan.tensors.length && failure === undefined; k++) {
       const t = plan.tensors[k];
       const info = file.getTensor(t.name) as GgufTensorInfo;
-      const bytes = await (next as Promise<Uint8Array>);
-      next = k + 1 < plan.tensors.length ? read(k + 1) : undefined;
-      let out = bytes;
-      if (t.convert) {
-        out = new Uint8Array(t.bytesOut);
-        const importance = t.imatrix ? options.imatrix?.importance(t.name) : undefined;
-        await convertTensor(
-          pool,
-          info,
-          t.to as DTypeName,
-          bytes,
-          out,
-          importance,
-          options.wasm,
-          options.signal,
-          (n) => {
-            bytesDone += n;
-            report(k);
-          },
-        );
-      } else {
-        bytesDone += t.bytesIn;
-        report(k);
+      // Two tensors' outputs at most wait for the sink.
+      if (k >= 2) await written[k - 2];
+      if (options.signal?.aborted) {
+        fail(options.signal.reason);
+        break;
       }
-      await writing;
+      let ready: Promise<Uint8Array>;
+      if (!t.convert) {
+        ready = src.readTensorBytes(info).then((bytes) => {
+          bytesDone += t.bytesIn;
+          report(k);
+          return bytes;
+        });
+      } else {
+        const out = new Uint8Array(t.bytesOut);
+        const jobs: Promise<void>[] = [];
+        const importance = t.imatrix ? options.imatrix?.importance(t.name) : undefined;
+        for (const job of jobsOf(info, t.to as DTypeName, importance, options.wasm)) {
+          while (inFlight >= window) await new Promise<void>((r) => waiting.push(r));
+          if (failure !== undefined || options.signal?.aborted) {
+            fail(options.signal?.reason ?? failure);
+            break;
+          }
+          inFlight++;
+          jobs.push(
+            (async () => {
+              try {
+                const at = info.byteOffset + job.firstRow * job.inRow;
+                const length = job.rows * job.inRow;
+                const bytes = await readRows(at, length);
+                const back = await pool.run(
+                  { ...job.spec, src: bytes },
+                  out.subarray(job.firstRow * job.outRow, (job.firstRow + job.rows) * job.outRow),
+                  { transfer: lend },
+                );
+                if (back && readInto && spare.length < window) spare.push(back);
+                bytesDone += job.rows * job.inRow;
+                report(k);
+              } catch (e) {
+                fail(jobError(e, info.name, t.to as DTypeName, job.firstRow));
+              } finally {
+                inFlight--;
+                waiting.shift()?.();
+              }
+            })(),
+          );
+        }
+        ready = Promise.all(jobs).then(() => {
+          if (failure !== undefined) throw failure;
+          return out;
+        });
+      }
+      ready.catch(() => {}); // awaited in the write chain, which may have failed before it gets there
       const w = writer;
-      writing = w.writeTensor(t.name, out);
-      writing.catch(() => {});
+      writing = writing.then(async () => w.writeTensor(t.name, await ready));
+      writing.catch(() => {}); // awaited below; a failure while later tensors are in flight must not go unhandled
+      written[k] = writing;
     }
     await writing;
+    if (failure !== undefined) throw failure;
     await writer.finish();
     return { ...plan, fileBytes: writer.bytesWritten, elapsedMs: performance.now() - t0, threads: pool.threads };
   } catch (e) {
@@ -537,18 +583,23 @@ function isGgufFile(x: unknown): x is GgufFile {
   return typeof x === 'object' && x !== null && 'tensors' in x && 'readTensorBytes' in x && 'metadata' in x;
 }
 
-/** Splits one tensor into jobs (whole rows, never across expert matrices) and runs them on the pool. */
-async function convertTensor(
-  pool: JobPool,
+interface PlannedJob {
+  /** The job without its bytes (they are read when it runs). */
+  readonly spec: Omit<QuantizeJob, 'src'>;
+  readonly firstRow: number;
+  readonly rows: number;
+  /** Stored bytes per row in and out. */
+  readonly inRow: number;
+  readonly outRow: number;
+}
+
+/** Splits one tensor into jobs of whole rows, never across expert matrices (their importance weights differ). */
+function* jobsOf(
   info: GgufTensorInfo,
   to: DTypeName,
-  src: Uint8Array,
-  dst: Uint8Array,
   importance: Float32Array | undefined,
   wasm: boolean | undefined,
-  signal: AbortSignal | undefined,
-  done: (bytesIn: number) => void,
-): Promise<void> {
+): Generator<PlannedJob> {
   const from = info.dtype as DTypeName;
   const rowLength = info.ne[0];
   const rowsPerMatrix = info.ne[1] ?? 1;
@@ -556,36 +607,41 @@ async function convertTensor(
   const inRow = info.byteLength / totalRows;
   const outRow = rowBytes(to, rowLength);
   const perJob = Math.max(1, Math.floor(JOB_ELEMENTS / rowLength));
-  const jobs: Promise<void>[] = [];
-  let failure: unknown;
   for (let row = 0; row < totalRows; ) {
     const matrix = Math.floor(row / rowsPerMatrix);
     const end = Math.min(row + perJob, (matrix + 1) * rowsPerMatrix, totalRows);
-    const job: QuantizeJob = {
-      from,
-      to,
-      rowLength,
+    yield {
+      spec: {
+        from,
+        to,
+        rowLength,
+        rows: end - row,
+        importance: importance?.subarray(matrix * rowLength, (matrix + 1) * rowLength),
+        wasm,
+      },
+      firstRow: row,
       rows: end - row,
-      src: src.subarray(row * inRow, end * inRow),
-      importance: importance?.subarray(matrix * rowLength, (matrix + 1) * rowLength),
-      wasm,
+      inRow,
+      outRow,
     };
-    const firstRow = row;
-    const target = dst.subarray(row * outRow, end * outRow);
-    jobs.push(
-      pool.run(job, target).then(
-        () => done(job.src.byteLength),
-        (e: unknown) => {
-          failure ??= e instanceof NonFiniteValue ? nonFinite(info.name, to, firstRow + e.row, e.column, e.value) : e;
-        },
-      ),
-    );
     row = end;
-    if (signal?.aborted) break;
   }
-  await Promise.all(jobs);
-  if (failure !== undefined) throw failure;
-  signal?.throwIfAborted();
+}
+
+/** A job's failure as the error quantizeModel throws: rows counted from the tensor's start. */
+function jobError(e: unknown, tensor: string, to: DTypeName, firstRow: number): unknown {
+  if (e instanceof NonFiniteValue) return nonFinite(tensor, to, firstRow + e.row, e.column, e.value);
+  if (e instanceof ScaleOverflow) {
+    const bs = dtypes[to].blockSize;
+    return new QuantizeError(
+      'E_QUANT_VALUE',
+      `row ${firstRow + e.row}, columns ${e.column}-${e.column + bs - 1}: largest magnitude ${e.amax} needs a ${to} ` +
+        'scale beyond fp16 (±65504), which would dequantize to ±Inf/NaN; llama.cpp refuses such a tensor too ' +
+        '(quantized data validation failed): scale the values down or use a wider type for it',
+      tensor,
+    );
+  }
+  return e;
 }
 
 function nonFinite(tensor: string, to: DTypeName, row: number, column: number, value: number): QuantizeError {
