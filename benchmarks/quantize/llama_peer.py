@@ -5,7 +5,8 @@ its own.
 
   python3 benchmarks/quantize/llama_peer.py IN OUT PRESET THREADS [--bins DIR]
 
-Prints one JSON object: {"seconds": wall time of the call, "peakRssMB": this process's peak RSS}. Exits 2 when the
+Prints one JSON object: {"seconds": wall time of the call, "cpuSeconds": CPU time of the call (all threads),
+"peakRssMB": this process's peak RSS}. Exits 2 when the
 library is missing, 1 when llama.cpp refuses.
 """
 import ctypes
@@ -62,14 +63,17 @@ def main():
         sys.exit(2)
     p.nthread = threads
     p.ftype = FTYPES[preset]
+    cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
     t0 = time.perf_counter()
+    c0 = cpu()
     rc = llama.llama_model_quantize(inp.encode(), out.encode(), ctypes.byref(p))
     seconds = time.perf_counter() - t0
+    cpu_seconds = cpu() - c0
     if rc != 0:
         print('llama_peer: llama_model_quantize failed', file=sys.stderr)
         sys.exit(1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({'seconds': seconds, 'peakRssMB': peak}))
+    print(json.dumps({'seconds': seconds, 'cpuSeconds': cpu_seconds, 'peakRssMB': peak}))
 
 
 if __name__ == '__main__':

@@ -105,12 +105,21 @@ export async function writeF16Model(path: string, shape: LlamaShape = tinyLlamaS
   }
 }
 
-/** The path of the model of a shape, written on first use under benchmarks/.cache/. */
-export async function f16ModelPath(small: boolean): Promise<string> {
-  const path = join(here, '..', '.cache', small ? 'small-shape-f16.gguf' : 'tinyllama-shape-f16.gguf');
+/**
+ * The path of the model of a shape, written on first use under benchmarks/.cache/: the small shape, or the
+ * TinyLlama shape with `layers` blocks (22, the real model's count, is the 2.2 GB file; fewer keep every tensor's
+ * real size, the embeddings included, in a smaller file).
+ */
+export async function f16ModelPath(small: boolean, layers = tinyLlamaShape.layers): Promise<string> {
+  const name = small
+    ? 'small-shape-f16.gguf'
+    : layers === tinyLlamaShape.layers
+      ? 'tinyllama-shape-f16.gguf'
+      : `tinyllama-shape-${layers}layers-f16.gguf`;
+  const path = join(here, '..', '.cache', name);
   if (!existsSync(path)) {
     mkdirSync(dirname(path), { recursive: true });
-    await writeF16Model(path, small ? smallShape : tinyLlamaShape);
+    await writeF16Model(path, small ? smallShape : { ...tinyLlamaShape, layers });
   }
   return path;
 }

@@ -194,6 +194,36 @@ describe('bad values', () => {
       }
     });
   }
+  for (const [label, options] of [
+    ['WebAssembly', {}],
+    ['TypeScript', { wasm: false }],
+    ['worker pool', { threads: 2 }],
+  ] as const) {
+    it(`a block whose fp16 scale overflows is refused like llama.cpp's validation (${label})`, async () => {
+      // Q8_0's d = amax/127 overflows fp16 above 127·65504 ≈ 8.3e6: llama.cpp stops with "quantized data validation
+      // failed" there.
+      const w = ramp(256 * 3000);
+      w.fill(5e7, 256 * 2345 + 64, 256 * 2345 + 70);
+      const bytes = await makeModel([
+        { name: 'token_embd.weight', shape: [4, 256], data: ramp(1024) },
+        { name: 'blk.0.attn_q.weight', shape: [3000, 256], data: w },
+      ]);
+      const p = options.threads ? await nodeWorkerPool(2) : undefined;
+      try {
+        const err = (await quantizeModel(bytes, blobSink(), { preset: 'Q8_0', ...options, pool: p }).catch(
+          (e: unknown) => e,
+        )) as QuantizeError;
+        expect(err).toBeInstanceOf(QuantizeError);
+        expect(err.code).toBe('E_QUANT_VALUE');
+        expect(err.tensor).toBe('blk.0.attn_q.weight');
+        expect(err.message).toMatch(
+          /row 2345, columns 64-95: largest magnitude 50000000 needs a q8_0 scale beyond fp16/,
+        );
+      } finally {
+        await p?.close();
+      }
+    });
+  }
   it('says when there is nothing to quantize', async () => {
     const bytes = await makeModel([
       { name: 'output_norm.weight', shape: [256], data: ramp(256) },
