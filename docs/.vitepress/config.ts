@@ -1,0 +1,101 @@
+/**
+ * VitePress configuration of the nibble site. The site imports the workspace packages straight from their sources
+ * (the aliases below come from tsconfig.json's `paths`), so `pnpm docs:build` needs no package build first.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type DefaultTheme, defineConfig } from 'vitepress';
+
+const docs = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(docs, '..');
+
+// '@nibble/formats' -> packages/formats/src/index.ts, '@nibble/formats/q4_0' -> .../q4_0.ts: exact matches only, so a
+// package name never captures its own subpaths.
+const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as {
+  compilerOptions: { paths: Record<string, string[]> };
+};
+const alias = Object.entries(tsconfig.compilerOptions.paths).map(([name, [target]]) => ({
+  find: new RegExp(`^${name.replace(/[/.]/g, '\\$&')}$`),
+  replacement: join(root, target),
+}));
+
+// Multi-threaded WebAssembly needs SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
+const isolation = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+// TypeDoc writes the API pages and their sidebar (`pnpm docs:api`); the site builds without them too.
+const apiSidebarPath = join(docs, 'api/typedoc-sidebar.json');
+const apiSidebar: DefaultTheme.SidebarItem[] = existsSync(apiSidebarPath)
+  ? JSON.parse(readFileSync(apiSidebarPath, 'utf8'))
+  : [];
+
+// Pages other work adds to docs/ appear in the sidebar as soon as their file exists.
+const optional = (file: string, item: DefaultTheme.SidebarItem): DefaultTheme.SidebarItem[] =>
+  existsSync(join(docs, file)) ? [item] : [];
+
+export default defineConfig({
+  title: 'nibble',
+  description: 'Composable quantization primitives for GPT-style language models, in TypeScript.',
+  lang: 'en-US',
+  cleanUrls: false,
+  lastUpdated: false,
+  // Generated fragments are included into pages, never pages themselves.
+  srcExclude: ['parts/**', 'snippets/**', 'scripts/**', 'README.md'],
+  markdown: { lineNumbers: false },
+  themeConfig: {
+    nav: [
+      { text: 'Guide', link: '/getting-started' },
+      { text: 'Demo', link: '/demo' },
+      { text: 'Benchmarks', link: '/benchmarks' },
+      { text: 'API', link: '/api/' },
+    ],
+    sidebar: [
+      {
+        text: 'Introduction',
+        items: [
+          { text: 'Getting started', link: '/getting-started' },
+          { text: 'Live demo', link: '/demo' },
+        ],
+      },
+      {
+        text: 'Concepts',
+        items: [
+          { text: 'Number formats', link: '/concepts/formats' },
+          { text: 'Backends', link: '/concepts/backends' },
+          { text: 'GGUF files', link: '/concepts/gguf' },
+          { text: 'Tokenizers', link: '/concepts/tokenizers' },
+          { text: 'The graph IR', link: '/concepts/graph-ir' },
+          ...optional('backend-guide.md', { text: 'Writing a backend', link: '/backend-guide' }),
+        ],
+      },
+      {
+        text: 'Guides',
+        items: [
+          { text: 'Choose a format', link: '/guides/choose-a-format' },
+          { text: 'Quantize a model', link: '/guides/quantize-a-model' },
+          { text: 'Use one package alone', link: '/guides/one-package' },
+        ],
+      },
+      {
+        text: 'Project',
+        items: [
+          { text: 'Benchmarks', link: '/benchmarks' },
+          { text: 'Architecture as built', link: '/architecture' },
+        ],
+      },
+      { text: 'API reference', link: '/api/', collapsed: true, items: apiSidebar },
+    ],
+    search: { provider: 'local' },
+    outline: { level: [2, 3] },
+  },
+  vite: {
+    resolve: { alias },
+    server: { headers: isolation },
+    preview: { headers: isolation },
+    worker: { format: 'es' },
+    build: { chunkSizeWarningLimit: 2000 },
+  },
+});
