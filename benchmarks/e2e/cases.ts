@@ -20,7 +20,10 @@ export interface E2eDetails {
 export const e2eTitle = 'Generation end to end';
 
 export function e2eMethod(d: E2eDetails): string {
-  return `Prompt processing (${d.promptTokens}-token prompt) and decode tokens per second and peak RSS, the same GGUF file and the same explicit thread count for both engines, each measurement in its own process, median of ${d.runs} runs (one nibble run on the 620 MB file). llama.cpp runs through node-llama-cpp's prebuilt CPU build.`;
+  const big = d.rows.some((r) => r.model.includes('620 MB'));
+  const runs =
+    d.runs === 1 ? 'one run' : `median of ${d.runs} runs${big ? ' (one nibble run on the 620 MB file)' : ''}`;
+  return `Prompt processing (${d.promptTokens}-token prompt) and decode tokens per second and peak RSS, the same GGUF file and the same explicit thread count for both engines, each measurement in its own process, ${runs}. llama.cpp runs through node-llama-cpp's prebuilt CPU build.`;
 }
 
 const engineName = (e: string) =>

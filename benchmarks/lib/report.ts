@@ -77,6 +77,46 @@ const slug = (s: string) =>
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-|-$/g, '');
 
+/** Per topic and group, the geometric mean of each nibble / peer ratio over the group's cases. */
+export function summaryOf(
+  files: readonly BenchFile[],
+): { file: BenchFile; group: string; pair: string; geomean: number; cases: number }[] {
+  const out: { file: BenchFile; group: string; pair: string; geomean: number; cases: number }[] = [];
+  for (const f of files)
+    for (const g of groupsOf(f.cases)) {
+      const byPair = new Map<string, number[]>();
+      for (const c of g.cases)
+        for (const r of c.ratios) {
+          const k = `${r.ours} / ${r.peer}`;
+          if (!byPair.has(k)) byPair.set(k, []);
+          byPair.get(k)?.push(r.ratio);
+        }
+      for (const [pair, rs] of byPair)
+        out.push({
+          file: f,
+          group: g.group,
+          pair,
+          geomean: Math.exp(rs.reduce((a, r) => a + Math.log(r), 0) / rs.length),
+          cases: rs.length,
+        });
+    }
+  return out;
+}
+
+function summaryTable(files: readonly BenchFile[]): string {
+  const rows = summaryOf(files);
+  if (rows.length === 0) return '';
+  const lines = [
+    '| topic | measured | nibble / peer | geometric mean | cases |',
+    '|---|---|---|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${md(r.file.title)}${r.file.quick ? ' (quick)' : ''} | ${md(r.group)} (${md(r.file.cases.find((c) => c.group === r.group)?.unit ?? '')}) | ${md(r.pair)} | ${r.geomean.toFixed(2)}× | ${r.cases} |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
 /**
  * The report as markdown.
  *
@@ -88,6 +128,14 @@ const slug = (s: string) =>
 export function renderReport(files: readonly BenchFile[], options: ReportOptions): string {
   const h = '#'.repeat(options.level ?? 2);
   const out: string[] = [];
+  const summary = summaryTable(files);
+  if (summary) {
+    out.push(`${h} At a glance\n`);
+    out.push(
+      "Each row: the geometric mean over a group's cases of nibble's ratio to one peer (above 1×: nibble is better).\n",
+    );
+    out.push(summary);
+  }
   for (const f of files) {
     out.push(`${h} ${f.title}${f.quick ? ' (quick run)' : ''}\n`);
     out.push(`Topic \`${f.topic}\`, measured ${f.date.slice(0, 10)} on ${machineLine(f)}.\n`);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formats } from '@nibble/formats';
+import { formats } from '../../packages/formats/src/index.js';
 
 /** One format's figures. */
 export interface FormatError {
@@ -69,13 +69,13 @@ const sci = (v: number) => (v === 0 ? '0' : v.toExponential(2));
 /** The table as markdown. */
 export function formatErrorTable(m: ReturnType<typeof measureFormatErrors>): string {
   const lines = [
-    "| format | bits/weight | size vs F32 | RMSE | RMSE / RMS | max \\|error\\| | bytes equal ggml's | what it stores |",
-    '|---|---:|---:|---:|---:|---:|:---:|---|',
+    '| format | bits/weight | smaller than F32 | RMSE | RMSE / RMS | max \\|error\\| | same bytes as ggml |',
+    '|---|---:|---:|---:|---:|---:|:---:|',
   ];
   for (const r of m.rows) {
     const same = r.sameBytesAsGgml === undefined ? '–' : r.sameBytesAsGgml ? 'yes' : '**no**';
     lines.push(
-      `| \`${r.format}\` | ${+r.bitsPerWeight.toFixed(4)} | ${(32 / r.bitsPerWeight).toFixed(2)}× smaller | ${sci(r.rmse)} | ${(100 * r.relativeRmse).toFixed(2)} % | ${sci(r.maxAbsError)} | ${same} | ${r.description} |`,
+      `| \`${r.format}\` | ${+r.bitsPerWeight.toFixed(4)} | ${(32 / r.bitsPerWeight).toFixed(2)}× | ${sci(r.rmse)} | ${(100 * r.relativeRmse).toFixed(2)} % | ${sci(r.maxAbsError)} | ${same} |`,
     );
   }
   return `${lines.join('\n')}\n`;

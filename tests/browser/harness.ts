@@ -103,7 +103,7 @@ export async function serveStatic(options: ServeOptions): Promise<StaticServer> 
     let end = size - 1;
     let status = 200;
     const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-    if (range) {
+    if (range && size > 0) {
       start = range[1] === '' ? Math.max(0, size - Number(range[2])) : Number(range[1]);
       end = range[1] !== '' && range[2] !== '' ? Math.min(Number(range[2]), size - 1) : size - 1;
       if (start > end || start >= size) {
@@ -115,7 +115,7 @@ export async function serveStatic(options: ServeOptions): Promise<StaticServer> 
     }
     headers['Content-Length'] = end - start + 1;
     res.writeHead(status, headers);
-    if (req.method === 'HEAD') res.end();
+    if (req.method === 'HEAD' || size === 0) res.end();
     else if (extra instanceof Uint8Array) res.end(extra.subarray(start, end + 1));
     else createReadStream(path as string, { start, end }).pipe(res);
   });

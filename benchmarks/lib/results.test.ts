@@ -1,0 +1,106 @@
+// The common results shape: ratios point the right way, bad files are refused with a reason, and the report and its
+// charts show every engine and ratio.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { barChart } from './chart.js';
+import { renderReport } from './report.js';
+import { type BenchFile, makeCase, readResults, SCHEMA, shapeProblem } from './results.js';
+
+const faster = makeCase({
+  group: 'decode',
+  name: 'stories260K',
+  unit: 'tok/s',
+  higherIsBetter: true,
+  results: [
+    { engine: 'nibble (js)', ours: true, median: 300 },
+    { engine: 'llama.cpp', ours: false, median: 600 },
+  ],
+});
+const smaller = makeCase({
+  group: 'memory',
+  name: 'open',
+  unit: 'MB',
+  higherIsBetter: false,
+  results: [
+    { engine: 'nibble', ours: true, median: 20 },
+    { engine: 'peer', ours: false, median: 50 },
+    { engine: 'broken peer', ours: false, median: Number.NaN },
+  ],
+});
+const file: BenchFile = {
+  schema: SCHEMA,
+  topic: 'demo',
+  title: 'A demo topic',
+  date: '2026-12-01T00:00:00.000Z',
+  quick: false,
+  machine: { cpu: 'Test CPU', cores: 2, memoryGiB: 8, os: 'linux', node: 'v20' },
+  versions: { nibble: '0.1.0', peer: '1.2.3' },
+  method: 'Medians of 3 runs.',
+  cases: [faster, smaller],
+};
+
+describe('results files', () => {
+  it('computes ratios with nibble better above 1, whichever way the unit points', () => {
+    expect(faster.ratios).toEqual([{ ours: 'nibble (js)', peer: 'llama.cpp', ratio: 0.5 }]);
+    expect(smaller.ratios).toEqual([{ ours: 'nibble', peer: 'peer', ratio: 2.5 }]);
+    expect(smaller.results.map((r) => r.engine)).toEqual(['nibble', 'peer']); // no NaN figure kept
+  });
+
+  it('reads files of the common shape and says why it skips the others', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nibble-results-'));
+    try {
+      writeFileSync(join(dir, 'good.json'), JSON.stringify(file));
+      writeFileSync(join(dir, 'old.json'), JSON.stringify({ date: 'x', rows: [] }));
+      writeFileSync(join(dir, 'bad.json'), '{ not json');
+      const noUnit = { ...file, cases: [{ ...faster, unit: undefined }] };
+      writeFileSync(join(dir, 'nounit.json'), JSON.stringify(noUnit));
+      const { files, skipped } = readResults(dir);
+      expect(files.map((f) => f.topic)).toEqual(['demo']);
+      expect(Object.fromEntries(skipped.map((s) => [s.file, s.reason]))).toEqual({
+        'bad.json': expect.stringContaining('not JSON'),
+        'nounit.json': 'case 0 lacks group, name or unit',
+        'old.json': `schema is undefined, expected "${SCHEMA}"`,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(shapeProblem({ ...file, machine: {} })).toBe('"machine.cpu" is missing');
+  });
+
+  it('renders the machine, versions, every engine, every ratio and a chart per group', () => {
+    const charts: string[] = [];
+    const md = renderReport([file], {
+      charts: {
+        kind: 'files',
+        write: (name, svg) => {
+          charts.push(svg);
+          return `charts/${name}`;
+        },
+      },
+    });
+    expect(md).toContain('Test CPU, 2 cores, 8 GiB');
+    expect(md).toContain('nibble 0.1.0, peer 1.2.3');
+    expect(md).toContain('| stories260K | 300 | 600 | 0.50× |');
+    expect(md).toContain('| open | 20 | 50 | 2.50× |');
+    expect(md).toContain('![decode (tok/s)](charts/demo-decode.svg)');
+    expect(charts).toHaveLength(2);
+    const inline = renderReport([file], { charts: { kind: 'inline' } });
+    expect(inline.match(/<svg /g)).toHaveLength(2);
+  });
+
+  it('draws one bar per engine and case, and switches to a log scale for wide ranges', () => {
+    const svg = barChart([faster], { title: 't' });
+    expect(svg.match(/<rect x="\d+(\.\d+)?" y="\d+(\.\d+)?" width="[\d.]+" height="11"/g)).toHaveLength(2);
+    expect(svg).not.toContain('log scale');
+    const wide = makeCase({
+      ...faster,
+      results: [
+        { engine: 'a', ours: true, median: 0.01 },
+        { engine: 'b', ours: false, median: 10 },
+      ],
+    });
+    expect(barChart([wide], { title: 't' })).toContain('log scale');
+  });
+});

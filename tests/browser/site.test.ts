@@ -1,0 +1,208 @@
+/**
+ * The built docs site in Debian's Chromium: every page renders without console errors and every link inside the
+ * site resolves (page and #anchor); the live demo quantizes stories260K to Q4_0 with the very bytes Node writes
+ * (whose tensors are llama.cpp's), and generates llama2.c's greedy gold text on every backend it offers. Screenshots
+ * of the demo go to benchmarks/results/screenshots/.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quantizeModel } from '../../packages/cli/src/model-quant.js';
+import { blobSink, GgufWriter, parseGguf } from '../../packages/gguf/src/index.js';
+import { openGgufFile } from '../../packages/gguf/src/node.js';
+import { type ChromiumSession, launchChromium, openPage, type StaticServer, serveStatic } from './harness.js';
+import { buildSite, repoRoot } from './site.js';
+
+const fixture = (p: string) => join(repoRoot, 'fixtures', p);
+const gold = (
+  JSON.parse(readFileSync(fixture('reference/stories260K-llama2c-gold.json'), 'utf8')) as {
+    cases: { id: string; expected_text?: string }[];
+  }
+).cases.find((c) => c.id === 'greedy-200')?.expected_text as string;
+const screenshots = join(repoRoot, 'benchmarks/results/screenshots');
+
+let site: string;
+let server: StaticServer;
+let chromium: ChromiumSession;
+
+beforeAll(async () => {
+  site = buildSite();
+  server = await serveStatic({ root: site });
+  chromium = await launchChromium({ webgpu: true });
+  mkdirSync(screenshots, { recursive: true });
+}, 300_000);
+afterAll(async () => {
+  await chromium?.close();
+  await server?.close();
+  if (site) rmSync(site, { recursive: true, force: true });
+});
+
+function pagesOf(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      if (name !== 'assets') out.push(...pagesOf(p));
+    } else if (name.endsWith('.html') && name !== '404.html') out.push(`/${relative(site, p)}`);
+  }
+  return out.sort();
+}
+
+describe('docs site', () => {
+  it('renders every page without console errors, and every link inside the site resolves', async () => {
+    const pages = pagesOf(site);
+    // The pages the sidebar promises, at least.
+    for (const p of [
+      '/index.html',
+      '/getting-started.html',
+      '/demo.html',
+      '/benchmarks.html',
+      '/concepts/formats.html',
+    ])
+      expect(pages).toContain(p);
+    expect(pages.filter((p) => p.startsWith('/api/')).length).toBeGreaterThanOrEqual(7);
+
+    const anchors = new Map<string, Set<string>>(); // page path -> ids on it
+    const idsOf = (path: string): Set<string> => {
+      let ids = anchors.get(path);
+      if (!ids) {
+        const html = readFileSync(join(site, path), 'utf8');
+        ids = new Set([...html.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]));
+        anchors.set(path, ids);
+      }
+      return ids;
+    };
+    const broken: string[] = [];
+    const failures: string[] = [];
+    for (const path of pages) {
+      const tab = await openPage(chromium, `${server.url}${path}`);
+      await tab.page.waitForLoadState('networkidle');
+      const title = await tab.page.title();
+      const h1 = await tab.page.locator('h1').first().textContent();
+      if (!title || !h1?.trim()) failures.push(`${path}: no title or h1`);
+      for (const e of tab.errors()) failures.push(`${path}: ${e}`);
+      const hrefs = await tab.page.$$eval('a[href]', (as) => as.map((a) => (a as HTMLAnchorElement).href));
+      for (const href of new Set(hrefs)) {
+        const u = new URL(href);
+        if (u.origin !== server.url) continue; // external links are not fetched (no network in CI)
+        let file = decodeURIComponent(u.pathname);
+        if (file.endsWith('/')) file += 'index.html';
+        if (!/\.[a-z0-9]+$/i.test(file)) file += '.html';
+        let exists = false;
+        try {
+          exists = statSync(join(site, file)).isFile();
+        } catch {}
+        if (!exists) broken.push(`${path} -> ${u.pathname}`);
+        else if (u.hash && file.endsWith('.html') && !idsOf(file).has(decodeURIComponent(u.hash.slice(1))))
+          broken.push(`${path} -> ${u.pathname}${u.hash} (no such anchor)`);
+      }
+      await tab.page.close();
+    }
+    expect(failures).toEqual([]);
+    expect(broken).toEqual([]);
+    expect(server.notFound).toEqual([]);
+  }, 300_000);
+
+  it('shows the benchmark charts and the formats page its diagrams and measured table', async () => {
+    const bench = await openPage(chromium, `${server.url}/benchmarks.html`);
+    expect(await bench.page.locator('svg.bench-chart').count()).toBeGreaterThan(5);
+    await bench.page.close();
+    const formats = await openPage(chromium, `${server.url}/concepts/formats.html`);
+    expect(await formats.page.locator('svg.block-diagram').count()).toBe(2);
+    const table = await formats.page.locator('table').filter({ hasText: 'same bytes as ggml' }).textContent();
+    expect(table).toContain('q4_K');
+    expect(table).not.toMatch(/\bno\b/);
+    await formats.page.close();
+  }, 60_000);
+});
+
+describe('live demo', () => {
+  it('quantizes stories260K to Q4_0 in the page, byte for byte what Node writes', async () => {
+    // Node's result, from the same code path as `nibble quantize`.
+    const src = await openGgufFile(fixture('models/stories260K.gguf'));
+    const sink = blobSink();
+    await quantizeModel(src, 'q4_0', new GgufWriter(sink));
+    await src.close();
+    const nodeBytes = new Uint8Array(await sink.blob().arrayBuffer());
+
+    const tab = await openPage(chromium, `${server.url}/demo.html`);
+    await tab.page.waitForSelector('[data-testid=demo-model]', { timeout: 60_000 });
+    expect(await tab.page.textContent('[data-testid=demo-isolation]')).toContain('Cross-origin isolated');
+    await tab.page.selectOption('[data-testid=demo-target]', 'q4_0');
+    await tab.page.click('[data-testid=demo-quantize]');
+    await tab.page.waitForSelector('[data-testid=demo-download]', { timeout: 120_000 });
+    const [download] = await Promise.all([
+      tab.page.waitForEvent('download'),
+      tab.page.click('[data-testid=demo-download]'),
+    ]);
+    expect(download.suggestedFilename()).toBe('stories260K-q4_0.gguf');
+    const pageBytes = new Uint8Array(readFileSync(await download.path()));
+    expect(pageBytes.byteLength).toBe(nodeBytes.byteLength);
+    expect(Buffer.compare(Buffer.from(pageBytes), Buffer.from(nodeBytes))).toBe(0);
+
+    // And the tensors are llama.cpp's own (llama_model_quantize wrote the fixture).
+    const ours = parseGguf(pageBytes);
+    const theirs = parseGguf(new Uint8Array(readFileSync(fixture('models/stories260K-Q4_0.gguf'))));
+    for (const t of theirs.tensors) {
+      const a = ours.readTensorSync(t.name).data;
+      const b = theirs.readTensorSync(t.name).data;
+      expect(Buffer.compare(Buffer.from(a), Buffer.from(b)), t.name).toBe(0);
+    }
+    // One row per quantized tensor in the error table.
+    expect(await tab.page.locator('.demo-tensors tbody tr').count()).toBe(37);
+    await tab.page.screenshot({ path: join(screenshots, 'demo-quantized.png'), fullPage: true });
+    expect(tab.errors()).toEqual([]);
+    await tab.page.close();
+  }, 180_000);
+
+  it('generates the greedy gold text from BOS on every backend it offers, and gives a reason for the others', async () => {
+    const tab = await openPage(chromium, `${server.url}/demo.html`);
+    await tab.page.waitForSelector('[data-testid=demo-model]', { timeout: 60_000 });
+    const options = await tab.page.$$eval('[data-testid=demo-backend] option', (os) =>
+      os.map((o) => ({ name: (o as HTMLOptionElement).value, disabled: (o as HTMLOptionElement).disabled })),
+    );
+    const available = options.filter((o) => !o.disabled).map((o) => o.name);
+    expect(available).toContain('js');
+    for (const o of options.filter((x) => x.disabled)) {
+      const reason = await tab.page.textContent(`[data-testid=demo-backend-reason-${o.name}]`);
+      expect(reason?.length ?? 0, o.name).toBeGreaterThan(o.name.length + 10);
+    }
+    for (const name of available) {
+      await tab.page.selectOption('[data-testid=demo-backend]', name);
+      await tab.page.selectOption('[data-testid=demo-run-on]', 'original');
+      await tab.page.fill('[data-testid=demo-prompt]', '');
+      await tab.page.fill('[data-testid=demo-max-tokens]', '200');
+      await tab.page.fill('[data-testid=demo-temperature]', '0');
+      await tab.page.click('[data-testid=demo-generate]');
+      await tab.page.waitForFunction(
+        () =>
+          document.querySelector('[data-testid=demo-speed]')?.textContent?.includes('tok/s') ||
+          document.querySelector('[data-testid=demo-error]'),
+        null,
+        { timeout: 120_000 },
+      );
+      expect(await tab.page.locator('[data-testid=demo-error]').count(), name).toBe(0);
+      expect(await tab.page.textContent('[data-testid=demo-output]'), name).toBe(gold);
+      expect(await tab.page.textContent('[data-testid=demo-speed]')).toContain(`${name} backend`);
+      await tab.page.screenshot({ path: join(screenshots, `demo-generated-${name}.png`), fullPage: true });
+    }
+    expect(tab.errors()).toEqual([]);
+    await tab.page.close();
+  }, 300_000);
+
+  it('explains the missing cross-origin isolation when the server sends no COOP/COEP, and still works', async () => {
+    const plain = await serveStatic({ root: site, isolation: false });
+    try {
+      const tab = await openPage(chromium, `${plain.url}/demo.html`);
+      await tab.page.waitForSelector('[data-testid=demo-model]', { timeout: 60_000 });
+      const note = await tab.page.textContent('[data-testid=demo-isolation]');
+      expect(note).toContain('not cross-origin isolated');
+      expect(note).toContain('Cross-Origin-Embedder-Policy: require-corp');
+      await tab.page.screenshot({ path: join(screenshots, 'demo-not-isolated.png') });
+      expect(tab.errors()).toEqual([]);
+      await tab.page.close();
+    } finally {
+      await plain.close();
+    }
+  }, 120_000);
+});

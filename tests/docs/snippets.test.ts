@@ -1,0 +1,194 @@
+/**
+ * The docs' examples run: every `<<< @/snippets/NAME.ts` a page includes is bundled (esbuild, the repository's
+ * tsconfig paths) and run, and what it prints must equal the ```text block the page shows under it. `pnpm typecheck`
+ * compiles the same files. Getting started may hold nothing else but `sh` blocks, whose commands run too: `npm install`
+ * lines must name this repository's public packages, `npx nibble ...` runs the CLI from source. The page snippet
+ * (`*-page.ts`) runs in Chromium. On top of equal output, results are checked against other tools: the generated
+ * story is llama2.c's gold text, and the quantized tensors are llama.cpp's bytes.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseGguf } from '../../packages/gguf/src/index.js';
+import { launchChromium, openPage, serveStatic } from '../browser/harness.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const docs = join(root, 'docs');
+const fixture = (p: string) => join(root, 'fixtures', p);
+const gold = (
+  JSON.parse(readFileSync(fixture('reference/stories260K-llama2c-gold.json'), 'utf8')) as {
+    cases: { id: string; expected_text?: string }[];
+  }
+).cases.find((c) => c.id === 'greedy-200')?.expected_text as string;
+
+/** A fenced block or an include, in page order. */
+type Block = { kind: 'fence'; lang: string; text: string } | { kind: 'include'; file: string };
+
+function blocksOf(markdown: string): Block[] {
+  const out: Block[] = [];
+  const lines = markdown.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const inc = /^<<< @\/(snippets\/[\w.-]+)/.exec(lines[i]);
+    if (inc) {
+      out.push({ kind: 'include', file: inc[1] });
+      continue;
+    }
+    const fence = /^```(\w*)/.exec(lines[i]);
+    if (!fence) continue;
+    const body: string[] = [];
+    for (i++; i < lines.length && !lines[i].startsWith('```'); i++) body.push(lines[i]);
+    out.push({ kind: 'fence', lang: fence[1], text: body.join('\n') });
+  }
+  return out;
+}
+
+/** The snippet includes of a page, each with the text block right after it (its output), if any. */
+function examplesOf(page: string): { file: string; output?: string }[] {
+  const blocks = blocksOf(readFileSync(join(docs, page), 'utf8'));
+  return blocks.flatMap((b, i) => {
+    if (b.kind !== 'include') return [];
+    const next = blocks[i + 1];
+    return [{ file: b.file, output: next?.kind === 'fence' && next.lang === 'text' ? next.text : undefined }];
+  });
+}
+
+/** Bundles a snippet for Node or the browser with the repository's tsconfig paths. */
+async function bundle(file: string, out: string, platform: 'node' | 'browser'): Promise<void> {
+  await build({
+    entryPoints: [join(docs, file)],
+    bundle: true,
+    platform,
+    format: 'esm',
+    target: platform === 'node' ? 'node20' : 'es2022',
+    outfile: out,
+    tsconfig: join(root, 'tsconfig.json'),
+    conditions: ['source'],
+    logLevel: 'silent',
+  });
+}
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'nibble-snippets-'));
+  copyFileSync(fixture('models/stories260K.gguf'), join(work, 'stories260K.gguf'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function runNode(file: string): Promise<string> {
+  const out = join(work, `${file.replace(/\W/g, '_')}.mjs`);
+  await bundle(file, out, 'node');
+  const r = spawnSync(process.execPath, [out], { cwd: work, encoding: 'utf8' });
+  expect(r.stderr, `${file} wrote to stderr`).toBe('');
+  expect(r.status, `${file} exit status`).toBe(0);
+  return r.stdout.replace(/\n$/, '');
+}
+
+const pages = ['getting-started.md', 'guides/one-package.md'];
+const nodeExamples = pages.flatMap((p) =>
+  examplesOf(p)
+    .filter((e) => e.file.endsWith('.ts') && !e.file.endsWith('-page.ts'))
+    .map((e) => ({ page: p, ...e })),
+);
+
+describe('docs snippets', () => {
+  it('getting started holds only included snippet files, their outputs, and sh commands', () => {
+    const blocks = blocksOf(readFileSync(join(docs, 'getting-started.md'), 'utf8'));
+    const inline = blocks.filter((b) => b.kind === 'fence' && !['text', 'sh'].includes(b.lang));
+    expect(inline, 'an inline code block would not be tested: put it in docs/snippets/ and include it').toEqual([]);
+    const included = blocks.filter((b) => b.kind === 'include').map((b) => (b as { file: string }).file);
+    expect(included.length).toBeGreaterThanOrEqual(6);
+    // Every snippet file is shown somewhere, so none rots unseen.
+    const shown = new Set(pages.flatMap((p) => examplesOf(p).map((e) => e.file)));
+    for (const f of readdirSync(join(docs, 'snippets'))) expect(shown, f).toContain(`snippets/${f}`);
+  });
+
+  it.each(nodeExamples)('$file prints what $page shows', async ({ file, output }) => {
+    expect(output, `${file} needs a \`\`\`text block with its output after the include`).toBeDefined();
+    expect(await runNode(file)).toBe(output);
+  });
+
+  it('the Node generation example prints llama2.c greedy gold story', () => {
+    const shown = examplesOf('getting-started.md').find((e) => e.file === 'snippets/generate-node.ts');
+    expect(shown?.output).toBe(gold);
+  });
+
+  it('the model quantization example writes the tensors llama.cpp writes for Q8_0', async () => {
+    await runNode('snippets/quantize-model.ts');
+    const ours = parseGguf(new Uint8Array(readFileSync(join(work, 'stories260K-q8_0.gguf'))));
+    const theirs = parseGguf(new Uint8Array(readFileSync(fixture('models/stories260K-Q8_0.gguf'))));
+    const q8 = ours.tensors.filter((t) => t.typeName.toLowerCase() === 'q8_0');
+    expect(q8.length).toBe(32);
+    for (const t of q8) {
+      const b = theirs.readTensorSync(t.name);
+      expect(b.dtype, t.name).toBe('q8_0');
+      expect(Buffer.compare(Buffer.from(ours.readTensorSync(t.name).data), Buffer.from(b.data)), t.name).toBe(0);
+    }
+  });
+
+  it("runs getting started's sh commands: real package names, and the CLI prints what the page shows", () => {
+    const blocks = blocksOf(readFileSync(join(docs, 'getting-started.md'), 'utf8'));
+    const workspace = new Map<string, { private?: boolean; exports?: unknown }>();
+    for (const d of readdirSync(join(root, 'packages'))) {
+      const pkg = JSON.parse(readFileSync(join(root, 'packages', d, 'package.json'), 'utf8'));
+      workspace.set(pkg.name, pkg);
+    }
+    let commands = 0;
+    for (const [i, b] of blocks.entries()) {
+      if (b.kind !== 'fence' || b.lang !== 'sh') continue;
+      for (const line of b.text.split('\n').filter((l) => l.trim())) {
+        const install = /^npm install (.+)$/.exec(line);
+        const cli = /^npx nibble (.+)$/.exec(line);
+        if (install) {
+          for (const name of install[1].split(/\s+/)) {
+            const pkg = workspace.get(name);
+            expect(pkg, `${name} is not a package of this repository`).toBeDefined();
+            expect(pkg?.private, `${name} is private`).not.toBe(true);
+            expect(pkg?.exports, `${name} has no exports map`).toBeDefined();
+          }
+        } else if (cli) {
+          const r = spawnSync(
+            process.execPath,
+            [
+              '--conditions=source',
+              '--import',
+              join(root, 'node_modules/tsx/dist/esm/index.mjs'),
+              join(root, 'packages/cli/src/cli.ts'),
+              ...cli[1].split(/\s+/),
+            ],
+            { cwd: work, encoding: 'utf8' },
+          );
+          expect(r.status, r.stderr).toBe(0);
+          const next = blocks[i + 1];
+          expect(next?.kind === 'fence' && next.lang === 'text', `no output block after ${line}`).toBe(true);
+          expect(r.stdout.replace(/\n$/, '')).toBe((next as { text: string }).text);
+        } else {
+          throw new Error(`untested command in getting started: ${line}`);
+        }
+        commands++;
+      }
+    }
+    expect(commands).toBeGreaterThanOrEqual(2);
+  });
+
+  it('the page example generates the gold story in Chromium', async () => {
+    const site = join(work, 'page');
+    await bundle('snippets/generate-page.ts', join(site, 'generate-page.js'), 'browser');
+    writeFileSync(join(site, 'index.html'), readFileSync(join(docs, 'snippets/generate-page.html')));
+    copyFileSync(fixture('models/stories260K.gguf'), join(site, 'stories260K.gguf'));
+    const server = await serveStatic({ root: site });
+    const chromium = await launchChromium();
+    try {
+      const tab = await openPage(chromium, `${server.url}/`);
+      await tab.page.waitForSelector('#story[data-done=true]', { timeout: 60_000 });
+      expect(await tab.page.textContent('#story')).toBe(gold);
+      expect(tab.errors()).toEqual([]);
+    } finally {
+      await chromium.close();
+      await server.close();
+    }
+  }, 120_000);
+});
