@@ -1,6 +1,7 @@
 /**
- * VitePress configuration of the nibble site. The site imports the workspace packages straight from their sources
- * (the aliases below come from tsconfig.json's `paths`), so `pnpm docs:build` needs no package build first.
+ * VitePress configuration of the nibble site. docs/ is a private workspace package that depends on the nibble
+ * packages; the `source` export condition makes Vite take their TypeScript sources, so `pnpm docs:build` needs no
+ * package build first.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,17 +9,6 @@ import { fileURLToPath } from 'node:url';
 import { type DefaultTheme, defineConfig } from 'vitepress';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..');
-const root = join(docs, '..');
-
-// '@nibble/formats' -> packages/formats/src/index.ts, '@nibble/formats/q4_0' -> .../q4_0.ts: exact matches only, so a
-// package name never captures its own subpaths.
-const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as {
-  compilerOptions: { paths: Record<string, string[]> };
-};
-const alias = Object.entries(tsconfig.compilerOptions.paths).map(([name, [target]]) => ({
-  find: new RegExp(`^${name.replace(/[/.]/g, '\\$&')}$`),
-  replacement: join(root, target),
-}));
 
 // Multi-threaded WebAssembly needs SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
 const isolation = {
@@ -92,7 +82,8 @@ export default defineConfig({
     outline: { level: [2, 3] },
   },
   vite: {
-    resolve: { alias },
+    resolve: { conditions: ['source'] },
+    ssr: { resolve: { conditions: ['source'] } },
     server: { headers: isolation },
     preview: { headers: isolation },
     worker: { format: 'es' },

@@ -3,7 +3,7 @@
  * quant holds. Field sizes are checked against @nibble/tensor's dtype table, so a diagram cannot drift from the
  * layout the code uses.
  */
-import { type DTypeName, dtypes } from '../../packages/tensor/src/index.js';
+import { type DTypeName, dtypes } from '@nibble/tensor';
 
 /** One field of a block. */
 export interface BlockField {

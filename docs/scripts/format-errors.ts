@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formats } from '../../packages/formats/src/index.js';
+import { formats } from '@nibble/formats';
 
 /** One format's figures. */
 export interface FormatError {

@@ -1,6 +1,6 @@
 /**
- * The docs' examples run: every `<<< @/snippets/NAME.ts` a page includes is bundled (esbuild, the repository's
- * tsconfig paths) and run, and what it prints must equal the ```text block the page shows under it. `pnpm typecheck`
+ * The docs' examples run: every `<<< @/snippets/NAME.ts` a page includes is bundled (esbuild, the packages' `source`
+ * condition) and run, and what it prints must equal the ```text block the page shows under it. `pnpm typecheck`
  * compiles the same files. Getting started may hold nothing else but `sh` blocks, whose commands run too: `npm install`
  * lines must name this repository's public packages, `npx nibble ...` runs the CLI from source. The page snippet
  * (`*-page.ts`) runs in Chromium. On top of equal output, results are checked against other tools: the generated
@@ -56,7 +56,7 @@ function examplesOf(page: string): { file: string; output?: string }[] {
   });
 }
 
-/** Bundles a snippet for Node or the browser with the repository's tsconfig paths. */
+/** Bundles a snippet for Node or the browser, resolving the nibble packages from docs/ through their sources. */
 async function bundle(file: string, out: string, platform: 'node' | 'browser'): Promise<void> {
   await build({
     entryPoints: [join(docs, file)],
@@ -65,7 +65,6 @@ async function bundle(file: string, out: string, platform: 'node' | 'browser'): 
     format: 'esm',
     target: platform === 'node' ? 'node20' : 'es2022',
     outfile: out,
-    tsconfig: join(root, 'tsconfig.json'),
     conditions: ['source'],
     logLevel: 'silent',
   });

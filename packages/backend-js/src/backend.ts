@@ -129,7 +129,7 @@ interface RopePrep {
 }
 
 /** What one graph needs on this backend: the planned buffers as f32 views, scratch, per-node preparation. */
-interface Plan {
+export interface Plan {
   readonly plan: GraphPlan;
   /** Per tensor id: the value's f32 view into the planned buffers (reshapes share their input's). */
   readonly bufs: (Float32Array | undefined)[];

@@ -12,7 +12,7 @@
 import { type BackendFactory, registerBackend } from '@nibble/tensor';
 import { JsBackend, type JsBackendOptions } from './backend.js';
 
-export type { JsBackendOptions } from './backend.js';
+export type { JsBackendOptions, Plan } from './backend.js';
 export { JsBackend, jsCapabilities } from './backend.js';
 export type { DecodeRow } from './kernels.js';
 export { JsTensor } from './tensor.js';

@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseGguf } from '@nibble/gguf';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from './main.js';
+import { specs } from './specs.js';
+import { Scratch } from './test/bad-models.js';
 
 const fixture = (rel: string) => fileURLToPath(new URL(`../../../fixtures/${rel}`, import.meta.url));
 
@@ -30,8 +32,26 @@ describe('nibble', () => {
     }
   });
 
-  it('an unknown command exits 2', async () => {
+  it('an unknown command exits 2, with a suggestion when one is close', async () => {
     expect((await cli('frobnicate')).code).toBe(2);
+    const r = await cli('perplexty');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/did you mean 'perplexity'\?/);
+  });
+
+  it('help documents the exit codes', async () => {
+    const r = await cli('help');
+    expect(r.out).toMatch(/exit status:\n\s+0\s+done\n\s+1\s+runtime failure.*\n\s+2\s+usage error/);
+  });
+
+  it('every command answers --help and -h with its usage and exit 0', async () => {
+    for (const spec of specs) {
+      for (const h of ['--help', '-h']) {
+        const r = await cli(spec.name, h);
+        expect(r.code, `${spec.name} ${h}`).toBe(0);
+        expect(r.out.startsWith(`usage: nibble ${spec.name}`)).toBe(true);
+      }
+    }
   });
 
   it('inspect --json describes the real model', async () => {
@@ -70,7 +90,7 @@ describe('nibble', () => {
     const out = join(dir, 'out.gguf');
     writeFileSync(out, 'keep me');
     const refused = await cli('quantize', fixture('models/stories260K.gguf'), out, '--type', 'q8_0');
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     expect(readFileSync(out, 'utf8')).toBe('keep me');
     const done = await cli('quantize', fixture('models/stories260K.gguf'), out, '--type', 'q8_0', '--force');
     expect(done.code).toBe(0);
@@ -127,5 +147,109 @@ describe('nibble', () => {
     const j = JSON.parse(r.out) as { perplexity: number; predictions: number };
     expect(j.predictions).toBe(1804);
     expect(Math.abs(j.perplexity - 3.548202)).toBeLessThan(0.001);
+  });
+});
+
+describe('nibble on bad command lines: one line, exit 2, before any work', () => {
+  const model = fixture('models/stories260K.gguf');
+  const text = fixture('text/cs336-tinystories_sample.txt');
+  const cases: [string[], RegExp][] = [
+    [['run', model, '--max-token', '5', '--temp', '0'], /unknown flag --max-token; did you mean --max-tokens\?/],
+    [['perplexity', model, text, '--stride', '0'], /--stride must be an integer >= 1, got '0'/],
+    [['perplexity', model, text, '--stride', '-1'], /--stride must be an integer >= 1, got '-1'/],
+    [['perplexity', model, text, '--stride', 'abc'], /--stride must be an integer >= 1, got 'abc'/],
+    [['perplexity', model, text, '--ctx', '64', '--stride', '65'], /--stride must be an integer in 1\.\.64/],
+    [
+      ['run', model, '--ctx', '100000000'],
+      /--ctx 100000000 is above the model's trained context of 2048 tokens \(llama\.context_length\)/,
+    ],
+    [['run', model, '--ctx', '2049'], /--ctx 2049 is above the model's trained context of 2048/],
+    [['run', model, '--ctx', '1'], /--ctx must be an integer >= 2, got '1'/],
+    [['run', model, '--threads', '0'], /--threads must be an integer in 1\.\./],
+    [['run', model, '--threads', '-1'], /--threads must be an integer in 1\.\./],
+    [['run', model, '--threads', '999'], /--threads must be an integer in 1\.\./],
+    [['run', model, '--threads', '1.5'], /--threads must be an integer in 1\.\./],
+    [['run', model, '--backend', 'nope'], /--backend: 'nope' is not available/],
+    [['demo', '--model'], /--model needs a value/],
+    [['perplexity', model, text, '--separator', ''], /--separator must not be empty/],
+    [['formats', 'extra'], /unexpected argument 'extra'/],
+    [['inspect'], /expected FILE\|URL/],
+  ];
+  for (const [argv, message] of cases) {
+    it(argv.slice(2).join(' ') || argv.join(' '), async () => {
+      const r = await cli(...argv);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(message);
+      expect(r.err).toMatch(new RegExp(`^nibble ${argv[0]}: `));
+      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(r.out).toBe('');
+    });
+  }
+});
+
+describe('nibble on bad files: a typed error in one line, exit 1, nothing printed as a result', () => {
+  const scratch = new Scratch();
+  const text = fixture('text/cs336-tinystories_sample.txt');
+  let hugeBlocks: string;
+  let nanWeight: string;
+  let badBos: string;
+  let vocabOnly: string;
+  beforeAll(async () => {
+    hugeBlocks = await scratch.stories('blocks.gguf', { metadata: (m) => m.setU32('llama.block_count', 0xffffffff) });
+    // One NaN in output.weight (f32 [512, 64]): the logit of token 7 is NaN at every position.
+    nanWeight = await scratch.stories('nan.gguf', {
+      tensorBytes: (name, b) => {
+        if (name === 'output.weight') new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4)[7 * 64] = Number.NaN;
+      },
+    });
+    badBos = await scratch.stories('bos.gguf', { metadata: (m) => m.setU32('tokenizer.ggml.bos_token_id', 600) });
+    vocabOnly = await scratch.stories('vocab.gguf', { keepTensor: () => false });
+  });
+  afterAll(() => scratch.dispose());
+
+  const failed = (r: { code: number; out: string; err: string }, command: string, message: RegExp) => {
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`^nibble ${command}: `));
+    expect(r.err).toMatch(message);
+    expect(r.err.split('\n')).toHaveLength(1);
+    expect(r.out).not.toMatch(/NaN/);
+  };
+
+  it('a block_count of 0xFFFFFFFF is refused from the header, before planning 9 tensors per block', async () => {
+    failed(await cli('run', hugeBlocks, '-n', '1'), 'run', /found 4294967295 \(key 'llama\.block_count'\)/);
+  });
+
+  it('a NaN weight is a non-finite-logits error, not ids [0, 0, ...] or a NaN perplexity', async () => {
+    failed(
+      await cli('run', nanWeight, '-n', '5', '--temperature', '0', '--json'),
+      'run',
+      /non-finite logits at position 0/,
+    );
+    failed(await cli('perplexity', nanWeight, text, '--json'), 'perplexity', /non-finite logits at position 0/);
+  });
+
+  it('perplexity of an empty text is an error, not NaN over 0 predictions', async () => {
+    const empty = scratch.write('empty.txt', '');
+    failed(await cli('perplexity', fixture('models/stories260K.gguf'), empty), 'perplexity', /nothing to score/);
+  });
+
+  it('demo --model of a vocabulary-only file says so instead of printing NaNs', async () => {
+    failed(await cli('demo', '--model', vocabOnly, '--table-only'), 'demo', /no 2-D weight tensors.*vocabulary-only/);
+  });
+
+  it('a BOS id outside the vocabulary is an error, not dropped', async () => {
+    failed(
+      await cli('run', badBos, '-n', '1'),
+      'run',
+      /'tokenizer\.ggml\.bos_token_id' is 600, outside the vocabulary/,
+    );
+  });
+
+  it('a missing input file exits 1 with the system error', async () => {
+    failed(
+      await cli('perplexity', fixture('models/stories260K.gguf'), `${scratch.dir}/nope.txt`),
+      'perplexity',
+      /ENOENT/,
+    );
   });
 });

@@ -1,8 +1,11 @@
 /**
  * The `nibble` command. Each subcommand lives in its own file under commands/ and exports `run(args)`, which
- * returns the process exit code.
+ * returns the process exit code; its command line is declared in specs.ts.
  */
 import { NibbleError } from '@nibble/tensor';
+import { EXIT_FAILURE, EXIT_USAGE, nearest, UsageError } from './args.js';
+import { specs } from './specs.js';
+
 /** A subcommand: a one-line summary for `nibble help`, and a loader for its module. */
 export interface Command {
   summary: string;
@@ -10,32 +13,36 @@ export interface Command {
 }
 
 // Loaded on demand so that `nibble inspect` never pays for the model runner, and the reverse.
-const commands: Record<string, Command> = {
-  demo: {
-    summary: 'quantize the bundled stories260K to every format: size, error, perplexity, a story each',
-    load: () => import('./commands/demo.js'),
-  },
-  formats: {
-    summary: 'the format table (ggml id, block, bytes, bits per weight, imatrix)',
-    load: () => import('./commands/formats.js'),
-  },
-  inspect: {
-    summary: 'GGUF header, metadata and tensor table of a file or URL',
-    load: () => import('./commands/inspect.js'),
-  },
-  quantize: { summary: 'write a quantized copy of a GGUF model', load: () => import('./commands/quantize.js') },
-  tokenize: {
-    summary: 'token ids of a text, or of a llama.cpp .inp test file',
-    load: () => import('./commands/tokenize.js'),
-  },
-  run: { summary: 'generate text from a prompt, streaming', load: () => import('./commands/run.js') },
-  perplexity: { summary: 'perplexity of a model on a text file', load: () => import('./commands/perplexity.js') },
-  bench: { summary: 'run the benchmarks beside their peers', load: () => import('./commands/bench.js') },
+const loaders: Record<string, Command['load']> = {
+  demo: () => import('./commands/demo.js'),
+  formats: () => import('./commands/formats.js'),
+  inspect: () => import('./commands/inspect.js'),
+  quantize: () => import('./commands/quantize.js'),
+  tokenize: () => import('./commands/tokenize.js'),
+  run: () => import('./commands/run.js'),
+  perplexity: () => import('./commands/perplexity.js'),
+  bench: () => import('./commands/bench.js'),
 };
+
+const commands: Record<string, Command> = Object.fromEntries(
+  specs.map((s) => [s.name, { summary: s.summary, load: loaders[s.name] }]),
+);
 
 function help(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
-  return `usage: nibble <command> [options]\n\ncommands:\n${rows.join('\n')}\n\nRun 'nibble <command> --help' for a command's options.`;
+  return [
+    'usage: nibble <command> [flags]',
+    '',
+    'commands:',
+    ...rows,
+    '',
+    "Run 'nibble <command> --help' (or -h) for a command's flags.",
+    '',
+    'exit status:',
+    '  0  done',
+    `  ${EXIT_FAILURE}  runtime failure: a bad or unreadable file, a broken model, an I/O error`,
+    `  ${EXIT_USAGE}  usage error: an unknown command or flag, a missing or out-of-range value`,
+  ].join('\n');
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
@@ -47,18 +54,25 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) {
-    console.error(`nibble: unknown command '${name}'\n\n${help()}`);
-    return 2;
+    const guess = nearest(name, Object.keys(commands));
+    console.error(
+      `nibble: unknown command '${name}'${guess ? `; did you mean '${guess}'?` : ''} ('nibble help' lists them)`,
+    );
+    return EXIT_USAGE;
   }
   try {
     return await (await command.load()).run(args);
   } catch (err) {
-    // Expected failures (bad file, bad option) print their message only; anything else is a bug and keeps its stack.
-    // TokenizerError carries a `code` too but is not a NibbleError: @nibble/tokenizer depends on no other package.
-    const coded = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
-    if (err instanceof NibbleError || coded || (err instanceof Error && err.name === 'UsageError')) {
+    if (err instanceof UsageError) {
       console.error(`nibble ${name}: ${err.message}`);
-      return 1;
+      return EXIT_USAGE;
+    }
+    // Expected failures (bad file, broken model) print their message only; anything else is a bug and keeps its stack.
+    // TokenizerError and Node's system errors (ENOENT) carry a string `code` too but are not NibbleErrors.
+    const coded = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+    if (err instanceof NibbleError || coded) {
+      console.error(`nibble ${name}: ${(err as Error).message}`);
+      return EXIT_FAILURE;
     }
     throw err;
   }

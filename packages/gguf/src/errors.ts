@@ -17,7 +17,8 @@ import { NibbleError } from '@nibble/tensor';
  *   that is not a multiple of the block size.
  * - `E_GGUF_OFFSET`: a tensor offset that is not the sequential, aligned one.
  * - `E_GGUF_DATA_SIZE`: the data section is shorter than the tensors (and their padding) need.
- * - `E_GGUF_MISSING_KEY`, `E_GGUF_KEY_TYPE`: an accessor found no key, or a value of the wrong type.
+ * - `E_GGUF_MISSING_KEY`, `E_GGUF_KEY_TYPE`: an accessor found no key, or a value of the wrong type;
+ *   `E_GGUF_KEY_VALUE`: a value of the right type outside its valid range (e.g. a block count of 0xFFFFFFFF).
  * - `E_GGUF_TENSOR_NOT_FOUND`: no tensor of that name; `E_GGUF_UNSUPPORTED_TYPE`: a valid ggml type with no nibble dtype
  *   (e.g. `iq2_xxs`), asked for as a HostTensor.
  * - `E_GGUF_SOURCE`: the byte source failed (HTTP status, no range support, closed file).
@@ -45,6 +46,7 @@ export type GgufErrorCode =
   | 'E_GGUF_DATA_SIZE'
   | 'E_GGUF_MISSING_KEY'
   | 'E_GGUF_KEY_TYPE'
+  | 'E_GGUF_KEY_VALUE'
   | 'E_GGUF_TENSOR_NOT_FOUND'
   | 'E_GGUF_UNSUPPORTED_TYPE'
   | 'E_GGUF_SOURCE'

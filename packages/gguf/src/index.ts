@@ -28,6 +28,7 @@ export {
   getNumber,
   getString,
   getStringArray,
+  LLAMA_MAX_LAYERS,
   llamaHyperparams,
   requireNumber,
   requireString,

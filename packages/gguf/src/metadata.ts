@@ -136,17 +136,26 @@ export function generalMetadata(file: Meta): GeneralMetadata {
   };
 }
 
-/** Tokenizer description from the `tokenizer.ggml.*` keys, as plain data. */
+/**
+ * Tokenizer description as stored in GGUF metadata (`tokenizer.ggml.*`), as plain data: what
+ * {@link tokenizerMetadata} returns and `@nibble/tokenizer`'s `fromGgufMetadata` takes. Any other source can fill it in
+ * by hand.
+ *
+ * @example
+ * ```ts
+ * const meta: TokenizerMetadata = { model: 'gpt2', pre: 'gpt-2', tokens: ['a', 'b', 'ab'], merges: ['a b'] };
+ * ```
+ */
 export interface TokenizerMetadata {
-  /** `tokenizer.ggml.model`: "llama" (SentencePiece), "gpt2" (byte-level BPE), "bert" (WordPiece), ... */
+  /** `tokenizer.ggml.model`: `llama` (SentencePiece BPE), `gpt2` (byte-level BPE), `bert` (WordPiece), ... */
   model: string;
-  /** `tokenizer.ggml.pre`: BPE pre-tokenizer name. */
+  /** `tokenizer.ggml.pre`, byte-level BPE only: `gpt-2`, `llama-bpe`, `qwen2`, ... */
   pre?: string;
   tokens: string[];
   scores?: Float32Array;
-  /** 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte. */
+  /** 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte (`TokenType` of `@nibble/tokenizer`). */
   tokenTypes?: Int32Array;
-  /** "a b" pairs, highest priority first. */
+  /** Byte-level BPE merges, `"left right"`, highest priority first. */
   merges?: string[];
   bosId?: number;
   eosId?: number;
@@ -221,10 +230,17 @@ export function tokenizerMetadata(file: Meta): TokenizerMetadata {
   return out;
 }
 
-/** Llama-architecture hyperparameters (spec §6.6), with llama.cpp's defaults applied. */
+/**
+ * Llama-architecture hyperparameters (spec §6.6), read as llama.cpp's `llama_model::load_hparams` reads them: the
+ * same required keys, the same defaults, the same checks.
+ */
 export interface LlamaHyperparams {
+  /** `general.architecture` (`llama` when absent). */
+  architecture: string;
+  /** `<arch>.context_length`, the context the model was trained with. Required. */
   contextLength: number;
   embeddingLength: number;
+  /** 1..512 (llama.cpp's `LLAMA_MAX_LAYERS`). */
   blockCount: number;
   feedForwardLength: number;
   headCount: number;
@@ -232,13 +248,25 @@ export interface LlamaHyperparams {
   headCountKv: number;
   /** Defaults to 10000. */
   ropeFreqBase: number;
-  /** Defaults to `embeddingLength / headCount`. */
+  /** Defaults to `embeddingLength / headCount`; for `llama` it must equal that (llama.cpp: "invalid n_rot"). */
   ropeDimensionCount: number;
+  /** `<arch>.attention.layer_norm_rms_epsilon`. Required, as in llama.cpp. */
   rmsEps: number;
   /** `<arch>.vocab_size`, else the length of `tokenizer.ggml.tokens`, else the rows of `token_embd.weight`. */
   vocabSize: number;
-  ropeScaling?: { type: string; factor: number; originalContextLength: number };
+  /** `<arch>.rope.scaling.type`; llama.cpp's default is `linear`. */
+  ropeScalingType: string;
+  /**
+   * Position multiplier: 1 / `rope.scaling.factor` (or the older `rope.scale_linear`), 1 when the factor is absent or
+   * 0, and always 1 for scaling type `none`.
+   */
+  ropeFreqScale: number;
+  /** `rope.scaling.original_context_length`, default `contextLength`. */
+  ropeOriginalContextLength: number;
 }
+
+/** llama.cpp's `LLAMA_MAX_LAYERS`: a larger block count is refused before anything is sized by it. */
+export const LLAMA_MAX_LAYERS = 512;
 
 /** A per-layer UINT32 array collapses to its first value when all layers agree. */
 function uniformNumber(file: Meta, key: string): number | undefined {
@@ -259,9 +287,16 @@ function uniformNumber(file: Meta, key: string): number | undefined {
   return getNumber(file, key);
 }
 
+function badValue(key: string, expected: string, found: number): GgufError {
+  return new GgufError('E_GGUF_KEY_VALUE', `expected ${expected}, found ${found}`, { key });
+}
+
 /**
- * The hyperparameters of a llama-style model, read from `<general.architecture>.*` (default prefix `llama`).
- * Throws `E_GGUF_MISSING_KEY` naming the first required key that is absent.
+ * The hyperparameters of a llama-style model, read from `<general.architecture>.*` (default prefix `llama`) with
+ * llama.cpp's rules: `context_length`, `embedding_length`, `block_count`, `feed_forward_length`,
+ * `attention.head_count` and `attention.layer_norm_rms_epsilon` are required; counts must be positive integers, the
+ * block count at most {@link LLAMA_MAX_LAYERS}, heads must divide the embedding and KV heads the heads. Throws
+ * `E_GGUF_MISSING_KEY`, `E_GGUF_KEY_TYPE` or `E_GGUF_KEY_VALUE` naming the key.
  *
  * @example
  * ```ts
@@ -273,35 +308,68 @@ function uniformNumber(file: Meta, key: string): number | undefined {
 export function llamaHyperparams(file: Meta & Partial<Pick<GgufFile, 'getTensor'>>): LlamaHyperparams {
   const arch = getString(file, 'general.architecture') ?? 'llama';
   const k = (name: string) => `${arch}.${name}`;
-  const need = (name: string) => {
+  const count = (name: string, dflt?: number, max = Number.MAX_SAFE_INTEGER): number => {
     const v = uniformNumber(file, k(name));
-    if (v === undefined) throw missing(k(name));
+    if (v === undefined) {
+      if (dflt === undefined) throw missing(k(name));
+      return dflt;
+    }
+    if (!Number.isSafeInteger(v) || v <= 0 || v > max) {
+      throw badValue(k(name), max < Number.MAX_SAFE_INTEGER ? `an integer in 1..${max}` : 'a positive integer', v);
+    }
     return v;
   };
-  const embeddingLength = need('embedding_length');
-  const headCount = need('attention.head_count');
-  let vocabSize = getNumber(file, k('vocab_size')) ?? getStringArray(file, 'tokenizer.ggml.tokens')?.length;
+  const positive = (name: string, dflt?: number): number => {
+    const v = getNumber(file, k(name));
+    if (v === undefined) {
+      if (dflt === undefined) throw missing(k(name));
+      return dflt;
+    }
+    if (!Number.isFinite(v) || v <= 0) throw badValue(k(name), 'a finite number > 0', v);
+    return v;
+  };
+
+  const contextLength = count('context_length');
+  const embeddingLength = count('embedding_length');
+  const blockCount = count('block_count', undefined, LLAMA_MAX_LAYERS);
+  const feedForwardLength = count('feed_forward_length');
+  const headCount = count('attention.head_count');
+  if (embeddingLength % headCount !== 0) {
+    throw badValue(k('attention.head_count'), `a divisor of embedding_length ${embeddingLength}`, headCount);
+  }
+  const headDim = embeddingLength / headCount;
+  const headCountKv = count('attention.head_count_kv', headCount);
+  if (headCount % headCountKv !== 0) {
+    throw badValue(k('attention.head_count_kv'), `a divisor of head_count ${headCount}`, headCountKv);
+  }
+  const ropeDimensionCount = count('rope.dimension_count', headDim);
+  if (arch === 'llama' ? ropeDimensionCount !== headDim : ropeDimensionCount > headDim || ropeDimensionCount % 2) {
+    throw badValue(k('rope.dimension_count'), `the head size ${headDim}`, ropeDimensionCount);
+  }
+
+  let vocabSize = uniformNumber(file, k('vocab_size')) ?? getStringArray(file, 'tokenizer.ggml.tokens')?.length;
   if (vocabSize === undefined) vocabSize = file.getTensor?.('token_embd.weight')?.shape[0];
   if (vocabSize === undefined) throw missing(k('vocab_size'));
-  const hp: LlamaHyperparams = {
-    contextLength: need('context_length'),
+  if (!Number.isSafeInteger(vocabSize) || vocabSize <= 0)
+    throw badValue(k('vocab_size'), 'a positive integer', vocabSize);
+
+  const ropeScalingType = getString(file, k('rope.scaling.type')) ?? 'linear';
+  const factor = getNumber(file, k('rope.scaling.factor')) ?? getNumber(file, k('rope.scale_linear')) ?? 0;
+  if (!Number.isFinite(factor) || factor < 0) throw badValue(k('rope.scaling.factor'), 'a finite number >= 0', factor);
+  return {
+    architecture: arch,
+    contextLength,
     embeddingLength,
-    blockCount: need('block_count'),
-    feedForwardLength: need('feed_forward_length'),
+    blockCount,
+    feedForwardLength,
     headCount,
-    headCountKv: uniformNumber(file, k('attention.head_count_kv')) ?? headCount,
-    ropeFreqBase: getNumber(file, k('rope.freq_base')) ?? 10000,
-    ropeDimensionCount: getNumber(file, k('rope.dimension_count')) ?? embeddingLength / headCount,
-    rmsEps: need('attention.layer_norm_rms_epsilon'),
+    headCountKv,
+    ropeFreqBase: positive('rope.freq_base', 10000),
+    ropeDimensionCount,
+    rmsEps: positive('attention.layer_norm_rms_epsilon'),
     vocabSize,
+    ropeScalingType,
+    ropeFreqScale: ropeScalingType === 'none' || factor === 0 ? 1 : 1 / factor,
+    ropeOriginalContextLength: count('rope.scaling.original_context_length', contextLength),
   };
-  const type = getString(file, k('rope.scaling.type'));
-  if (type !== undefined && type !== 'none') {
-    hp.ropeScaling = {
-      type,
-      factor: getNumber(file, k('rope.scaling.factor')) ?? 1,
-      originalContextLength: getNumber(file, k('rope.scaling.original_context_length')) ?? hp.contextLength,
-    };
-  }
-  return hp;
 }

@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { GgufError, llamaHyperparams, openGguf, parseGguf, tokenizerMetadata } from './index.js';
+import {
+  GgufError,
+  type GgufFile,
+  LLAMA_MAX_LAYERS,
+  llamaHyperparams,
+  openGguf,
+  parseGguf,
+  tokenizerMetadata,
+} from './index.js';
 import { openGgufFile } from './node.js';
 
 const models = 'fixtures/models';
@@ -86,6 +94,36 @@ describe('reading stories260K.gguf', () => {
     const copy = parseGguf(new Uint8Array(stories));
     copy.metadata.delete('llama.block_count');
     expect(() => llamaHyperparams(copy)).toThrow(/llama\.block_count/);
+  });
+
+  it("follows llama.cpp's load_hparams: required epsilon, bounded block count, divisible heads, n_rot", () => {
+    const with_ = (key: string, value: unknown) => {
+      const copy = parseGguf(new Uint8Array(stories));
+      if (value === undefined) copy.metadata.delete(key);
+      else copy.metadata.set(key, value as never);
+      return copy;
+    };
+    const code = (f: GgufFile) => {
+      try {
+        llamaHyperparams(f);
+        return 'ok';
+      } catch (e) {
+        return `${(e as GgufError).code} ${(e as GgufError).key}`;
+      }
+    };
+    expect(code(with_('llama.attention.layer_norm_rms_epsilon', undefined))).toBe(
+      'E_GGUF_MISSING_KEY llama.attention.layer_norm_rms_epsilon',
+    );
+    expect(code(with_('llama.block_count', 0xffffffff))).toBe('E_GGUF_KEY_VALUE llama.block_count');
+    expect(code(with_('llama.block_count', LLAMA_MAX_LAYERS))).toBe('ok');
+    expect(code(with_('llama.block_count', 0))).toBe('E_GGUF_KEY_VALUE llama.block_count');
+    expect(code(with_('llama.context_length', undefined))).toBe('E_GGUF_MISSING_KEY llama.context_length');
+    expect(code(with_('llama.attention.head_count', 7))).toBe('E_GGUF_KEY_VALUE llama.attention.head_count');
+    expect(code(with_('llama.attention.head_count_kv', 3))).toBe('E_GGUF_KEY_VALUE llama.attention.head_count_kv');
+    expect(code(with_('llama.rope.dimension_count', 4))).toBe('E_GGUF_KEY_VALUE llama.rope.dimension_count');
+    expect(code(with_('llama.attention.layer_norm_rms_epsilon', Number.NaN))).toBe(
+      'E_GGUF_KEY_VALUE llama.attention.layer_norm_rms_epsilon',
+    );
   });
 });
 

@@ -2,7 +2,8 @@
  * The llama architecture's hyperparameters, read from GGUF metadata (spec §6.5 keys), with errors that name the
  * missing or unsupported key.
  */
-import { NibbleError, UnsupportedError } from '@nibble/tensor';
+import { llamaHyperparams, type Meta } from '@nibble/gguf';
+import { type DTypeName, dtypes, NibbleError, UnsupportedError } from '@nibble/tensor';
 
 /** Everything the llama graph needs to know about a model's shape. */
 export interface LlamaHparams {
@@ -22,7 +23,7 @@ export interface LlamaHparams {
   readonly hiddenDim: number;
   /** Tokens in the vocabulary (rows of the embedding). */
   readonly vocabSize: number;
-  /** The context the file declares (may exceed what the model was trained with). */
+  /** `context_length`: the context the model was trained with. */
   readonly contextLength: number;
   /** RMSNorm epsilon. */
   readonly rmsEps: number;
@@ -48,8 +49,10 @@ export type Metadata = ReadonlyMap<string, unknown>;
 export const supportedArchitectures: readonly string[] = Object.freeze(['llama']);
 
 /**
- * Reads a llama-family model's hyperparameters. Throws `E_UNSUPPORTED` for another architecture or RoPE scaling
- * this runner does not implement, and `E_FORMAT` naming the key that is missing or wrong.
+ * Reads a llama-family model's hyperparameters with `@nibble/gguf`'s {@link llamaHyperparams} (the one reader, with
+ * llama.cpp's required keys and defaults) and checks that this runner implements them. Throws `E_UNSUPPORTED` for
+ * another architecture or a RoPE scaling this runner does not implement, and a `GgufError` naming the key that is
+ * missing or wrong. `vocabFallback` is the vocabulary size when the metadata has neither `vocab_size` nor tokens.
  *
  * @example
  * ```ts
@@ -65,68 +68,100 @@ export function llamaHparams(meta: Metadata, vocabFallback?: number): LlamaHpara
       `architecture '${arch}' is not supported; supported: ${supportedArchitectures.join(', ')}`,
     );
   }
-  const num = (key: string, dflt?: number): number => {
-    const full = `${arch}.${key}`;
-    const v = meta.get(full);
-    if (v === undefined) {
-      if (dflt !== undefined) return dflt;
-      throw new NibbleError('E_FORMAT', `metadata key '${full}' is missing`);
-    }
-    const n = typeof v === 'bigint' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isFinite(n)) {
-      throw new NibbleError('E_FORMAT', `metadata key '${full}' should be a number, got ${String(v)}`);
-    }
-    return n;
-  };
-  const posInt = (key: string, dflt?: number): number => {
-    const n = num(key, dflt);
-    if (!Number.isSafeInteger(n) || n <= 0) {
-      throw new NibbleError('E_FORMAT', `metadata key '${arch}.${key}' should be a positive integer, got ${n}`);
-    }
-    return n;
-  };
-
-  const dim = posInt('embedding_length');
-  const nLayers = posInt('block_count');
-  const nHeads = posInt('attention.head_count');
-  const nKvHeads = posInt('attention.head_count_kv', nHeads);
-  if (dim % nHeads !== 0) {
-    throw new NibbleError('E_FORMAT', `embedding_length ${dim} is not a multiple of head_count ${nHeads}`);
+  const hp = llamaHyperparams({
+    metadata: meta as Meta['metadata'],
+    // Only asked for when the metadata gives no vocabulary size.
+    getTensor: (name: string) =>
+      name === 'token_embd.weight' && vocabFallback !== undefined ? { shape: [vocabFallback] } : undefined,
+  } as Parameters<typeof llamaHyperparams>[0]);
+  if (hp.ropeScalingType !== 'none' && hp.ropeScalingType !== 'linear') {
+    throw new UnsupportedError(
+      `RoPE scaling '${hp.ropeScalingType}' (${arch}.rope.scaling.type) is not supported; supported: none, linear`,
+    );
   }
-  if (nHeads % nKvHeads !== 0) {
-    throw new NibbleError('E_FORMAT', `head_count ${nHeads} is not a multiple of head_count_kv ${nKvHeads}`);
-  }
-  const headDim = dim / nHeads;
-  const tokens = meta.get('tokenizer.ggml.tokens');
-  const vocabSize = posInt('vocab_size', Array.isArray(tokens) ? tokens.length : vocabFallback);
-
-  const scaling = meta.get(`${arch}.rope.scaling.type`);
-  let ropeFreqScale = 1;
-  if (scaling !== undefined && scaling !== 'none') {
-    if (scaling !== 'linear') {
-      throw new UnsupportedError(`RoPE scaling '${String(scaling)}' (${arch}.rope.scaling.type) is not supported`);
-    }
-    const factor = num('rope.scaling.factor', 1);
-    ropeFreqScale = factor > 0 ? 1 / factor : 1;
-  }
-  const ropeDims = posInt('rope.dimension_count', headDim);
-  if (ropeDims > headDim || ropeDims % 2 !== 0) {
-    throw new NibbleError('E_FORMAT', `rope.dimension_count ${ropeDims} does not fit head size ${headDim}`);
-  }
-
   return Object.freeze({
     architecture: arch,
-    dim,
-    nLayers,
-    nHeads,
-    nKvHeads,
-    headDim,
-    hiddenDim: posInt('feed_forward_length'),
-    vocabSize,
-    contextLength: posInt('context_length', 2048),
-    rmsEps: num('attention.layer_norm_rms_epsilon', 1e-5),
-    ropeBase: num('rope.freq_base', 10000),
-    ropeDims,
-    ropeFreqScale,
+    dim: hp.embeddingLength,
+    nLayers: hp.blockCount,
+    nHeads: hp.headCount,
+    nKvHeads: hp.headCountKv,
+    headDim: hp.embeddingLength / hp.headCount,
+    hiddenDim: hp.feedForwardLength,
+    vocabSize: hp.vocabSize,
+    contextLength: hp.contextLength,
+    rmsEps: hp.rmsEps,
+    ropeBase: hp.ropeFreqBase,
+    ropeDims: hp.ropeDimensionCount,
+    ropeFreqScale: hp.ropeFreqScale,
   });
+}
+
+/** What {@link checkHparamsAgainstFile} reads of a file: its metadata and tensor table. */
+export interface FileTable {
+  readonly metadata: Metadata;
+  readonly tensors: readonly {
+    readonly name: string;
+    readonly shape: readonly number[];
+    readonly byteLength: number;
+    readonly typeName: string;
+  }[];
+}
+
+/** Tensors every llama block has (attention and feed-forward weights and their norms). */
+const TENSORS_PER_BLOCK = 9;
+const NO_TOKEN = 0xffffffff;
+
+/**
+ * Checks the counts the hyperparameters read from a file against what the file holds, before anything is sized or
+ * iterated by them: the block count against the tensors present, each tensor's byte length against its shape and
+ * type, and the tokenizer's special-token ids against the vocabulary. Throws `E_FORMAT` naming the key or tensor.
+ *
+ * @example
+ * ```ts
+ * const hp = llamaHparams(file.metadata);
+ * checkHparamsAgainstFile(hp, file); // throws for block_count 4294967295 in a 5-block file
+ * ```
+ */
+export function checkHparamsAgainstFile(hp: LlamaHparams, file: FileTable): void {
+  const key = (k: string) => `${hp.architecture}.${k}`;
+  const need = TENSORS_PER_BLOCK * hp.nLayers + 2; // + token_embd and output_norm
+  if (file.tensors.length < need) {
+    throw new NibbleError(
+      'E_FORMAT',
+      `${key('block_count')} is ${hp.nLayers}, which needs at least ${need} tensors; the file has ${file.tensors.length}`,
+    );
+  }
+  let blocks = 0;
+  for (const t of file.tensors) {
+    const m = /^blk\.(\d+)\./.exec(t.name);
+    if (m) blocks = Math.max(blocks, Number(m[1]) + 1);
+    const d = dtypes[t.typeName as DTypeName];
+    if (d === undefined) continue; // an unknown type is named when the tensor is used
+    let elements = 1;
+    for (const n of t.shape) elements *= n;
+    const bytes = (elements / d.blockSize) * d.bytesPerBlock;
+    if (bytes !== t.byteLength) {
+      throw new NibbleError(
+        'E_FORMAT',
+        `tensor '${t.name}' [${t.shape.join(', ')}] of ${t.typeName} needs ${bytes} bytes, the file gives it ${t.byteLength}`,
+      );
+    }
+  }
+  if (blocks !== hp.nLayers) {
+    throw new NibbleError(
+      'E_FORMAT',
+      `${key('block_count')} is ${hp.nLayers} but the file has tensors of ${blocks} blocks (blk.0 .. blk.${blocks - 1})`,
+    );
+  }
+  for (const name of ['bos', 'eos', 'eot']) {
+    const k = `tokenizer.ggml.${name}_token_id`;
+    const v = file.metadata.get(k);
+    if (v === undefined || v === NO_TOKEN || v === -1) continue; // absent, or "no such token"
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= hp.vocabSize) {
+      throw new NibbleError(
+        'E_FORMAT',
+        `metadata key '${k}' is ${String(v)}, outside the vocabulary 0..${hp.vocabSize - 1}`,
+      );
+    }
+  }
 }

@@ -11,9 +11,9 @@ import {
   ValueError,
 } from '@nibble/tensor';
 import { Generation } from './generation.js';
-import { type LlamaHparams, llamaHparams } from './hparams.js';
+import { checkHparamsAgainstFile, type LlamaHparams, llamaHparams } from './hparams.js';
 import { type LlamaWeights, type LoadProgress, type ModelFile, uploadLlamaWeights } from './llama.js';
-import { logProbAt, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
+import { logProbAt, NonFiniteError, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
 import { type GenerateOptions, Session, type SessionConfig } from './session.js';
 import type { RunnerTokenizer } from './text.js';
 
@@ -54,6 +54,8 @@ export interface PerplexityOptions {
   separator?: string;
   /** Aborts between windows. */
   signal?: AbortSignal;
+  /** Called after each window with the predictions scored so far and the total to score. */
+  onProgress?: (scored: number, total: number) => void;
 }
 
 /** Something `loadModel` needs beyond the file: how to build the tokenizer from it. */
@@ -187,18 +189,26 @@ export class Model {
       );
     }
     const stride = options.stride ?? Math.max(1, Math.floor(ctx / 2));
+    if (!Number.isSafeInteger(stride) || stride < 1 || stride > ctx) {
+      throw new ValueError(`perplexity stride ${stride} must be an integer in 1..${ctx} (the window)`, 0, 0);
+    }
     const vocab = this.hparams.vocabSize;
     const docs = splitDocuments(text, options.separator);
+    // BOS + text, whatever the vocabulary's add_bos says: the first prediction is conditioned on BOS.
+    const bos = this.tokenizer.bosId;
+    const encoded = docs.map((doc) => {
+      const ids = this.tokenizer.encode(doc, false);
+      if (bos !== undefined) ids.unshift(bos);
+      return ids;
+    });
+    const toScore = encoded.reduce((n, ids) => n + Math.max(0, ids.length - 1), 0);
     const s = await this.#acquire();
     const documents: { tokens: number; logProbs: Float64Array }[] = [];
     let total = 0;
     let count = 0;
     try {
-      for (const doc of docs) {
-        // BOS + text, whatever the vocabulary's add_bos says: the first prediction is conditioned on BOS.
-        const ids = this.tokenizer.encode(doc, false);
-        const bos = this.tokenizer.bosId;
-        if (bos !== undefined) ids.unshift(bos);
+      for (let d = 0; d < encoded.length; d++) {
+        const ids = encoded[d];
         const logProbs = new Float64Array(Math.max(0, ids.length - 1));
         for (const w of windows(ids.length, ctx, stride)) {
           options.signal?.throwIfAborted();
@@ -209,15 +219,25 @@ export class Model {
             const target = w.start + r + 1;
             if (target < w.from || target >= w.end) return;
             const lp = logProbAt(logits, offset, vocab, ids[target]);
+            // Finite logits always give a finite log-probability: anything else is a broken model, not a score.
+            if (!Number.isFinite(lp)) throw new NonFiniteError(target - 1, d);
             logProbs[target - 1] = lp;
             total += lp;
             count++;
           });
+          options.onProgress?.(count, toScore);
         }
         documents.push({ tokens: ids.length, logProbs });
       }
     } finally {
       this.#release(s);
+    }
+    if (count === 0) {
+      throw new ValueError(
+        `the text has nothing to score: no document has a token after BOS (${docs.length} non-empty document(s))`,
+        0,
+        0,
+      );
     }
     return { perplexity: Math.exp(-total / count), count, totalLogProb: total, documents };
   }
@@ -266,12 +286,20 @@ function isBackend(x: unknown): x is Backend {
 export async function loadModelFrom(source: ModelSource, options: LoadModelOptions = {}): Promise<Model> {
   const { file, tokenizer } = source;
   const hp = llamaHparams(file.metadata, tokenizer.vocabSize);
+  // Before anything is sized by them: the file's counts against what the file holds.
+  checkHparamsAgainstFile(hp, file);
   if (tokenizer.vocabSize !== hp.vocabSize) {
     throw new NibbleError('E_FORMAT', `the tokenizer has ${tokenizer.vocabSize} tokens, the model ${hp.vocabSize}`);
   }
   const contextSize = options.contextSize ?? Math.min(hp.contextLength, 2048);
-  if (!Number.isSafeInteger(contextSize) || contextSize < 1)
-    throw new ValueError(`contextSize must be a positive integer, got ${contextSize}`, 0, 0);
+  if (!Number.isSafeInteger(contextSize) || contextSize < 1 || contextSize > hp.contextLength) {
+    throw new ValueError(
+      `contextSize must be an integer in 1..${hp.contextLength} (the model's trained context, ` +
+        `${hp.architecture}.context_length), got ${contextSize}`,
+      0,
+      0,
+    );
+  }
   const batchSize = Math.min(options.batchSize ?? 256, contextSize);
   if (!Number.isSafeInteger(batchSize) || batchSize < 1)
     throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`, 0, 0);

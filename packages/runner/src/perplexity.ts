@@ -2,6 +2,7 @@
  * Perplexity bookkeeping: log-probabilities from logits in double precision, documents of a text file, and the
  * sliding windows that cover a document longer than the context.
  */
+import { NibbleError } from '@nibble/tensor';
 
 /**
  * Natural-log probability of `target` under `softmax(logits[offset .. offset + n))`, computed in double precision
@@ -79,4 +80,39 @@ export interface PerplexityResult {
   readonly totalLogProb: number;
   /** Per document: its token count and the log-probability of each scored prediction, in order. */
   readonly documents: readonly { readonly tokens: number; readonly logProbs: Float64Array }[];
+}
+
+/**
+ * Logits that are NaN or infinite: the model (a NaN or infinite weight) or the backend is broken, so no token can be
+ * sampled and no text scored. `position` is the position in the sequence whose logits are bad.
+ *
+ * @example
+ * ```ts
+ * try { await model.perplexity(text); } catch (e) { if (e instanceof NonFiniteError) console.log(e.position); }
+ * ```
+ */
+export class NonFiniteError extends NibbleError {
+  /** Position (0-based, in the evaluated sequence) whose logits are not finite. */
+  readonly position: number;
+  constructor(position: number, document?: number) {
+    super(
+      'E_NON_FINITE',
+      `non-finite logits at position ${position}${document === undefined ? '' : ` of document ${document}`}: ` +
+        'the model has a NaN or infinite weight, or the backend overflowed',
+    );
+    this.position = position;
+  }
+}
+
+/**
+ * The first index of `row` that holds NaN or ±Infinity, or -1.
+ *
+ * @example
+ * ```ts
+ * firstNonFinite(new Float32Array([0, NaN])); // 1
+ * ```
+ */
+export function firstNonFinite(row: Float32Array): number {
+  for (let i = 0; i < row.length; i++) if (!Number.isFinite(row[i])) return i;
+  return -1;
 }

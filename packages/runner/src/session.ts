@@ -6,6 +6,7 @@ import { type Backend, type Graph, NibbleError, type RunOptions, ValueError } fr
 import { type GeneratedToken, Generation, type GenerationStats } from './generation.js';
 import type { LlamaHparams } from './hparams.js';
 import { allocKvCache, buildLlamaGraph, graphNames, type KvCache, type LlamaWeights, observePrefix } from './llama.js';
+import { firstNonFinite, NonFiniteError } from './perplexity.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
 import type { RunnerTokenizer } from './text.js';
@@ -77,7 +78,11 @@ export class Session {
   readonly #row0: Float32Array;
   readonly #runOptions: RunOptions;
   readonly #decodeInputs: { tokens: Int32Array; nTokens: number; pos: number };
+  // Tokens whose keys and values are in the cache.
   #position = 0;
+  // The last token `generate` sampled, part of the conversation but not yet fed (-1: none). It goes in first with
+  // whatever is evaluated next, so a generation that is never continued costs no extra forward pass.
+  #pending = -1;
   #busy = false;
   #disposed = false;
 
@@ -110,9 +115,12 @@ export class Session {
     return new Session(cfg, cache);
   }
 
-  /** Tokens now in the KV cache. */
+  /**
+   * Tokens in the conversation: every token fed plus the last one `generate` sampled (its keys and values are
+   * computed with whatever is evaluated next).
+   */
   get position(): number {
-    return this.#position;
+    return this.#position + (this.#pending >= 0 ? 1 : 0);
   }
 
   /** Positions this session can hold. */
@@ -120,9 +128,11 @@ export class Session {
     return this.#cfg.contextSize;
   }
 
-  /** The tokens in the cache, oldest first (a copy). */
+  /** The tokens of the conversation, oldest first (a copy): prompts and every token generated after them. */
   get tokens(): number[] {
-    return Array.from(this.#history.subarray(0, this.#position));
+    const out = Array.from(this.#history.subarray(0, this.#position));
+    if (this.#pending >= 0) out.push(this.#pending);
+    return out;
   }
 
   /**
@@ -131,9 +141,12 @@ export class Session {
    */
   reset(position = 0): void {
     this.#check();
-    if (!Number.isInteger(position) || position < 0 || position > this.#position) {
-      throw new ValueError(`reset position ${position} is outside 0..${this.#position}`, 0, 0);
+    const end = this.position;
+    if (!Number.isInteger(position) || position < 0 || position > end) {
+      throw new ValueError(`reset position ${position} is outside 0..${end}`, 0, 0);
     }
+    if (position === end) return;
+    this.#pending = -1;
     this.#position = position;
   }
 
@@ -148,11 +161,12 @@ export class Session {
   async evaluate(ids: ArrayLike<number>): Promise<Float32Array> {
     const vocab = this.#cfg.hparams.vocabSize;
     const out = new Float32Array(ids.length * vocab);
-    await this.#withLock(() =>
-      this.#forward(ids, 0, ids.length, (row, logits, offset) =>
+    await this.#withLock(async () => {
+      await this.#feedPending(ids.length);
+      await this.#forward(ids, 0, ids.length, (row, logits, offset) =>
         out.set(logits.subarray(offset, offset + vocab), row * vocab),
-      ),
-    );
+      );
+    });
     return out;
   }
 
@@ -165,7 +179,10 @@ export class Session {
     ids: ArrayLike<number>,
     onRow: (row: number, logits: Float32Array, offset: number) => void,
   ): Promise<void> {
-    await this.#withLock(() => this.#forward(ids, 0, ids.length, onRow));
+    await this.#withLock(async () => {
+      await this.#feedPending(ids.length);
+      await this.#forward(ids, 0, ids.length, onRow);
+    });
   }
 
   /**
@@ -199,6 +216,7 @@ export class Session {
     onInputs: (inputs: ReadonlyMap<string, ObservedInput>) => void,
   ): Promise<void> {
     await this.#withLock(async () => {
+      await this.#feedPending(ids.length);
       const { hparams: hp, weights, logitsBatch } = this.#cfg;
       this.#observing ??= buildLlamaGraph(hp, weights, this.#cache, {
         maxTokens: logitsBatch,
@@ -249,19 +267,22 @@ export class Session {
     const stop = new StopMatcher(o.stop ?? []);
     const signal = o.signal;
     this.#lock();
+    // The last sampled token until it has been fed: it stays part of the conversation when the generation ends.
+    let unfed = -1;
     try {
-      const ids =
-        typeof prompt === 'string'
-          ? tokenizer.encode(prompt, o.addSpecial ?? this.#position === 0)
-          : Array.from(prompt);
-      if (ids.length === 0) throw new ValueError('the prompt has no tokens (give text, or ids such as [bos])', 0, 0);
-      if (this.#position + ids.length > contextSize) {
+      const given =
+        typeof prompt === 'string' ? tokenizer.encode(prompt, o.addSpecial ?? this.position === 0) : Array.from(prompt);
+      if (given.length === 0) throw new ValueError('the prompt has no tokens (give text, or ids such as [bos])', 0, 0);
+      if (this.position + given.length > contextSize) {
         throw new ValueError(
-          `prompt of ${ids.length} tokens after ${this.#position} does not fit the context of ${contextSize}`,
+          `prompt of ${given.length} tokens after ${this.position} does not fit the context of ${contextSize}`,
           0,
           0,
         );
       }
+      // The previous generation's last token goes first: the cache then holds the whole conversation.
+      const ids = this.#pending >= 0 ? [this.#pending, ...given] : given;
+      this.#pending = -1;
       const decoder = tokenizer.streamDecoder(ids[ids.length - 1]);
       stats.promptTokens = ids.length;
       const t0 = performance.now();
@@ -278,11 +299,14 @@ export class Session {
       let finish: GenerationStats['finishReason'] = 'length';
       for (let i = 0; i < maxTokens; i++) {
         signal?.throwIfAborted();
+        // NaN logits would sample id 0 forever: a broken model is an error, not a story.
+        if (firstNonFinite(this.#row0) >= 0) throw new NonFiniteError(this.#position - 1);
         const id = sampler.sample(this.#row0, this.#history, this.#position);
         if (!o.ignoreEos && tokenizer.isEndOfGeneration(id)) {
           finish = 'eos';
           break;
         }
+        unfed = id;
         stats.generatedTokens++;
         const piece = decoder.push(id);
         const shown = stop.push(piece);
@@ -302,6 +326,7 @@ export class Session {
         }
         this.#one[0] = id;
         await this.#decode();
+        unfed = -1;
         stats.decodeMs = performance.now() - t1;
       }
       if (finish !== 'stop') {
@@ -315,8 +340,32 @@ export class Session {
       stats.finishReason = finish;
       for (const w of waiting) yield w;
     } finally {
+      // Also when the caller stops iterating early: a sampled token is part of the conversation. One that would not
+      // fit the context is dropped (the generation ended for that reason).
+      if (unfed >= 0 && this.#position < contextSize) this.#pending = unfed;
       this.#busy = false;
     }
+  }
+
+  /** Feeds the token `generate` left unfed, if any, through the prompt graph; `more` tokens follow it. */
+  async #feedPending(more: number): Promise<void> {
+    if (this.#pending < 0) return;
+    if (this.#position + 1 + more > this.#cfg.contextSize) {
+      throw new ValueError(
+        `${more} tokens after ${this.#position + 1} do not fit the context of ${this.#cfg.contextSize}`,
+        0,
+        0,
+      );
+    }
+    this.#one[0] = this.#pending;
+    await this.#cfg.backend.run(
+      this.#prefill,
+      { [graphNames.tokens]: this.#one, [graphNames.nTokens]: 1, [graphNames.pos]: this.#position },
+      this.#runOptions,
+    );
+    this.#history[this.#position] = this.#pending;
+    this.#position++;
+    this.#pending = -1;
   }
 
   /** One decode step: `#one[0]` at the current position; logits land in row 0. */

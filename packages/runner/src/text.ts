@@ -2,17 +2,17 @@
  * What the runner needs from a tokenizer, and the adapter from `@nibble/tokenizer`.
  */
 import { tokenizerMetadata } from '@nibble/gguf';
-import { fromGgufMetadata } from '@nibble/tokenizer';
+import {
+  fromGgufMetadata,
+  type StreamDecoderOptions,
+  type StreamDecoder as TokenizerStreamDecoder,
+} from '@nibble/tokenizer';
 
-/** An incremental detokenizer: text in whole characters only, never half a UTF-8 sequence. */
-export interface StreamDecoder {
-  /** Adds a token and returns the text it completes (may be ''). */
-  push(id: number): string;
-  /** Whether bytes of an unfinished character are held back. */
-  readonly pending: boolean;
-  /** Ends the stream: held-back bytes come out (as U+FFFD if they never formed a character). */
-  flush(): string;
-}
+/**
+ * The incremental detokenizer the runner streams generated text through: `@nibble/tokenizer`'s, text in whole
+ * characters only, never half a UTF-8 sequence.
+ */
+export type StreamDecoder = Pick<TokenizerStreamDecoder, 'push' | 'pending' | 'flush'>;
 
 /** The tokenizer as the runner uses it. */
 export interface RunnerTokenizer {
@@ -37,7 +37,7 @@ export interface TokenizerCore {
   readonly eotId: number;
   readonly addSpacePrefix: boolean;
   encode(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): number[];
-  tokenToBytes(id: number, special?: boolean): Uint8Array;
+  decoder(options?: StreamDecoderOptions): StreamDecoder;
 }
 
 /**
@@ -61,54 +61,20 @@ export function adaptTokenizer(tok: TokenizerCore): RunnerTokenizer {
     eosId: eos,
     encode: (text, addSpecial) => tok.encode(text, { addSpecial, parseSpecial: false }),
     decode: (ids) => {
-      // Through the stream decoder, so that decode(ids) is exactly what generation streamed.
-      const d = new Utf8Stream(tok, tok.addSpacePrefix);
+      // Through the stream decoder, so that decode(ids) is exactly what generation streamed after `ids[0]`.
+      const afterBos = ids.length > 0 && ids[0] === bos;
+      const d = tok.decoder({ special: false, stripLeadingSpace: tok.addSpacePrefix });
       let text = '';
-      for (const id of ids) text += d.push(id);
+      for (let i = afterBos ? 1 : 0; i < ids.length; i++) text += d.push(ids[i]);
       return text + d.flush();
     },
     isEndOfGeneration: (id) => id === eos || id === eot || id === bos,
     streamDecoder: (previous) =>
-      new Utf8Stream(tok, tok.addSpacePrefix && (previous === undefined || previous === bos)),
+      tok.decoder({
+        special: false,
+        stripLeadingSpace: tok.addSpacePrefix && (previous === undefined || previous === bos),
+      }),
   };
-}
-
-/** Token bytes through a streaming TextDecoder; tracks whether a UTF-8 sequence is open. */
-class Utf8Stream implements StreamDecoder {
-  readonly #tok: TokenizerCore;
-  readonly #dec = new TextDecoder('utf-8');
-  #stripSpace: boolean;
-  // Continuation bytes still expected by the last lead byte seen.
-  #need = 0;
-
-  constructor(tok: TokenizerCore, stripSpace: boolean) {
-    this.#tok = tok;
-    this.#stripSpace = stripSpace;
-  }
-
-  get pending(): boolean {
-    return this.#need > 0;
-  }
-
-  push(id: number): string {
-    let bytes = this.#tok.tokenToBytes(id, false);
-    if (bytes.length === 0) return '';
-    if (this.#stripSpace) {
-      if (bytes[0] === 0x20) bytes = bytes.subarray(1);
-      this.#stripSpace = false;
-    }
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i];
-      if ((b & 0xc0) === 0x80) this.#need = this.#need > 0 ? this.#need - 1 : 0;
-      else this.#need = b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
-    }
-    return this.#dec.decode(bytes, { stream: true });
-  }
-
-  flush(): string {
-    this.#need = 0;
-    return this.#dec.decode();
-  }
 }
 
 /**

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { fromGgufMetadata, fromLlama2cTokenizer } from './loaders.js';
 import { readBytes, readText, SUITES, vocabCases, vocabMetadata, vocabTokenizer } from './test/fixtures.js';
+import { Tokenizer } from './tokenizer.js';
 
 describe('llama.cpp vocab suites', () => {
   for (const name of SUITES) {
@@ -21,10 +22,10 @@ describe('llama.cpp vocab suites', () => {
 
   it('cutting SentencePiece text into words before "▁" changes no id (llama.cpp merges the whole text at once)', () => {
     const text = readText('text/wikitext-2-raw-v1.test.txt').slice(0, 60_000);
-    const words = fromGgufMetadata(vocabMetadata('llama-spm'));
-    const whole = fromGgufMetadata(vocabMetadata('llama-spm'));
-    // test-only: force the whole-text merge, as llama.cpp does it
-    (whole as unknown as { spmWords: boolean }).spmWords = false;
+    const meta = vocabMetadata('llama-spm');
+    const words = fromGgufMetadata(meta);
+    // The whole-text merge, as llama.cpp does it.
+    const whole = new Tokenizer({ kind: 'spm', ...meta, spmWordSplit: false });
     expect(words.encode(text)).toEqual(whole.encode(text));
   });
 });

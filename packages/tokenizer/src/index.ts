@@ -38,6 +38,7 @@ export {
   type EncodeOptions,
   type ModelKind,
   StreamDecoder,
+  type StreamDecoderOptions,
   Tokenizer,
   type TokenizerSpec,
 } from './tokenizer.js';

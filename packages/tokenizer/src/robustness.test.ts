@@ -78,7 +78,7 @@ describe('robustness', () => {
           const d = tok.decoder();
           let text = '';
           for (const id of ids) text += d.push(id);
-          text += d.end();
+          text += d.flush();
           return text === tok.decode(ids, { cleanSpaces: false });
         }),
         { seed, numRuns: 300 },
@@ -93,7 +93,7 @@ describe('robustness', () => {
     const parts = ids.map((id) => d.push(id));
     expect(parts.slice(0, -1).every((p) => p === '')).toBe(true);
     expect(parts.at(-1)).toBe('🦙');
-    expect(d.end()).toBe('');
+    expect(d.flush()).toBe('');
   });
 
   it('decodes a lone continuation byte and a cut sequence to U+FFFD', () => {
@@ -102,6 +102,6 @@ describe('robustness', () => {
     expect(gpt2.decode([first])).toMatch(/^\ufffd+$/);
     expect(gpt2.decode([first, ...byte(0x41)])).toMatch(/^\ufffd+A$/);
     const d = gpt2.decoder();
-    expect(d.push(first) + d.end()).toBe(gpt2.decode([first], { cleanSpaces: false }));
+    expect(d.push(first) + d.flush()).toBe(gpt2.decode([first], { cleanSpaces: false }));
   });
 });

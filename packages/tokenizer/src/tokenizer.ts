@@ -59,6 +59,12 @@ export interface TokenizerSpec {
   cleanSpaces?: boolean;
   /** WordPiece: lowercase (and strip accents) while normalizing; default true. */
   lowercase?: boolean;
+  /**
+   * SentencePiece: merge the text word by word (cut before each "▁" that follows another character) when no token
+   * spans such a cut, which gives the same ids faster. Default true; false merges the whole text at once, as
+   * llama.cpp does.
+   */
+  spmWordSplit?: boolean;
 }
 
 /**
@@ -224,7 +230,7 @@ export class Tokenizer {
         throw new TokenizerError('E_TOKENIZER_FORMAT', `scores: expected ${n} entries, found ${scores.length}`);
       }
       this.spm = new SpmEncoder(this.textToId, scores, byteTokens);
-      this.spmWords = !spec.tokens.some((t) => /[^\u2581]\u2581/.test(t));
+      this.spmWords = (spec.spmWordSplit ?? true) && !spec.tokens.some((t) => /[^\u2581]\u2581/.test(t));
     } else {
       let maxLen = 0;
       for (const t of spec.tokens) maxLen = Math.max(maxLen, t.length);
@@ -571,54 +577,92 @@ export class Tokenizer {
 
   /**
    * A streaming decoder for token-by-token generation: `push(id)` returns only text whose UTF-8 is complete, so a
-   * character split across tokens appears once its last byte arrives. The concatenated output equals `decode(ids,
-   * { cleanSpaces: false })`.
+   * character split across tokens appears once its last byte arrives; `flush()` ends the stream. The concatenated
+   * output equals `decode(ids, { cleanSpaces: false, special })`.
    *
    * @example
    * ```ts
    * const d = tok.decoder();
    * let text = '';
    * for (const id of ids) text += d.push(id);
-   * text += d.end();
+   * text += d.flush();
    * ```
    */
-  decoder(options: { special?: boolean } = {}): StreamDecoder {
-    return new StreamDecoder(this, options.special ?? true);
+  decoder(options: StreamDecoderOptions = {}): StreamDecoder {
+    return new StreamDecoder(this, options);
   }
 }
 
 /**
- * Incremental decoder made by {@link Tokenizer.decoder}.
+ * Options of {@link Tokenizer.decoder}.
+ *
+ * @example
+ * ```ts
+ * // Text generated after a prompt: keep the space a continuation starts with, show no control tokens.
+ * tok.decoder({ special: false, stripLeadingSpace: false });
+ * ```
+ */
+export interface StreamDecoderOptions {
+  /** Render control and unknown tokens as their text. Default true, as in {@link Tokenizer.decode}. */
+  special?: boolean;
+  /**
+   * Drop SentencePiece's leading space from the first token pushed, as {@link Tokenizer.decode} does. Default: the
+   * vocabulary's `addSpacePrefix`. Pass false for the continuation of a text, whose first space is real.
+   */
+  stripLeadingSpace?: boolean;
+}
+
+/**
+ * Incremental decoder made by {@link Tokenizer.decoder}: the one streaming UTF-8 decoder of nibble (the runner
+ * streams generated text through it).
  *
  * @example
  * ```ts
  * const d = tok.decoder();
- * d.push(id1) + d.push(id2) + d.end();
+ * d.push(id1) + d.push(id2) + d.flush();
  * ```
  */
 export class StreamDecoder {
-  private readonly tok: Tokenizer;
-  private readonly special: boolean;
-  private readonly dec = new TextDecoder('utf-8', { ignoreBOM: true });
-  private first = true;
+  readonly #tok: Tokenizer;
+  readonly #special: boolean;
+  readonly #strip: boolean;
+  readonly #dec = new TextDecoder('utf-8', { ignoreBOM: true });
+  #stripNext: boolean;
+  // Continuation bytes still expected by the last lead byte seen.
+  #need = 0;
 
-  constructor(tok: Tokenizer, special: boolean) {
-    this.tok = tok;
-    this.special = special;
+  constructor(tok: Tokenizer, options: StreamDecoderOptions = {}) {
+    this.#tok = tok;
+    this.#special = options.special ?? true;
+    this.#strip = options.stripLeadingSpace ?? tok.addSpacePrefix;
+    this.#stripNext = this.#strip;
+  }
+
+  /** Whether bytes of an unfinished character are held back (the next push or `flush` releases them). */
+  get pending(): boolean {
+    return this.#need > 0;
   }
 
   /** Adds one token; returns the text completed by it (possibly ''). */
   push(id: number): string {
-    let p = this.tok.tokenToBytes(id, this.special);
-    if (this.first && this.tok.addSpacePrefix && p.length > 0 && p[0] === 0x20) p = p.subarray(1);
-    this.first = false;
-    return this.dec.decode(p, { stream: true });
+    let p = this.#tok.tokenToBytes(id, this.#special);
+    // As in decode (llama.cpp's detokenize): only the first token's space goes, even when that token is empty.
+    if (this.#stripNext && p.length > 0 && p[0] === 0x20) p = p.subarray(1);
+    this.#stripNext = false;
+    if (p.length === 0) return '';
+    for (let i = 0; i < p.length; i++) {
+      const b = p[i];
+      if ((b & 0xc0) === 0x80) this.#need = this.#need > 0 ? this.#need - 1 : 0;
+      else this.#need = b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
+    }
+    return this.#dec.decode(p, { stream: true });
   }
 
-  /** Flushes an incomplete trailing sequence (as U+FFFD) and resets the decoder. */
-  end(): string {
-    this.first = true;
-    return this.dec.decode();
+  /** Ends the stream: held-back bytes come out (as U+FFFD if they never formed a character); then starts afresh. */
+  flush(): string {
+    this.#need = 0;
+    this.#stripNext = this.#strip;
+    return this.#dec.decode();
   }
 }
 

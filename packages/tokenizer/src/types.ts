@@ -1,35 +1,10 @@
 /** The plain data a tokenizer is built from, and the errors it throws. */
 
 /**
- * Tokenizer description as stored in GGUF metadata (`tokenizer.ggml.*`). `@nibble/gguf`'s `tokenizerMetadata(file)`
- * produces exactly this shape; any other source can fill it in by hand.
- *
- * @example
- * ```ts
- * const meta: TokenizerMetadata = { model: 'gpt2', pre: 'gpt-2', tokens: ['a', 'b', 'ab'], merges: ['a b'] };
- * ```
+ * Tokenizer description as stored in GGUF metadata (`tokenizer.ggml.*`): the one declaration is `@nibble/gguf`'s, which
+ * `tokenizerMetadata(file)` returns. Only its type is used here, so nothing of `@nibble/gguf` is bundled.
  */
-export interface TokenizerMetadata {
-  /** `llama` (SentencePiece BPE), `gpt2` (byte-level BPE) or `bert` (WordPiece). */
-  model: string;
-  /** Pre-tokenizer name (`tokenizer.ggml.pre`), byte-level BPE only: `gpt-2`, `llama-bpe`, `qwen2`, ... */
-  pre?: string;
-  tokens: string[];
-  scores?: Float32Array;
-  /** Per-token type, see {@link TokenType}. */
-  tokenTypes?: Int32Array;
-  /** Byte-level BPE merges, `"left right"`, highest priority first. */
-  merges?: string[];
-  bosId?: number;
-  eosId?: number;
-  unkId?: number;
-  padId?: number;
-  sepId?: number;
-  eotId?: number;
-  addBos?: boolean;
-  addEos?: boolean;
-  addSpacePrefix?: boolean;
-}
+export type { TokenizerMetadata } from '@nibble/gguf';
 
 /**
  * Token types of `tokenizer.ggml.token_type`.
@@ -61,7 +36,7 @@ export type TokenizerErrorCode = 'E_TOKENIZER_FORMAT' | 'E_TOKENIZER_VALUE' | 'E
 
 /**
  * Every error this package throws on purpose. `code` is stable; the message names what is wrong (offset, token,
- * expected vs found). (This package depends on no other nibble package, so it does not extend `NibbleError`; the
+ * expected vs found). (This package imports nothing from other nibble packages at run time, so it does not extend `NibbleError`; the
  * shape is the same.)
  *
  * @example

@@ -3,7 +3,10 @@
  * several runs). The side-by-side benchmarks against peers are in the repository's benchmarks/ (`pnpm bench`).
  */
 import { formats } from '@nibble/formats';
-import { numberFlag, parseArgs } from '../args.js';
+import { parseOrHelp } from '../args.js';
+import { progressBar } from '../progress.js';
+import { benchSpec } from '../specs.js';
+import { formatTable } from '../table.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -11,15 +14,11 @@ function median(xs: number[]): number {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'help']);
-  if (p.flags.has('help')) {
-    console.log(
-      'usage: nibble bench [--values N] [--runs R] [--json]\n\nQuantize/dequantize throughput of every format.',
-    );
-    return 0;
-  }
-  const n = Math.max(4096, Math.floor(numberFlag(p, 'values', 1 << 22) / 4096) * 4096);
-  const runs = Math.max(1, Math.floor(numberFlag(p, 'runs', 5)));
+  const p = parseOrHelp(benchSpec, args);
+  if (!p) return 0;
+  const { json } = p.values;
+  const n = Math.floor(p.values.values / 4096) * 4096;
+  const runs = p.values.runs;
   const x = new Float32Array(n);
   let s = 1;
   for (let i = 0; i < n; i++) {
@@ -28,32 +27,35 @@ export async function run(args: string[]): Promise<number> {
   }
   const y = new Float32Array(n);
   const rows: { format: string; quantizeGBs: number; dequantizeGBs: number }[] = [];
-  for (const codec of Object.values(formats)) {
-    if (codec.info.internal) continue;
-    const q = new Uint8Array((n / codec.info.blockSize) * codec.info.bytesPerBlock);
-    const tq: number[] = [];
-    const td: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      let t0 = performance.now();
-      codec.quantizeInto(x, q, { rowLength: 4096 });
-      tq.push(performance.now() - t0);
-      t0 = performance.now();
-      codec.dequantizeInto(q, y);
-      td.push(performance.now() - t0);
+  const codecs = Object.values(formats).filter((c) => !c.info.internal);
+  const bar = progressBar(json);
+  bar.start(codecs.length, 0, 'formats');
+  try {
+    for (const codec of codecs) {
+      bar.update(rows.length, codec.name);
+      const q = new Uint8Array((n / codec.info.blockSize) * codec.info.bytesPerBlock);
+      const tq: number[] = [];
+      const td: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        let t0 = performance.now();
+        codec.quantizeInto(x, q, { rowLength: 4096 });
+        tq.push(performance.now() - t0);
+        t0 = performance.now();
+        codec.dequantizeInto(q, y);
+        td.push(performance.now() - t0);
+      }
+      const gb = (4 * n) / 1e9;
+      rows.push({ format: codec.name, quantizeGBs: gb / (median(tq) / 1e3), dequantizeGBs: gb / (median(td) / 1e3) });
     }
-    const gb = (4 * n) / 1e9;
-    rows.push({ format: codec.name, quantizeGBs: gb / (median(tq) / 1e3), dequantizeGBs: gb / (median(td) / 1e3) });
+  } finally {
+    bar.stop();
   }
-  if (p.flags.has('json')) {
+  if (json) {
     console.log(JSON.stringify({ values: n, runs, rows }, null, 2));
     return 0;
   }
   console.log(`${n} f32 values, median of ${runs} runs, one thread (GB/s of f32)\n`);
-  console.log('format    quantize  dequantize');
-  for (const r of rows) {
-    console.log(
-      `${r.format.padEnd(8)}  ${r.quantizeGBs.toFixed(2).padStart(8)}  ${r.dequantizeGBs.toFixed(2).padStart(10)}`,
-    );
-  }
+  const body = rows.map((r) => [r.format, r.quantizeGBs.toFixed(2), r.dequantizeGBs.toFixed(2)]);
+  console.log(formatTable(['format', 'quantize', 'dequantize'], body, { align: ['l', 'r', 'r'] }));
   return 0;
 }

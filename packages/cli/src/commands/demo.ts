@@ -3,19 +3,35 @@
  * show what users know from llama.cpp: bits per weight, model size, ratio to F32 and the error against the F32
  * weights.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formats, type Int8Options, int8 } from '@nibble/formats';
 import { blobSink, type GgufFile, GgufWriter, parseGguf } from '@nibble/gguf';
-import { type DTypeName, dtypes } from '@nibble/tensor';
-import { parseArgs, stringFlag } from '../args.js';
+import { type DTypeName, dtypes, NibbleError } from '@nibble/tensor';
+import { parseOrHelp } from '../args.js';
 import { isQuantizable, quantizeModel, storedType, tensorToF32 } from '../model-quant.js';
+import { type Progress, progressBar } from '../progress.js';
+import { demoSpec } from '../specs.js';
+import { formatTable as table } from '../table.js';
 
-/** The bundled model and sample text, found from the source tree. */
-export const bundledModel = fileURLToPath(new URL('../../../../fixtures/models/stories260K.gguf', import.meta.url));
-export const bundledText = fileURLToPath(
-  new URL('../../../../fixtures/text/cs336-tinystories_sample.txt', import.meta.url),
-);
+/**
+ * The root of the installed `@nibble/cli` package: the nearest folder above this module with its package.json. The
+ * module sits at a different depth in the source tree (src/commands/) and in the build (dist/).
+ */
+export function packageRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === '@nibble/cli') {
+      return dir;
+    }
+    if (dirname(dir) === dir) throw new NibbleError('E_FORMAT', `no @nibble/cli package.json above ${from}`);
+  }
+}
+
+/** The bundled model (stories260K, F32) and sample text, shipped in the package's `assets/`. */
+export const bundledModel = join(packageRoot(), 'assets', 'stories260K.gguf');
+export const bundledText = join(packageRoot(), 'assets', 'cs336-tinystories_sample.txt');
 
 /**
  * llama.cpp's perplexity on the sample text for the files `llama_model_quantize` made (node-llama-cpp 3.21.1; see
@@ -42,12 +58,19 @@ export interface QualityRow {
 export async function demoQuality(
   file: GgufFile,
   text: string,
-  options: { prompt?: string; maxTokens?: number; onRow?: (row: QualityRow) => void } = {},
+  options: {
+    prompt?: string;
+    maxTokens?: number;
+    onRow?: (row: QualityRow) => void;
+    /** Called before each format with its index and the number of formats. */
+    onFormat?: (index: number, total: number, format: string) => void;
+  } = {},
 ): Promise<QualityRow[]> {
   await import('@nibble/backend-js'); // registers the 'js' backend
   const { loadModel } = await import('@nibble/runner');
   const rows: QualityRow[] = [];
   for (const name of RUN_FORMATS) {
+    options.onFormat?.(rows.length, RUN_FORMATS.length, name);
     const sink = blobSink();
     await quantizeModel(file, name, new GgufWriter(sink));
     const blob = sink.blob();
@@ -74,12 +97,20 @@ export async function demoQuality(
   return rows;
 }
 
-function qualityLine(r: QualityRow, base: number): string {
-  const peer = r.llamaCppPerplexity === undefined ? '' : `  (llama.cpp ${r.llamaCppPerplexity.toFixed(4)})`;
-  const delta = r.perplexity - base;
-  return `${r.format.padEnd(7)} ${(r.fileBytes / 1024).toFixed(0).padStart(5)} KiB  ppl ${r.perplexity.toFixed(4)} ${
-    delta === 0 ? '        ' : `(${delta >= 0 ? '+' : ''}${delta.toFixed(4)})`
-  }${peer}`;
+/** The quality rows as a table: size, perplexity, its change from the first row, llama.cpp's figure. */
+export function formatQuality(rows: readonly QualityRow[]): string {
+  const base = rows[0]?.perplexity ?? 0;
+  const body = rows.map((r, i) => {
+    const delta = r.perplexity - base;
+    return [
+      r.format,
+      `${(r.fileBytes / 1024).toFixed(0)} KiB`,
+      r.perplexity.toFixed(4),
+      i === 0 ? '' : `${delta >= 0 ? '+' : ''}${delta.toFixed(4)}`,
+      r.llamaCppPerplexity === undefined ? '' : r.llamaCppPerplexity.toFixed(4),
+    ];
+  });
+  return table(['format', 'size', 'perplexity', 'change', 'llama.cpp'], body, { align: ['l', 'r', 'r', 'r', 'r'] });
 }
 
 /** One weight tensor of the model, as f32. */
@@ -166,14 +197,25 @@ function loadWeights(file: GgufFile): { weights: Weight[]; otherBytes: number; f
   return { weights, otherBytes, f32Bytes };
 }
 
-/** Computes the table for a model held in memory. */
-export function demoTable(file: GgufFile, variants = demoVariants()): DemoRow[] {
+/** Computes the table for a model held in memory; `onVariant` is called before each variant. */
+export function demoTable(
+  file: GgufFile,
+  variants = demoVariants(),
+  onVariant?: (index: number, total: number, label: string) => void,
+): DemoRow[] {
   const { weights, otherBytes, f32Bytes } = loadWeights(file);
   const params = weights.reduce((n, w) => n + w.values.length, 0);
+  if (params === 0) {
+    throw new NibbleError(
+      'E_FORMAT',
+      `the model has no 2-D weight tensors to quantize (${file.tensors.length} tensors: a vocabulary-only file?)`,
+    );
+  }
   const rows: DemoRow[] = [
     { format: 'F32', bitsPerWeight: 32, modelBytes: f32Bytes, ratioToF32: 1, rmse: 0, maxAbsError: 0, fallbacks: {} },
   ];
-  for (const v of variants) {
+  for (const [index, v] of variants.entries()) {
+    onVariant?.(index, variants.length, v.label);
     let bytes = 0;
     let sumSq = 0;
     let maxAbs = 0;
@@ -217,7 +259,7 @@ function describeModel(file: GgufFile): string {
 
 /** Formats the rows as an aligned text table. */
 export function formatTable(rows: DemoRow[]): string {
-  const header = ['format', 'bpw', 'size', 'vs F32', 'RMSE', 'max |err|', 'stored otherwise (llama.cpp fallback)'];
+  const head = ['format', 'bpw', 'size', 'vs F32', 'RMSE', 'max |err|', 'stored otherwise (llama.cpp fallback)'];
   const body = rows.map((r) => [
     r.format,
     r.bitsPerWeight.toFixed(2),
@@ -229,34 +271,37 @@ export function formatTable(rows: DemoRow[]): string {
       .map(([t, n]) => `${n} as ${t.includes(' ') ? t : t.toUpperCase()}`)
       .join(', '),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)]
-    .map((l) => l.trimEnd())
-    .join('\n');
+  return table(head, body, { align: ['l', 'r', 'r', 'r', 'r', 'r', 'l'] });
+}
+
+function quality(file: GgufFile, text: string, bar: Progress, onRow?: (r: QualityRow) => void): Promise<QualityRow[]> {
+  return demoQuality(file, text, {
+    onFormat: (i, n, name) => (i === 0 ? bar.start(n, 0, name) : bar.update(i, name)),
+    onRow,
+  }).finally(() => bar.stop());
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'help', 'table-only']);
-  if (p.flags.has('help')) {
-    console.log(
-      `usage: nibble demo [--model FILE.gguf] [--text FILE.txt] [--table-only] [--json]
-
-Quantizes every weight tensor of an F32 llama model (default: the bundled stories260K) to each format and prints
-size and error against the F32 weights; then, for each format, quantizes the model like llama-quantize, scores the
-text (default: the bundled TinyStories sample) and generates a short greedy story.`,
-    );
-    return 0;
-  }
-  const path = stringFlag(p, 'model', bundledModel) as string;
-  const textPath = stringFlag(p, 'text', bundledText) as string;
+  const p = parseOrHelp(demoSpec, args);
+  if (!p) return 0;
+  const { json } = p.values;
+  const path = p.values.model ?? bundledModel;
+  const textPath = p.values.text ?? bundledText;
   const file = parseGguf(new Uint8Array(readFileSync(path)));
-  const rows = demoTable(file);
-  const tableOnly = p.flags.has('table-only');
-  if (p.flags.has('json')) {
-    const quality = tableOnly ? [] : await demoQuality(file, readFileSync(textPath, 'utf8'));
-    console.log(JSON.stringify({ model: describeModel(file), rows, quality }, null, 2));
+  const text = p.values['table-only'] ? '' : readFileSync(textPath, 'utf8');
+  const bar = progressBar(json);
+  let rows: DemoRow[];
+  try {
+    rows = demoTable(file, demoVariants(), (i, n, label) =>
+      i === 0 ? bar.start(n, 0, `quantizing ${label}`) : bar.update(i, `quantizing ${label}`),
+    );
+  } finally {
+    bar.stop();
+  }
+  const tableOnly = p.values['table-only'];
+  if (json) {
+    const q = tableOnly ? [] : await quality(file, text, bar);
+    console.log(JSON.stringify({ model: describeModel(file), rows, quality: q }, null, 2));
     return 0;
   }
   console.log(describeModel(file));
@@ -266,8 +311,12 @@ text (default: the bundled TinyStories sample) and generates a short greedy stor
   console.log(formatTable(rows));
   const k = rows.find((r) => Object.keys(r.fallbacks).length > 0 && r.format.endsWith('_K'));
   if (k) {
+    const widths = [
+      ...new Set(file.tensors.filter((t) => isQuantizable(t.name, t.shape)).map((t) => t.shape[t.shape.length - 1])),
+    ];
     console.log(
-      `\nK-quants, IQ4_XS and TQ types need rows of ${dtypes.q4_K.blockSize}; this model's rows are 64 and 172 wide, so llama.cpp's fallback types apply.`,
+      `\nK-quants, IQ4_XS and TQ types need rows of a multiple of ${dtypes.q4_K.blockSize}; this model's rows are ` +
+        `${widths.join(', ')} wide, so llama.cpp's fallback types apply where they do not fit.`,
     );
   }
   if (tableOnly) return 0;
@@ -275,13 +324,9 @@ text (default: the bundled TinyStories sample) and generates a short greedy stor
     `\nQuality: each format as llama-quantize would store it (output.weight Q8_0, rows of 172 F16), on the JS backend.\n` +
       `Perplexity on ${textPath.split('/').pop()} (BOS + each story), then a greedy story from the same prompt.\n`,
   );
-  let base = Number.NaN;
-  await demoQuality(file, readFileSync(textPath, 'utf8'), {
-    onRow: (r) => {
-      if (Number.isNaN(base)) base = r.perplexity;
-      console.log(qualityLine(r, base));
-      console.log(`        ${r.story.replace(/\s+/g, ' ').trim()}\n`);
-    },
-  });
+  const q = await quality(file, text, bar, (r) =>
+    bar.log(`${r.format.padEnd(7)} ${r.story.replace(/\s+/g, ' ').trim()}`),
+  );
+  console.log(`\n${formatQuality(q)}`);
   return 0;
 }

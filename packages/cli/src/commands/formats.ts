@@ -5,9 +5,9 @@
  */
 import { formats, int8, usesImportance } from '@nibble/formats';
 import { dtypes } from '@nibble/tensor';
-import { parseArgs, UsageError } from '../args.js';
-
-const usage = 'usage: nibble formats [--json]';
+import { parseOrHelp } from '../args.js';
+import { formatsSpec } from '../specs.js';
+import { formatTable } from '../table.js';
 
 interface FormatRow {
   name: string;
@@ -53,14 +53,10 @@ function rows(): FormatRow[] {
 
 /** Runs the command; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'help']);
-  if (p.flags.has('help')) {
-    console.log(usage);
-    return 0;
-  }
-  if (p.positionals.length > 0) throw new UsageError(`formats takes no arguments\n${usage}`);
+  const p = parseOrHelp(formatsSpec, args);
+  if (!p) return 0;
   const table = rows();
-  if (p.flags.has('json')) {
+  if (p.values.json) {
     console.log(JSON.stringify(table, null, 2));
     return 0;
   }
@@ -75,10 +71,6 @@ export async function run(args: string[]): Promise<number> {
     r.codec ? (r.activationsOnly ? 'yes (activations)' : 'yes') : 'no',
     r.description,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
-  console.log(line(head));
-  console.log(line(widths.map((w) => '-'.repeat(w))));
-  for (const b of body) console.log(line(b));
+  console.log(formatTable(head, body, { align: ['l', 'r', 'r', 'r', 'r'] }));
   return 0;
 }

@@ -5,9 +5,9 @@
 import type { GgufFile, GgufType, GgufValue } from '@nibble/gguf';
 import { openGguf } from '@nibble/gguf';
 import { openGgufFile } from '@nibble/gguf/node';
-import { parseArgs, UsageError } from '../args.js';
-
-const usage = 'usage: nibble inspect FILE|URL [--json] [--full]';
+import { parseOrHelp } from '../args.js';
+import { inspectSpec } from '../specs.js';
+import { formatTable } from '../table.js';
 
 function typeName(t: GgufType | undefined): string {
   if (t === undefined) return '?';
@@ -61,50 +61,52 @@ function report(file: GgufFile, where: string, full: boolean): string {
   const lines: string[] = [];
   lines.push(`${where}: GGUF v${file.version}, ${file.fileSize} bytes, alignment ${file.alignment}`);
   lines.push(`data section at byte ${file.dataOffset}`, '', `metadata (${file.metadata.size} entries):`);
-  const keyWidth = Math.max(3, ...[...file.metadata.keys()].map((k) => k.length));
-  for (const [key, value] of file.metadata) {
-    const t = typeName(file.metadataTypes.get(key)).padEnd(14);
-    lines.push(`  ${key.padEnd(keyWidth)}  ${t} ${summarize(value, full ? Number.POSITIVE_INFINITY : 8)}`);
-  }
+  const limit = full ? Number.POSITIVE_INFINITY : 8;
+  const meta = [...file.metadata].map(([key, value]) => [
+    key,
+    typeName(file.metadataTypes.get(key)),
+    summarize(value, limit),
+  ]);
+  lines.push(formatTable(['key', 'type', 'value'], meta, { indent: '  ' }));
   lines.push('', `tensors (${file.tensors.length}):`);
-  const nameWidth = Math.max(4, ...file.tensors.map((t) => t.name.length));
+  const tensors = file.tensors.map((t, i) => [
+    i,
+    t.name,
+    t.typeName,
+    `[${t.shape.join(', ')}]`,
+    t.byteLength,
+    t.byteOffset,
+  ]);
   lines.push(
-    `  ${'#'.padStart(4)}  ${'name'.padEnd(nameWidth)}  ${'type'.padEnd(8)}  ${'shape'.padEnd(20)}  ${'bytes'.padStart(12)}  ${'offset'.padStart(12)}`,
+    formatTable(['#', 'name', 'type', 'shape', 'bytes', 'offset'], tensors, {
+      align: ['r', 'l', 'l', 'l', 'r', 'r'],
+      indent: '  ',
+    }),
   );
-  file.tensors.forEach((t, i) => {
-    const shape = `[${t.shape.join(', ')}]`;
-    lines.push(
-      `  ${String(i).padStart(4)}  ${t.name.padEnd(nameWidth)}  ${t.typeName.padEnd(8)}  ${shape.padEnd(20)}  ${String(t.byteLength).padStart(12)}  ${String(t.byteOffset).padStart(12)}`,
-    );
-  });
   lines.push('', 'totals per type:');
   let all = 0;
   let allElements = 0;
+  const rows: (string | number)[][] = [];
   for (const [type, row] of totals(file)) {
     all += row.bytes;
     allElements += row.elements;
-    lines.push(
-      `  ${type.padEnd(8)}  ${String(row.count).padStart(5)} tensors  ${String(row.elements).padStart(14)} elements  ${String(row.bytes).padStart(14)} bytes`,
-    );
+    rows.push([type, row.count, row.elements, row.bytes]);
   }
+  rows.push(['all', file.tensors.length, allElements, all]);
   lines.push(
-    `  ${'all'.padEnd(8)}  ${String(file.tensors.length).padStart(5)} tensors  ${String(allElements).padStart(14)} elements  ${String(all).padStart(14)} bytes`,
+    formatTable(['type', 'tensors', 'elements', 'bytes'], rows, { align: ['l', 'r', 'r', 'r'], indent: '  ' }),
   );
   return lines.join('\n');
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'full', 'help']);
-  if (p.flags.has('help')) {
-    console.log(usage);
-    return 0;
-  }
-  if (p.positionals.length !== 1) throw new UsageError(usage);
+  const p = parseOrHelp(inspectSpec, args);
+  if (!p) return 0;
   const where = p.positionals[0];
-  const full = p.flags.has('full');
+  const full = p.values.full;
   const file = /^https?:\/\//i.test(where) ? await openGguf(where) : await openGgufFile(where);
   try {
-    if (p.flags.has('json')) {
+    if (p.values.json) {
       const out = {
         source: where,
         version: file.version,

@@ -2,35 +2,43 @@
  * `nibble perplexity MODEL TEXTFILE`: perplexity over documents separated by `<|endoftext|>` (BOS + text each).
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs, stringFlag, UsageError } from '../args.js';
+import { parseOrHelp, UsageError } from '../args.js';
+import { progressBar } from '../progress.js';
+import { perplexitySpec } from '../specs.js';
 import { loadFromFlags } from './run.js';
 
-const usage = `usage: nibble perplexity MODEL TEXTFILE [--ctx N] [--stride N] [--separator S] [--backend B]
-                         [--threads K] [--kv-type f32|f16|q8_0] [--activations f32|ggml] [--json]
-
-Each document (split at --separator, default <|endoftext|>, trimmed) is scored as BOS + its tokens; documents
-longer than --ctx are scored in windows that move by --stride (default ctx/2).`;
-
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'help']);
-  if (p.flags.has('help')) {
-    console.log(usage);
-    return 0;
-  }
+  const p = parseOrHelp(perplexitySpec, args);
+  if (!p) return 0;
+  const v = p.values;
   const [modelPath, textPath] = p.positionals;
-  if (modelPath === undefined || textPath === undefined || p.positionals.length > 2) throw new UsageError(usage);
-  const text = await readFile(textPath, 'utf8').catch((e: Error) => {
-    throw new UsageError(`cannot read ${textPath}: ${e.message}`);
-  });
-  const { model, threads } = await loadFromFlags(modelPath, p);
+  if (v.separator === '') throw new UsageError('--separator must not be empty');
+  const text = await readFile(textPath, 'utf8');
+  if (v.stride !== undefined && v.ctx !== undefined && v.stride > v.ctx) {
+    throw new UsageError(`--stride must be an integer in 1..${v.ctx} (at most --ctx), got ${v.stride}`);
+  }
+  const bar = progressBar(v.json);
+  const model = await loadFromFlags(modelPath, v, bar);
   try {
-    const stride = stringFlag(p, 'stride');
+    if (v.stride !== undefined && v.stride > model.contextSize) {
+      throw new UsageError(
+        `--stride must be an integer in 1..${model.contextSize} (at most the context size), got ${v.stride}`,
+      );
+    }
     const t0 = performance.now();
-    const r = await model.perplexity(text, {
-      contextSize: p.flags.has('ctx') ? Number(stringFlag(p, 'ctx')) : undefined,
-      stride: stride === undefined ? undefined : Number(stride),
-      separator: stringFlag(p, 'separator'),
-    });
+    let started = false;
+    const r = await model
+      .perplexity(text, {
+        contextSize: v.ctx,
+        stride: v.stride,
+        separator: v.separator,
+        onProgress: (scored, total) => {
+          if (!started) bar.start(total, 0, 'tokens scored');
+          started = true;
+          bar.update(scored);
+        },
+      })
+      .finally(() => bar.stop());
     const seconds = (performance.now() - t0) / 1000;
     const out = {
       perplexity: r.perplexity,
@@ -39,13 +47,13 @@ export async function run(args: string[]): Promise<number> {
       documents: r.documents.length,
       tokPerSec: Math.round((r.count / seconds) * 10) / 10,
       backend: model.backend.name,
-      threads,
+      threads: v.threads,
     };
-    if (p.flags.has('json')) console.log(JSON.stringify(out));
+    if (v.json) console.log(JSON.stringify(out));
     else {
       console.log(
         `perplexity ${r.perplexity.toFixed(6)} over ${r.count} predictions in ${r.documents.length} document(s) ` +
-          `(${out.tokPerSec} tok/s, backend ${out.backend}, ${threads} thread(s))`,
+          `(${out.tokPerSec} tok/s, backend ${out.backend}, ${v.threads} thread(s))`,
       );
     }
     return 0;

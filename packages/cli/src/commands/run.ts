@@ -1,16 +1,13 @@
 /**
  * `nibble run MODEL --prompt P`: stream generated text, then a summary line with prompt and generation speed.
  */
+
+import { openGgufFile } from '@nibble/gguf/node';
+import { llamaHparams } from '@nibble/runner';
 import { loadModel, type Model } from '@nibble/runner/node';
-import { numberFlag, parseArgs, stringFlag, UsageError } from '../args.js';
-
-const usage = `usage: nibble run MODEL [--prompt P] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-                  [--min-p P] [--repeat-penalty R] [--seed S] [--stop STR] [--backend B] [--threads K]
-                  [--ctx N] [--kv-type f32|f16|q8_0] [--activations f32|ggml] [--json]
-
-Streams the continuation of the prompt (BOS + prompt; an empty prompt starts from BOS) and ends with a summary
-line. With --json prints one JSON object instead:
-  { text, ids, promptTokens, generatedTokens, promptTokPerSec, decodeTokPerSec, backend, threads }`;
+import { type FlagValues, parseOrHelp, UsageError } from '../args.js';
+import { type Progress, progressBar } from '../progress.js';
+import { runSpec } from '../specs.js';
 
 /** Loads the backend package a name refers to, so that it registers itself. */
 export async function registerBackendByName(name: string): Promise<void> {
@@ -22,60 +19,78 @@ export async function registerBackendByName(name: string): Promise<void> {
     try {
       await import(`@nibble/backend-${n}`);
     } catch (e) {
-      throw new UsageError(`backend '${n}' is not available (${(e as Error).message.split('\n')[0]})`);
+      throw new UsageError(`--backend: '${n}' is not available (${(e as Error).message.split('\n')[0]})`);
     }
   }
 }
 
 /** The model-loading flags shared by run and perplexity. */
-export async function loadFromFlags(
-  path: string,
-  p: ReturnType<typeof parseArgs>,
-): Promise<{ model: Model; threads: number }> {
-  const backend = stringFlag(p, 'backend', 'js') as string;
-  await registerBackendByName(backend);
-  const threads = numberFlag(p, 'threads', 1);
-  const ctx = stringFlag(p, 'ctx');
-  const kv = stringFlag(p, 'kv-type', 'f32') as string;
-  if (kv !== 'f32' && kv !== 'f16' && kv !== 'q8_0')
-    throw new UsageError(`--kv-type must be f32, f16 or q8_0, got '${kv}'`);
-  const act = stringFlag(p, 'activations');
-  if (act !== undefined && act !== 'f32' && act !== 'ggml')
-    throw new UsageError(`--activations must be f32 or ggml, got '${act}'`);
-  const model = await loadModel(path, {
-    backend: backend === 'auto' ? 'auto' : backend.split(','),
-    threads,
-    contextSize: ctx === undefined ? undefined : numberFlag(p, 'ctx', 0),
-    kvCacheType: kv,
-    matmulActivations: act,
-  });
-  return { model, threads };
+export type ModelFlags = Pick<
+  FlagValues<typeof runSpec.flags>,
+  'backend' | 'threads' | 'ctx' | 'kv-type' | 'activations'
+>;
+
+/**
+ * Loads the model the flags describe. `--ctx` is checked against the model's trained context from the file's header
+ * first, so that a huge value is a usage error and not an allocation.
+ */
+export async function loadFromFlags(path: string, v: ModelFlags, bar: Progress): Promise<Model> {
+  await registerBackendByName(v.backend);
+  if (v.ctx !== undefined) {
+    const file = await openGgufFile(path);
+    let trained: number;
+    let key: string;
+    try {
+      const hp = llamaHparams(file.metadata);
+      trained = hp.contextLength;
+      key = `${hp.architecture}.context_length`;
+    } finally {
+      await file.close();
+    }
+    if (v.ctx > trained) {
+      throw new UsageError(`--ctx ${v.ctx} is above the model's trained context of ${trained} tokens (${key})`);
+    }
+  }
+  const MiB = 1 << 20;
+  let started = false;
+  try {
+    return await loadModel(path, {
+      backend: v.backend === 'auto' ? 'auto' : v.backend.split(','),
+      threads: v.threads,
+      contextSize: v.ctx,
+      kvCacheType: v['kv-type'] as 'f32' | 'f16' | 'q8_0',
+      matmulActivations: v.activations as 'f32' | 'ggml' | undefined,
+      onProgress: (p) => {
+        if (!started) bar.start(Math.max(1, Math.round(p.totalBytes / MiB)), 0, 'MiB of weights loaded');
+        started = true;
+        bar.update(Math.round(p.loadedBytes / MiB));
+      },
+    });
+  } finally {
+    bar.stop();
+  }
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'help']);
-  if (p.flags.has('help')) {
-    console.log(usage);
-    return 0;
-  }
+  const p = parseOrHelp(runSpec, args);
+  if (!p) return 0;
+  const v = p.values;
   const [path] = p.positionals;
-  if (path === undefined || p.positionals.length > 1) throw new UsageError(usage);
-  const json = p.flags.has('json');
-  const { model, threads } = await loadFromFlags(path, p);
+  const json = v.json;
+  const model = await loadFromFlags(path, v, progressBar(json));
   try {
-    const stop = stringFlag(p, 'stop');
-    const prompt = stringFlag(p, 'prompt', '') as string;
+    const prompt = v.prompt;
     // Like llama2.c and llama.cpp, show the prompt, then its continuation.
     if (!json) process.stdout.write(prompt);
     const gen = model.generate(prompt, {
-      maxTokens: numberFlag(p, 'max-tokens', 256),
-      temperature: numberFlag(p, 'temperature', 0.8),
-      topK: numberFlag(p, 'top-k', 40),
-      topP: numberFlag(p, 'top-p', 0.95),
-      minP: numberFlag(p, 'min-p', 0.05),
-      repeatPenalty: numberFlag(p, 'repeat-penalty', 1),
-      seed: p.flags.has('seed') ? numberFlag(p, 'seed', 0) : undefined,
-      stop: stop === undefined ? undefined : [stop],
+      maxTokens: v['max-tokens'],
+      temperature: v.temperature,
+      topK: v['top-k'],
+      topP: v['top-p'],
+      minP: v['min-p'],
+      repeatPenalty: v['repeat-penalty'],
+      seed: v.seed,
+      stop: v.stop,
     });
     const ids: number[] = [];
     let text = '';
@@ -99,14 +114,15 @@ export async function run(args: string[]): Promise<number> {
           promptTokPerSec: round(promptTokPerSec),
           decodeTokPerSec: round(decodeTokPerSec),
           backend: model.backend.name,
-          threads,
+          threads: v.threads,
+          finishReason: s.finishReason,
         }),
       );
     } else {
       process.stdout.write('\n');
       console.log(
         `[${s.promptTokens} prompt tokens: ${promptTokPerSec.toFixed(1)} tok/s | ${s.generatedTokens} generated: ` +
-          `${decodeTokPerSec.toFixed(1)} tok/s | backend ${model.backend.name}, ${threads} thread(s) | ${s.finishReason}]`,
+          `${decodeTokPerSec.toFixed(1)} tok/s | backend ${model.backend.name}, ${v.threads} thread(s) | ${s.finishReason}]`,
       );
     }
     return 0;

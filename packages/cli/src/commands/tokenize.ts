@@ -14,11 +14,8 @@ import {
   type Tokenizer,
   TokenizerError,
 } from '@nibble/tokenizer';
-import { parseArgs, stringFlag, UsageError } from '../args.js';
-
-const usage =
-  'usage: nibble tokenize FILE (--text T | --inp F.inp) [--json] [--add-special] [--parse-special]\n' +
-  '  FILE  a GGUF file, a llama2.c tokenizer.bin or a Hugging Face tokenizer.json';
+import { parseOrHelp, UsageError } from '../args.js';
+import { tokenizeSpec } from '../specs.js';
 
 const SEPARATOR = '\n__ggml_vocab_test__\n';
 
@@ -39,32 +36,27 @@ async function loadTokenizer(path: string): Promise<Tokenizer> {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseArgs(args, ['json', 'add-special', 'parse-special', 'help']);
-  if (p.flags.has('help')) {
-    console.log(usage);
-    return 0;
-  }
+  const p = parseOrHelp(tokenizeSpec, args);
+  if (!p) return 0;
   const [path] = p.positionals;
-  if (path === undefined || p.positionals.length > 1) throw new UsageError(usage);
-  const text = stringFlag(p, 'text');
-  const inp = stringFlag(p, 'inp');
-  if ((text === undefined) === (inp === undefined))
-    throw new UsageError(`give exactly one of --text and --inp\n${usage}`);
-  const json = p.flags.has('json');
+  const { text, inp, json } = p.values;
+  if ((text === undefined) === (inp === undefined)) {
+    throw new UsageError("give exactly one of --text and --inp ('nibble tokenize --help')");
+  }
 
   let tok: Tokenizer;
   try {
     tok = await loadTokenizer(path);
   } catch (e) {
     // the tokenizer package has its own error type (it depends on no other nibble package)
-    if (e instanceof TokenizerError) throw new UsageError(`${path}: ${e.message}`);
+    if (e instanceof TokenizerError) throw new TokenizerError(e.code, `${path}: ${e.message}`);
     throw e;
   }
 
   if (text !== undefined) {
     const ids = tok.encode(text, {
-      addSpecial: p.flags.has('add-special'),
-      parseSpecial: p.flags.has('parse-special'),
+      addSpecial: p.values['add-special'],
+      parseSpecial: p.values['parse-special'],
     });
     if (json) console.log(JSON.stringify({ ids, pieces: ids.map((id) => tok.tokenToPiece(id)) }));
     else console.log(ids.join(' '));

@@ -1,0 +1,184 @@
+/**
+ * Every subcommand's command line in one place: positionals, flags with types and ranges, and help text. `nibble
+ * help` lists them without loading any command's code.
+ */
+import { availableParallelism } from 'node:os';
+import type { CommandSpec, FlagSpec } from './args.js';
+
+const json = { type: 'boolean', help: 'print one JSON document instead of text (no progress bar)' } as const;
+
+/** Flags that load a model for `run` and `perplexity`. */
+const modelFlags = {
+  backend: { type: 'string', value: 'B', default: 'js', help: "backend name(s), comma-separated, or 'auto'" },
+  threads: {
+    type: 'integer',
+    value: 'K',
+    min: 1,
+    max: availableParallelism(),
+    default: 1,
+    help: 'worker threads for backends that have them (the js backend runs on one)',
+  },
+  ctx: {
+    type: 'integer',
+    value: 'N',
+    min: 2,
+    help: "context size in tokens, at most the model's trained context (default: that, capped at 2048)",
+  },
+  'kv-type': { type: 'string', choices: ['f32', 'f16', 'q8_0'], default: 'f32', help: 'KV cache element type' },
+  activations: {
+    type: 'string',
+    choices: ['f32', 'ggml'],
+    help: "matmul activations: f32, or quantized like llama.cpp's CPU backend (ggml)",
+  },
+} as const satisfies Record<string, FlagSpec>;
+
+export const runSpec = {
+  name: 'run',
+  args: 'MODEL',
+  positionals: { min: 1, max: 1 },
+  summary: 'generate text from a prompt, streaming',
+  description:
+    'Streams the continuation of the prompt (BOS + prompt; an empty prompt starts from BOS) and ends with a summary\n' +
+    'line. With --json prints one JSON object instead:\n' +
+    '  { text, ids, promptTokens, generatedTokens, promptTokPerSec, decodeTokPerSec, backend, threads, finishReason }',
+  flags: {
+    prompt: { type: 'string', short: 'p', value: 'P', default: '', help: 'the prompt' },
+    'max-tokens': { type: 'integer', short: 'n', value: 'N', min: 0, default: 256, help: 'most tokens to sample' },
+    temperature: { type: 'number', value: 'T', min: 0, default: 0.8, help: '0 is greedy' },
+    'top-k': { type: 'integer', value: 'K', min: 0, default: 40, help: 'keep the K likeliest tokens (0: all)' },
+    'top-p': { type: 'number', value: 'P', min: 0, minExclusive: true, max: 1, default: 0.95, help: 'nucleus mass' },
+    'min-p': { type: 'number', value: 'P', min: 0, max: 1, default: 0.05, help: 'drop tokens below P x the best' },
+    'repeat-penalty': {
+      type: 'number',
+      value: 'R',
+      min: 0,
+      minExclusive: true,
+      default: 1,
+      help: 'penalty for recent tokens (1: none)',
+    },
+    seed: { type: 'integer', value: 'S', min: 0, help: 'sampling seed (default: random)' },
+    stop: { type: 'string', value: 'STR', multiple: true, help: 'stop before this text' },
+    ...modelFlags,
+    json,
+  },
+} as const satisfies CommandSpec;
+
+export const perplexitySpec = {
+  name: 'perplexity',
+  args: 'MODEL TEXTFILE',
+  positionals: { min: 2, max: 2 },
+  summary: 'perplexity of a model on a text file',
+  description:
+    'Each document (split at --separator, trimmed) is scored as BOS + its tokens; documents longer than --ctx are\n' +
+    'scored in windows that move by --stride. With --json prints\n' +
+    '  { perplexity, predictions, totalLogProb, documents, tokPerSec, backend, threads }',
+  flags: {
+    ...modelFlags,
+    stride: {
+      type: 'integer',
+      value: 'N',
+      min: 1,
+      help: 'tokens between window starts, at most --ctx (default ctx/2)',
+    },
+    separator: { type: 'string', value: 'S', default: '<|endoftext|>', help: 'document separator' },
+    json,
+  },
+} as const satisfies CommandSpec;
+
+export const demoSpec = {
+  name: 'demo',
+  summary: 'quantize the bundled stories260K to every format: size, error, perplexity, a story each',
+  description:
+    'Quantizes every weight tensor of an F32 llama model (default: stories260K, shipped with this package) to each\n' +
+    'format and prints size and error against the F32 weights; then, for each format, quantizes the model like\n' +
+    'llama-quantize, scores the text (default: a TinyStories sample, shipped too) and generates a short greedy story.',
+  flags: {
+    model: { type: 'string', value: 'FILE.gguf', help: 'an F32 llama model (default: the bundled stories260K)' },
+    text: { type: 'string', value: 'FILE.txt', help: 'text to score (default: the bundled TinyStories sample)' },
+    'table-only': { type: 'boolean', help: 'only the size and error table' },
+    json,
+  },
+} as const satisfies CommandSpec;
+
+export const formatsSpec = {
+  name: 'formats',
+  summary: 'the format table (ggml id, block, bytes, bits per weight, imatrix, codec)',
+  flags: { json },
+} as const satisfies CommandSpec;
+
+export const inspectSpec = {
+  name: 'inspect',
+  args: 'FILE|URL',
+  positionals: { min: 1, max: 1 },
+  summary: 'GGUF header, metadata and tensor table of a file or URL',
+  description: 'Only the header is read, so a URL costs a range request or two.',
+  flags: { full: { type: 'boolean', help: 'show long arrays whole' }, json },
+} as const satisfies CommandSpec;
+
+export const quantizeSpec = {
+  name: 'quantize',
+  args: 'IN.gguf OUT.gguf',
+  positionals: { min: 2, max: 2 },
+  summary: 'write a quantized copy of a GGUF model',
+  description:
+    "Stores every 2-D weight tensor (not norms) as TYPE, or llama.cpp's fallback type where rows do not fit TYPE's\n" +
+    'block size; copies everything else. Like llama-quantize, output.weight gets Q6_K (Q8_0 when its rows are not\n' +
+    'multiples of 256) unless --pure is given. OUT is written to a temporary file and renamed; an existing OUT is\n' +
+    "kept unless --force is given. 'nibble formats' lists the types.",
+  flags: {
+    type: { type: 'string', short: 't', value: 'TYPE', help: 'target type, e.g. q4_0 (required)' },
+    pure: { type: 'boolean', help: 'no special type for output.weight' },
+    force: { type: 'boolean', help: 'replace an existing OUT' },
+    'allow-requantize': { type: 'boolean', help: 'quantize tensors that are already quantized' },
+  },
+} as const satisfies CommandSpec;
+
+export const tokenizeSpec = {
+  name: 'tokenize',
+  args: 'FILE',
+  positionals: { min: 1, max: 1 },
+  summary: 'token ids of a text, or of a llama.cpp .inp test file',
+  description:
+    "FILE is a GGUF file, a llama2.c tokenizer.bin or a Hugging Face tokenizer.json. --inp reads llama.cpp's test\n" +
+    'cases (separated by "\\n__ggml_vocab_test__\\n", no BOS, no special parsing) and prints one line per case in\n' +
+    'the .out format (every id preceded by a space). Give exactly one of --text and --inp.',
+  flags: {
+    text: { type: 'string', value: 'T', help: 'the text to tokenize' },
+    inp: { type: 'string', value: 'F.inp', help: 'a llama.cpp .inp file' },
+    'add-special': { type: 'boolean', help: 'add BOS/EOS as the vocabulary asks' },
+    'parse-special': { type: 'boolean', help: 'recognize control tokens written in the text' },
+    json,
+  },
+} as const satisfies CommandSpec;
+
+export const benchSpec = {
+  name: 'bench',
+  summary: 'quantize/dequantize throughput of every format on this machine',
+  description:
+    'GB/s of f32, one thread, median of --runs runs. The side-by-side benchmarks against peers are in the\n' +
+    "repository's benchmarks/ (pnpm bench).",
+  flags: {
+    values: {
+      type: 'integer',
+      value: 'N',
+      min: 4096,
+      max: 1 << 28,
+      default: 1 << 22,
+      help: 'f32 values per run (rounded down to a multiple of 4096)',
+    },
+    runs: { type: 'integer', value: 'R', min: 1, max: 1000, default: 5, help: 'runs per format' },
+    json,
+  },
+} as const satisfies CommandSpec;
+
+/** Every subcommand's spec, in `nibble help` order. */
+export const specs: readonly CommandSpec[] = [
+  demoSpec,
+  formatsSpec,
+  inspectSpec,
+  quantizeSpec,
+  tokenizeSpec,
+  runSpec,
+  perplexitySpec,
+  benchSpec,
+];
