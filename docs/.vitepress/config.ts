@@ -18,8 +18,17 @@ const isolation = {
 
 // TypeDoc writes the API pages and their sidebar (`pnpm docs:api`); the site builds without them too.
 const apiSidebarPath = join(docs, 'api/typedoc-sidebar.json');
+// A package with several entry points (`@nibble/gguf` and `@nibble/gguf/node`) gets one item per entry, which TypeDoc
+// calls `index` and `node`; the sidebar names them by their import path instead.
+const entryNames = (items: DefaultTheme.SidebarItem[]): DefaultTheme.SidebarItem[] =>
+  items.map((pkg) => ({
+    ...pkg,
+    ...(pkg.items
+      ? { items: pkg.items.map((e) => ({ ...e, text: e.text === 'index' ? pkg.text : `${pkg.text}/${e.text}` })) }
+      : {}),
+  }));
 const apiSidebar: DefaultTheme.SidebarItem[] = existsSync(apiSidebarPath)
-  ? JSON.parse(readFileSync(apiSidebarPath, 'utf8'))
+  ? entryNames(JSON.parse(readFileSync(apiSidebarPath, 'utf8')))
   : [];
 
 // Pages other work adds to docs/ appear in the sidebar as soon as their file exists.
