@@ -116,3 +116,82 @@ export function barChart(cases: readonly BenchCase[], options: ChartOptions): st
   const fg = options.foreground ?? 'currentColor';
   return `<svg xmlns="http://www.w3.org/2000/svg" class="bench-chart" role="img" aria-label="${esc(options.title)}" viewBox="0 0 ${width} ${height}" width="100%" style="max-width:${width}px;color:${fg === 'currentColor' ? 'inherit' : fg}" fill="currentColor" font-family="system-ui, sans-serif">${style}${parts.join('')}</svg>`;
 }
+
+/** One point of {@link scatterChart}. */
+export interface ScatterPoint {
+  label: string;
+  x: number;
+  y: number;
+  /** Points of one series share a colour and a legend entry. */
+  series: string;
+}
+
+/**
+ * An SVG scatter plot with labelled points, e.g. file size against perplexity per format. Axes start at the data's
+ * range (padded), not at zero, because the interesting differences are small.
+ *
+ * @example
+ * ```ts
+ * scatterChart([{ label: 'Q4_0', x: 270, y: 3.83, series: 'nibble' }], { title: 't', xLabel: 'KiB', yLabel: 'ppl' });
+ * ```
+ */
+export function scatterChart(
+  points: readonly ScatterPoint[],
+  options: { title: string; subtitle?: string; xLabel: string; yLabel: string; width?: number; height?: number },
+): string {
+  const width = options.width ?? 760;
+  const height = options.height ?? 420;
+  const left = 64;
+  const right = 24;
+  const top = 70;
+  const bottom = 48;
+  const series = [...new Set(points.map((p) => p.series))];
+  const colour = new Map(series.map((s, i) => [s, i === 0 ? OURS[0] : PEERS[(i - 1) % PEERS.length]]));
+  const range = (vs: number[]) => {
+    const lo = Math.min(...vs);
+    const hi = Math.max(...vs);
+    const pad = (hi - lo || Math.abs(hi) || 1) * 0.08;
+    return [lo - pad, hi + pad] as const;
+  };
+  const [x0, x1] = range(points.map((p) => p.x));
+  const [y0, y1] = range(points.map((p) => p.y));
+  const px = (x: number) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
+  const py = (y: number) => height - bottom - ((y - y0) / (y1 - y0)) * (height - top - bottom);
+  const parts: string[] = [];
+  parts.push(`<text x="10" y="20" font-weight="600" font-size="14">${esc(options.title)}</text>`);
+  if (options.subtitle) parts.push(`<text x="10" y="38" font-size="11" opacity="0.75">${esc(options.subtitle)}</text>`);
+  series.forEach((s, i) => {
+    parts.push(`<circle cx="${16 + i * 170}" cy="54" r="5" fill="${colour.get(s)}"/>`);
+    parts.push(`<text x="${26 + i * 170}" y="58" font-size="11">${esc(s)}</text>`);
+  });
+  // Axes with five ticks each.
+  const axis = 'stroke="currentColor" stroke-opacity="0.5"';
+  parts.push(`<line x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" ${axis}/>`);
+  parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}" ${axis}/>`);
+  for (let i = 0; i <= 4; i++) {
+    const xv = x0 + ((x1 - x0) * i) / 4;
+    const yv = y0 + ((y1 - y0) * i) / 4;
+    parts.push(
+      `<text x="${px(xv).toFixed(1)}" y="${height - bottom + 16}" text-anchor="middle" font-size="10">${esc(formatValue(xv))}</text>`,
+    );
+    parts.push(
+      `<text x="${left - 6}" y="${(py(yv) + 3).toFixed(1)}" text-anchor="end" font-size="10">${esc(formatValue(yv))}</text>`,
+    );
+  }
+  parts.push(
+    `<text x="${(left + width - right) / 2}" y="${height - 10}" text-anchor="middle" font-size="11">${esc(options.xLabel)}</text>`,
+  );
+  parts.push(
+    `<text x="14" y="${(top + height - bottom) / 2}" font-size="11" transform="rotate(-90 14 ${(top + height - bottom) / 2})" text-anchor="middle">${esc(options.yLabel)}</text>`,
+  );
+  for (const p of points) {
+    const cx = px(p.x);
+    const cy = py(p.y);
+    parts.push(
+      `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="4.5" fill="${colour.get(p.series)}" fill-opacity="0.85"><title>${esc(`${p.label} (${p.series}): ${formatValue(p.x)}, ${formatValue(p.y)}`)}</title></circle>`,
+    );
+    if (p.series === series[0])
+      parts.push(`<text x="${(cx + 7).toFixed(1)}" y="${(cy - 6).toFixed(1)}" font-size="10">${esc(p.label)}</text>`);
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" class="bench-chart" role="img" aria-label="${esc(options.title)}" viewBox="0 0 ${width} ${height}" width="100%" style="max-width:${width}px" fill="currentColor" font-family="system-ui, sans-serif">${parts.join('')}</svg>`;
+}

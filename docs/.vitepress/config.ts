@@ -63,6 +63,7 @@ export default defineConfig({
         text: 'Concepts',
         items: [
           { text: 'Number formats', link: '/concepts/formats' },
+          { text: 'Size and quality', link: '/concepts/size-and-quality' },
           { text: 'Backends', link: '/concepts/backends' },
           { text: 'GGUF files', link: '/concepts/gguf' },
           { text: 'Tokenizers', link: '/concepts/tokenizers' },

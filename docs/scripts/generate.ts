@@ -15,6 +15,7 @@ import { readResults } from '../../benchmarks/lib/results.js';
 import { blockDiagram, q4_0Layout, q4_KLayout } from './block-diagrams.js';
 import { bundleSizeTable } from './bundle-size.js';
 import { formatErrorTable, measureFormatErrors } from './format-errors.js';
+import { sizeQualitySection } from './size-quality.js';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..');
 const root = join(docs, '..');
@@ -40,6 +41,7 @@ write(
     ? renderReport(files, { charts: { kind: 'inline' }, skipped })
     : 'No results files yet: run `pnpm bench` (or `pnpm bench --quick`).\n',
 );
+write('size-quality.md', sizeQualitySection(files.find((f) => f.topic === 'quality')));
 for (const s of skipped) console.warn(`docs:gen: benchmarks/results/${s.file} left out: ${s.reason}`);
 
 mkdirSync(join(docs, 'public/models'), { recursive: true });
