@@ -184,14 +184,33 @@ export function scatterChart(
   parts.push(
     `<text x="14" y="${(top + height - bottom) / 2}" font-size="11" transform="rotate(-90 14 ${(top + height - bottom) / 2})" text-anchor="middle">${esc(options.yLabel)}</text>`,
   );
+  // Labels of close points would overprint each other: move a label down until it clears the ones placed so far.
+  const placed: { x: number; y: number; w: number }[] = [];
+  const labelAt = (cx: number, cy: number, text: string): [number, number] => {
+    const w = 6 * text.length;
+    let x = cx + 7;
+    let y = cy - 6;
+    for (
+      let tries = 0;
+      tries < 6 && placed.some((q) => Math.abs(q.y - y) < 11 && x < q.x + q.w && q.x < x + w);
+      tries++
+    ) {
+      y += 12;
+      x = cx + 9;
+    }
+    placed.push({ x, y, w });
+    return [x, y];
+  };
   for (const p of points) {
     const cx = px(p.x);
     const cy = py(p.y);
     parts.push(
       `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="4.5" fill="${colour.get(p.series)}" fill-opacity="0.85"><title>${esc(`${p.label} (${p.series}): ${formatValue(p.x)}, ${formatValue(p.y)}`)}</title></circle>`,
     );
-    if (p.series === series[0])
-      parts.push(`<text x="${(cx + 7).toFixed(1)}" y="${(cy - 6).toFixed(1)}" font-size="10">${esc(p.label)}</text>`);
+    if (p.series === series[0]) {
+      const [lx, ly] = labelAt(cx, cy, p.label);
+      parts.push(`<text x="${lx.toFixed(1)}" y="${ly.toFixed(1)}" font-size="10">${esc(p.label)}</text>`);
+    }
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" class="bench-chart" role="img" aria-label="${esc(options.title)}" viewBox="0 0 ${width} ${height}" width="100%" style="max-width:${width}px" fill="currentColor" font-family="system-ui, sans-serif">${parts.join('')}</svg>`;
 }

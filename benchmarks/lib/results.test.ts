@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { barChart } from './chart.js';
+import { barChart, scatterChart } from './chart.js';
 import { renderReport } from './report.js';
 import { type BenchFile, makeCase, readResults, SCHEMA, shapeProblem } from './results.js';
 
@@ -102,5 +102,18 @@ describe('results files', () => {
       ],
     });
     expect(barChart([wide], { title: 't' })).toContain('log scale');
+  });
+
+  it('plots one labelled circle per point in a scatter chart', () => {
+    const svg = scatterChart(
+      [
+        { label: 'Q8_0', x: 370, y: 3.55, series: 'nibble' },
+        { label: 'Q4_0', x: 270, y: 3.83, series: 'nibble' },
+        { label: 'Q4_0', x: 270, y: 3.83, series: 'llama.cpp' },
+      ],
+      { title: 't', xLabel: 'KiB', yLabel: 'ppl' },
+    );
+    expect(svg.match(/<circle cx="[\d.]+" cy="[\d.]+" r="4.5"/g)).toHaveLength(3);
+    expect(svg.match(/>Q4_0</g)).toHaveLength(1); // labels on the first series only
   });
 });
