@@ -20,6 +20,8 @@ const loaders: Record<string, Command['load']> = {
   quantize: () => import('./commands/quantize.js'),
   tokenize: () => import('./commands/tokenize.js'),
   run: () => import('./commands/run.js'),
+  chat: () => import('./commands/chat.js'),
+  'chat-template': () => import('./commands/chat-template.js'),
   perplexity: () => import('./commands/perplexity.js'),
   bench: () => import('./commands/bench.js'),
 };

@@ -171,6 +171,24 @@ export const benchSpec = {
   },
 } as const satisfies CommandSpec;
 
+/** `chat` parses its own flags (see commands/chat.ts); listed here for `nibble help`. */
+export const chatSpec = {
+  name: 'chat',
+  args: 'MODEL',
+  positionals: { min: 1, max: 1 },
+  summary: 'chat with a model in the terminal (or one turn with --json)',
+  flags: {},
+} as const satisfies CommandSpec;
+
+/** `chat-template` parses its own flags (see commands/chat-template.ts); listed here for `nibble help`. */
+export const chatTemplateSpec = {
+  name: 'chat-template',
+  args: 'MODEL.gguf|TEMPLATE.jinja',
+  positionals: { min: 1, max: 1 },
+  summary: "print a conversation rendered with a model's (or a .jinja) chat template",
+  flags: {},
+} as const satisfies CommandSpec;
+
 /** Every subcommand's spec, in `nibble help` order. */
 export const specs: readonly CommandSpec[] = [
   demoSpec,
@@ -179,6 +197,8 @@ export const specs: readonly CommandSpec[] = [
   quantizeSpec,
   tokenizeSpec,
   runSpec,
+  chatSpec,
+  chatTemplateSpec,
   perplexitySpec,
   benchSpec,
 ];

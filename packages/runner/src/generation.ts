@@ -15,6 +15,8 @@ export type FinishReason = 'length' | 'eos' | 'stop' | 'context';
 export interface GenerationStats {
   /** Tokens fed before the first sample (the prompt, BOS included). */
   promptTokens: number;
+  /** Tokens of the prompt already in the session's KV cache and not evaluated again (chat turns). */
+  cachedTokens: number;
   /** Tokens sampled and yielded. */
   generatedTokens: number;
   /** Milliseconds from the start to the first token's logits (prompt processing). */
@@ -39,6 +41,7 @@ export class Generation implements AsyncIterableIterator<GeneratedToken> {
   /** Live statistics; complete once iteration has finished. */
   readonly stats: GenerationStats = {
     promptTokens: 0,
+    cachedTokens: 0,
     generatedTokens: 0,
     promptMs: 0,
     decodeMs: 0,

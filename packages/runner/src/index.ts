@@ -1,5 +1,5 @@
 /**
- * @nibble/runner: load a llama-family GGUF model onto any backend and generate text, score text, keep sessions.
+ * @nibble/runner: load a GGUF model (llama, qwen2, qwen3, gemma2, gemma3, phi3) onto any backend and generate text, score text, keep sessions.
  *
  * @example
  * ```ts
@@ -17,12 +17,39 @@ import { type GgufSource, openGguf } from '@nibble/gguf';
 import { type LoadModelOptions, loadModelFrom, type Model } from './model.js';
 import { fromGgufFile } from './text.js';
 
+export type {
+  Architecture,
+  GraphOptions,
+  KvCache,
+  LlamaGraphOptions,
+  LoadProgress,
+  ModelFile,
+  ModelWeights,
+  TensorSpec,
+} from './arch/common.js';
+export { allocKvCache, Forward, graphNames, observePrefix, qkvSpecs, uploadWeights } from './arch/common.js';
+export { gemma2 } from './arch/gemma2.js';
+export { gemma3 } from './arch/gemma3.js';
+export { llama } from './arch/llama.js';
+export { phi3 } from './arch/phi3.js';
+export { qwen2 } from './arch/qwen2.js';
+export { qwen3 } from './arch/qwen3.js';
+export {
+  buildModelGraph,
+  getArchitecture,
+  llamaHparams,
+  modelHparams,
+  supportedArchitectures,
+  uploadModelWeights,
+} from './arch/registry.js';
+export type { ChatOptions, GgufChatTemplate, PreparedChat } from './chat/chat.js';
+export { ggufChatTemplate, prepareChat, reusablePrefix } from './chat/chat.js';
+export type { ChatMessage, ChatTemplateOptions } from './chat/template.js';
+export { ChatTemplate, ChatTemplateError, renderChatTemplate, strftime } from './chat/template.js';
 export type { FinishReason, GeneratedToken, GenerationStats } from './generation.js';
 export { Generation } from './generation.js';
-export type { FileTable, LlamaHparams, Metadata } from './hparams.js';
-export { checkHparamsAgainstFile, llamaHparams, supportedArchitectures } from './hparams.js';
-export type { KvCache, LayerWeights, LlamaGraphOptions, LlamaWeights, LoadProgress, ModelFile } from './llama.js';
-export { allocKvCache, buildLlamaGraph, graphNames, uploadLlamaWeights } from './llama.js';
+export type { BaseHparamsOptions, FileTable, LlamaHparams, Metadata, ModelHparams, RopeScaling } from './hparams.js';
+export { architectureName, baseHparams, checkHparamsAgainstFile, isSlidingLayer, MetaReader } from './hparams.js';
 export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';
 export { loadModelFrom, Model } from './model.js';
 export type { PerplexityResult, Window } from './perplexity.js';
@@ -37,7 +64,7 @@ export type { RunnerTokenizer, StreamDecoder, TokenizerCore } from './text.js';
 export { adaptTokenizer, fromGgufFile } from './text.js';
 
 /**
- * Loads a llama-architecture model from bytes, a Blob/File or a URL (for local paths in Node, use `loadModel` of
+ * Loads a model of any supported architecture from bytes, a Blob/File or a URL (for local paths in Node, use `loadModel` of
  * `@nibble/runner/node`). Builds the graph from the file's metadata and the tokenizer from the same file.
  *
  * @example

@@ -10,9 +10,12 @@ import {
   selectBackend,
   ValueError,
 } from '@nibble/tensor';
+import type { LoadProgress, ModelFile, ModelWeights } from './arch/common.js';
+import { modelHparams, uploadModelWeights } from './arch/registry.js';
+import { type ChatOptions, type GgufChatTemplate, ggufChatTemplate, prepareChat, reusablePrefix } from './chat/chat.js';
+import { type ChatMessage, ChatTemplate } from './chat/template.js';
 import { Generation } from './generation.js';
-import { checkHparamsAgainstFile, type LlamaHparams, llamaHparams } from './hparams.js';
-import { type LlamaWeights, type LoadProgress, type ModelFile, uploadLlamaWeights } from './llama.js';
+import { checkHparamsAgainstFile, type ModelHparams } from './hparams.js';
 import { logProbAt, NonFiniteError, type PerplexityResult, splitDocuments, windows } from './perplexity.js';
 import { type GenerateOptions, Session, type SessionConfig } from './session.js';
 import type { RunnerTokenizer } from './text.js';
@@ -83,7 +86,7 @@ const maxIdleSessions = 2;
  * ```
  */
 export class Model {
-  readonly hparams: LlamaHparams;
+  readonly hparams: ModelHparams;
   readonly tokenizer: RunnerTokenizer;
   readonly backend: Backend;
   /** Backends tried before this one and why they were skipped. */
@@ -93,6 +96,11 @@ export class Model {
   readonly #ownsBackend: boolean;
   readonly #close: (() => Promise<void> | void) | undefined;
   readonly #idle: Session[] = [];
+  readonly #chatSource: GgufChatTemplate | undefined;
+  #chatTemplate: ChatTemplate | undefined;
+  // The session chat keeps between calls (its KV cache holds the conversation so far), and whether a chat uses it.
+  #chatSession: Session | undefined;
+  #chatBusy = false;
   #disposed = false;
 
   /** @internal Use {@link loadModel}. */
@@ -101,8 +109,10 @@ export class Model {
     skipped: readonly BackendSkip[],
     ownsBackend: boolean,
     close: (() => Promise<void> | void) | undefined,
+    chatTemplate?: GgufChatTemplate,
   ) {
     this.#cfg = cfg;
+    this.#chatSource = chatTemplate;
     this.hparams = cfg.hparams;
     this.tokenizer = cfg.tokenizer;
     this.backend = cfg.backend;
@@ -113,7 +123,7 @@ export class Model {
   }
 
   /** The uploaded weights (for tools that build their own graphs). */
-  get weights(): LlamaWeights {
+  get weights(): ModelWeights {
     return this.#cfg.weights;
   }
 
@@ -149,6 +159,66 @@ export class Model {
         yield* session.stream(prompt, options, stats);
       } finally {
         model.#release(session);
+      }
+    });
+  }
+
+  /** The file's chat template (`tokenizer.chat_template`) with its BOS/EOS texts, if it has one. */
+  get chatTemplate(): GgufChatTemplate | undefined {
+    return this.#chatSource;
+  }
+
+  /**
+   * Streams the assistant's reply to a conversation, rendered with the file's chat template (or `options.template`)
+   * and stopped at the end-of-turn tokens (EOS, EOT). The model keeps one chat session: when the next call's
+   * conversation starts with what its KV cache holds (the same messages plus a reply and a new question), only the new
+   * tokens are evaluated (`stats.cachedTokens` says how many were reused). `contextFull` says what happens when the
+   * conversation outgrows the context.
+   *
+   * @example
+   * ```ts
+   * const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi!' }];
+   * const { text } = await model.chat(messages, { temperature: 0 }).collect();
+   * messages.push({ role: 'assistant', content: text }, { role: 'user', content: 'And then?' });
+   * for await (const t of model.chat(messages)) process.stdout.write(t.text); // evaluates only the new turn
+   * ```
+   */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Generation {
+    this.#check();
+    const source = this.#chatSource;
+    let template: ChatTemplate;
+    if (options.template !== undefined) template = new ChatTemplate(options.template);
+    else if (source !== undefined) template = this.#chatTemplate ??= new ChatTemplate(source.source);
+    else {
+      throw new NibbleError(
+        'E_NO_CHAT_TEMPLATE',
+        "this model file has no 'tokenizer.chat_template'; pass one as options.template",
+      );
+    }
+    const model = this;
+    return new Generation(async function* (stats) {
+      const rendered = { template, bosToken: source?.bosToken, eosToken: source?.eosToken };
+      const { ids } = prepareChat(rendered, model.tokenizer, messages, model.contextSize, options);
+      // One chat at a time reuses the kept session; a concurrent one gets a fresh session from the pool.
+      const shared = !model.#chatBusy;
+      let session: Session;
+      if (shared) {
+        model.#chatBusy = true;
+        try {
+          session = model.#chatSession ??= await Session.create(model.#cfg);
+        } catch (e) {
+          model.#chatBusy = false;
+          throw e;
+        }
+      } else session = await model.#acquire();
+      try {
+        const keep = reusablePrefix(session.tokens, ids);
+        session.reset(keep);
+        stats.cachedTokens = keep;
+        yield* session.stream(ids.slice(keep), options, stats);
+      } finally {
+        if (shared) model.#chatBusy = false;
+        else model.#release(session);
       }
     });
   }
@@ -248,6 +318,8 @@ export class Model {
     this.#disposed = true;
     for (const s of this.#idle) s.dispose();
     this.#idle.length = 0;
+    this.#chatSession?.dispose();
+    this.#chatSession = undefined;
     if (this.#ownsBackend) this.backend.dispose();
     await this.#close?.();
   }
@@ -275,7 +347,7 @@ function isBackend(x: unknown): x is Backend {
 }
 
 /**
- * Loads a llama-architecture model from an opened file and its tokenizer onto a backend. `loadModel` of
+ * Loads a model of any supported architecture (see `supportedArchitectures`) from an opened file and its tokenizer onto a backend. `loadModel` of
  * `@nibble/runner` (bytes, Blob, URL) and of `@nibble/runner/node` (paths) open the file and call this.
  *
  * @example
@@ -285,7 +357,7 @@ function isBackend(x: unknown): x is Backend {
  */
 export async function loadModelFrom(source: ModelSource, options: LoadModelOptions = {}): Promise<Model> {
   const { file, tokenizer } = source;
-  const hp = llamaHparams(file.metadata, tokenizer.vocabSize);
+  const hp = modelHparams(file.metadata, { vocabFallback: tokenizer.vocabSize });
   // Before anything is sized by them: the file's counts against what the file holds.
   checkHparamsAgainstFile(hp, file);
   if (tokenizer.vocabSize !== hp.vocabSize) {
@@ -318,7 +390,7 @@ export async function loadModelFrom(source: ModelSource, options: LoadModelOptio
     ({ backend, skipped } = await selectBackend(spec as BackendSpec, backendOptions));
   }
   try {
-    const weights = await uploadLlamaWeights(file, hp, backend, options.onProgress, options.signal);
+    const weights = await uploadModelWeights(file, hp, backend, options.onProgress, options.signal);
     const cfg: SessionConfig = {
       backend,
       hparams: hp,
@@ -330,7 +402,7 @@ export async function loadModelFrom(source: ModelSource, options: LoadModelOptio
       logitsBatch,
       matmulActivations: options.matmulActivations,
     };
-    const model = new Model(cfg, skipped, ownsBackend, source.close);
+    const model = new Model(cfg, skipped, ownsBackend, source.close, ggufChatTemplate(file.metadata));
     // Build one session now so that an unusable KV cache type or graph fails at load, not at the first generate.
     await model.evaluate([]);
     return model;

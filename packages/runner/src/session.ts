@@ -3,9 +3,10 @@
  * nothing else, so their generations cannot interfere.
  */
 import { type Backend, type Graph, NibbleError, type RunOptions, ValueError } from '@nibble/tensor';
+import { allocKvCache, graphNames, type KvCache, type ModelWeights, observePrefix } from './arch/common.js';
+import { buildModelGraph } from './arch/registry.js';
 import { type GeneratedToken, Generation, type GenerationStats } from './generation.js';
-import type { LlamaHparams } from './hparams.js';
-import { allocKvCache, buildLlamaGraph, graphNames, type KvCache, type LlamaWeights, observePrefix } from './llama.js';
+import type { ModelHparams } from './hparams.js';
 import { firstNonFinite, NonFiniteError } from './perplexity.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
@@ -31,8 +32,8 @@ export interface GenerateOptions extends SamplingOptions {
 /** Fixed sizes a session is built with. */
 export interface SessionConfig {
   readonly backend: Backend;
-  readonly hparams: LlamaHparams;
-  readonly weights: LlamaWeights;
+  readonly hparams: ModelHparams;
+  readonly weights: ModelWeights;
   readonly tokenizer: RunnerTokenizer;
   readonly contextSize: number;
   readonly kvCacheType: 'f32' | 'f16' | 'q8_0';
@@ -90,12 +91,12 @@ export class Session {
     this.#cfg = cfg;
     this.#cache = cache;
     const { hparams: hp, weights, contextSize } = cfg;
-    this.#prefill = buildLlamaGraph(hp, weights, cache, {
+    this.#prefill = buildModelGraph(hp, weights, cache, {
       maxTokens: cfg.batchSize,
       logits: false,
       matmulActivations: cfg.matmulActivations,
     });
-    this.#full = buildLlamaGraph(hp, weights, cache, {
+    this.#full = buildModelGraph(hp, weights, cache, {
       maxTokens: cfg.logitsBatch,
       logits: true,
       matmulActivations: cfg.matmulActivations,
@@ -218,7 +219,7 @@ export class Session {
     await this.#withLock(async () => {
       await this.#feedPending(ids.length);
       const { hparams: hp, weights, logitsBatch } = this.#cfg;
-      this.#observing ??= buildLlamaGraph(hp, weights, this.#cache, {
+      this.#observing ??= buildModelGraph(hp, weights, this.#cache, {
         maxTokens: logitsBatch,
         logits: true,
         matmulActivations: this.#cfg.matmulActivations,

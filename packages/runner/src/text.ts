@@ -18,6 +18,8 @@ export type StreamDecoder = Pick<TokenizerStreamDecoder, 'push' | 'pending' | 'f
 export interface RunnerTokenizer {
   /** Text to ids; `addSpecial` adds BOS (and EOS) as the model's metadata says. */
   encode(text: string, addSpecial: boolean): number[];
+  /** Text to ids with special tokens in the text (`<|im_start|>`) parsed as such, nothing added: a rendered chat. */
+  encodeSpecial(text: string): number[];
   /** Ids to text, special tokens dropped, SentencePiece's leading space removed (as after BOS). */
   decode(ids: readonly number[]): string;
   /** A fresh incremental decoder; `previous` is the token before the first one pushed (e.g. BOS). */
@@ -60,6 +62,7 @@ export function adaptTokenizer(tok: TokenizerCore): RunnerTokenizer {
     bosId: bos,
     eosId: eos,
     encode: (text, addSpecial) => tok.encode(text, { addSpecial, parseSpecial: false }),
+    encodeSpecial: (text) => tok.encode(text, { addSpecial: false, parseSpecial: true }),
     decode: (ids) => {
       // Through the stream decoder, so that decode(ids) is exactly what generation streamed after `ids[0]`.
       const afterBos = ids.length > 0 && ids[0] === bos;
@@ -86,5 +89,10 @@ export function adaptTokenizer(tok: TokenizerCore): RunnerTokenizer {
  * ```
  */
 export function fromGgufFile(file: { readonly metadata: ReadonlyMap<string, unknown> }): RunnerTokenizer {
-  return adaptTokenizer(fromGgufMetadata(tokenizerMetadata(file as Parameters<typeof tokenizerMetadata>[0])));
+  const name = file.metadata.get('general.name');
+  return adaptTokenizer(
+    fromGgufMetadata(tokenizerMetadata(file as Parameters<typeof tokenizerMetadata>[0]), {
+      modelName: typeof name === 'string' ? name : undefined,
+    }),
+  );
 }

@@ -16,8 +16,12 @@ import { BYTE_TO_CHAR } from './unicode.js';
  * import { parseGguf, tokenizerMetadata } from '@nibble/gguf';
  * const tok = fromGgufMetadata(tokenizerMetadata(parseGguf(bytes)));
  * ```
+ *
+ * `modelName` (`general.name`) applies the token attributes llama.cpp sets by model name: in a Phi-3 file
+ * ("phi-3"/"phi3" in the name) special tokens swallow the whitespace after them, except `<unk>`, `<s>` and
+ * `<|endoftext|>` (and `</s>` does too).
  */
-export function fromGgufMetadata(meta: TokenizerMetadata): Tokenizer {
+export function fromGgufMetadata(meta: TokenizerMetadata, options: { modelName?: string } = {}): Tokenizer {
   const kind = meta.model === 'llama' ? 'spm' : meta.model === 'gpt2' ? 'bpe' : meta.model === 'bert' ? 'wpm' : null;
   if (kind === null) {
     throw new TokenizerError(
@@ -44,7 +48,24 @@ export function fromGgufMetadata(meta: TokenizerMetadata): Tokenizer {
     addBos: meta.addBos,
     addEos: meta.addEos,
     addSpacePrefix: meta.addSpacePrefix,
+    rstrip: nameRstrip(meta, options.modelName),
   });
+}
+
+/** llama.cpp's `load` (llama-vocab.cpp): the RSTRIP tokens of files whose `general.name` says Phi-3. */
+function nameRstrip(meta: TokenizerMetadata, name: string | undefined): number[] | undefined {
+  const lower = name?.toLowerCase();
+  if (lower === undefined || !(lower.includes('phi-3') || lower.includes('phi3'))) return undefined;
+  const special = new Set<number>([TokenType.Control, TokenType.UserDefined, TokenType.Unknown]);
+  const out = new Set<number>();
+  meta.tokens.forEach((t, id) => {
+    if (special.has(meta.tokenTypes?.[id] ?? TokenType.Normal) || t === '</s>') out.add(id);
+  });
+  for (const t of ['<unk>', '<s>', '<|endoftext|>']) {
+    const id = meta.tokens.indexOf(t);
+    if (id >= 0) out.delete(id);
+  }
+  return [...out];
 }
 
 /**

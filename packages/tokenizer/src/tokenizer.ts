@@ -65,6 +65,10 @@ export interface TokenizerSpec {
    * llama.cpp does.
    */
   spmWordSplit?: boolean;
+  /** Special tokens that swallow the whitespace before them (llama.cpp's `LLAMA_TOKEN_ATTR_LSTRIP`). */
+  lstrip?: readonly number[];
+  /** Special tokens that swallow the whitespace after them (`LLAMA_TOKEN_ATTR_RSTRIP`; Phi-3's). */
+  rstrip?: readonly number[];
 }
 
 /**
@@ -116,6 +120,11 @@ const SURROGATES = /\p{Cs}/gu;
 const SPACES = / /g;
 const EMPTY_BYTES = new Uint8Array(0);
 
+/** C's `isspace` in the "C" locale: what llama.cpp strips around LSTRIP/RSTRIP tokens. */
+function isCSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
 function validId(id: number | undefined, n: number): number {
   return id !== undefined && Number.isInteger(id) && id >= 0 && id < n ? id : NONE;
 }
@@ -161,6 +170,8 @@ export class Tokenizer {
   private readonly specialsByFirst: Map<number, number[]>;
   private readonly userByFirst: Map<number, number[]>;
   private readonly pieces: (Uint8Array | undefined)[];
+  private readonly lstrip: ReadonlySet<number>;
+  private readonly rstrip: ReadonlySet<number>;
   private readonly bpe?: ByteBpe;
   private readonly preTok?: PreTokenizer;
   private readonly ignoreMerges: boolean = false;
@@ -255,6 +266,8 @@ export class Tokenizer {
     this.specialsByFirst = this.indexByFirst(this.specials);
     this.userByFirst = this.indexByFirst(this.userDefined);
     this.pieces = new Array(n);
+    this.lstrip = new Set(spec.lstrip ?? []);
+    this.rstrip = new Set(spec.rstrip ?? []);
   }
 
   private indexByFirst(list: number[]): Map<number, number[]> {
@@ -347,6 +360,8 @@ export class Tokenizer {
     let frags: (string | number)[] = [text];
     for (const id of order) {
       const s = this.tokens[id];
+      const lstrip = this.lstrip.has(id);
+      const rstrip = this.rstrip.has(id);
       let next: (string | number)[] | undefined;
       for (let k = 0; k < frags.length; k++) {
         const f = frags[k];
@@ -358,9 +373,12 @@ export class Tokenizer {
         next ??= frags.slice(0, k);
         let from = 0;
         for (let i = at; i >= 0; i = (f as string).indexOf(s, from)) {
-          if (i > from) next.push((f as string).slice(from, i));
+          let left = i;
+          if (lstrip) while (left > from && isCSpace((f as string).charCodeAt(left - 1))) left--;
+          if (left > from) next.push((f as string).slice(from, left));
           next.push(id);
           from = i + s.length;
+          if (rstrip) while (from < (f as string).length && isCSpace((f as string).charCodeAt(from))) from++;
         }
         if (from < (f as string).length) next.push((f as string).slice(from));
       }

@@ -53,7 +53,17 @@ export function vocabCases(name: string): { text: string; ids: number[] }[] {
 }
 
 /** Vocabularies with an `.inp`/`.out` suite. */
-export const SUITES = ['llama-spm', 'bert-bge', 'gpt-2', 'mpt', 'starcoder', 'deepseek-coder', 'deepseek-llm'];
+export const SUITES = [
+  'llama-spm',
+  'bert-bge',
+  'gpt-2',
+  'mpt',
+  'starcoder',
+  'deepseek-coder',
+  'deepseek-llm',
+  'llama-bpe',
+  'qwen2',
+];
 
 /** Every vocabulary in fixtures/vocab. */
 export const VOCABS = [...SUITES, 'baichuan', 'gpt-neox'];
