@@ -7,9 +7,11 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import '../../packages/backend-js/src/index.js';
 import { quantizeModel } from '../../packages/cli/src/model-quant.js';
 import { blobSink, GgufWriter, parseGguf } from '../../packages/gguf/src/index.js';
 import { openGgufFile } from '../../packages/gguf/src/node.js';
+import { loadModel } from '../../packages/runner/src/node.js';
 import { type ChromiumSession, launchChromium, openPage, type StaticServer, serveStatic } from './harness.js';
 import { buildSite, repoRoot } from './site.js';
 
@@ -189,6 +191,46 @@ describe('live demo', () => {
     expect(tab.errors()).toEqual([]);
     await tab.page.close();
   }, 300_000);
+
+  it('chats with a chat model opened from a file, turn by turn as Node does, and says why stories260K cannot chat', async () => {
+    const tab = await openPage(chromium, `${server.url}/demo.html`);
+    await tab.page.waitForSelector('[data-testid=demo-model]', { timeout: 60_000 });
+    expect(await tab.page.textContent('[data-testid=demo-chat-unavailable]')).toContain('no tokenizer.chat_template');
+
+    // Node's greedy replies on the same file: a random-weight qwen3 with Qwen3's chat template (its replies depend on the history).
+    const path = fixture('models/synthetic/qwen3.gguf');
+    const node = await loadModel(path, { backend: 'js' });
+    const messages: { role: 'user' | 'assistant'; content: string }[] = [{ role: 'user', content: 'Hello there' }];
+    const first = (await node.chat(messages, { maxTokens: 12, temperature: 0 }).collect()).text;
+    messages.push({ role: 'assistant', content: first }, { role: 'user', content: 'And then?' });
+    const second = (await node.chat(messages, { maxTokens: 12, temperature: 0 }).collect()).text;
+    await node.dispose();
+
+    await tab.page.setInputFiles('[data-testid=demo-file]', path);
+    await tab.page.waitForFunction(() =>
+      document.querySelector('[data-testid=demo-model]')?.textContent?.includes('qwen3.gguf'),
+    );
+    await tab.page.fill('[data-testid=demo-max-tokens]', '12');
+    await tab.page.fill('[data-testid=demo-temperature]', '0');
+    const replies: string[] = [];
+    for (const [turn, text] of ['Hello there', 'And then?'].entries()) {
+      await tab.page.fill('[data-testid=demo-chat-input]', text);
+      await tab.page.click('[data-testid=demo-chat-send]');
+      await tab.page.waitForFunction(
+        (n) => document.querySelector('[data-testid=demo-chat-speed]')?.getAttribute('data-turn') === String(n),
+        turn + 1,
+        { timeout: 60_000 },
+      );
+      replies.push((await tab.page.locator('[data-testid=demo-chat-assistant] span').nth(turn).textContent()) ?? '');
+    }
+    expect(first.length * second.length).toBeGreaterThan(0);
+    expect(first).not.toBe(second);
+    expect(replies).toEqual([first, second]);
+    expect(await tab.page.textContent('[data-testid=demo-chat-speed]')).not.toContain(' 0 tokens reused');
+    await tab.page.screenshot({ path: join(screenshots, 'demo-chat.png'), fullPage: true });
+    expect(tab.errors()).toEqual([]);
+    await tab.page.close();
+  }, 180_000);
 
   it('explains the missing cross-origin isolation when the server sends no COOP/COEP, and still works', async () => {
     const plain = await serveStatic({ root: site, isolation: false });

@@ -6,7 +6,7 @@
 import '@nibble/backend-js';
 import { formats } from '@nibble/formats';
 import { blobSink, type GgufFile, type GgufSink, GgufWriter, openGguf } from '@nibble/gguf';
-import { type Generation, loadModel, type Model } from '@nibble/runner';
+import { type ChatMessage, type Generation, ggufChatTemplate, loadModel, type Model } from '@nibble/runner';
 import { type DTypeName, registeredBackends, selectBackend } from '@nibble/tensor';
 // The CLI's model quantizer: the same code as `nibble quantize`, so the page writes the same bytes as Node.
 import { isQuantizable, quantizeModel, tensorToF32 } from '../../../../packages/cli/src/model-quant.js';
@@ -179,7 +179,28 @@ export async function backendChoices(names = ['webgpu', 'wasm', 'js']): Promise<
 
 /** Loads `blob` onto the backend `backend`. */
 export function loadOnBackend(blob: Blob, backend: string): Promise<Model> {
-  return loadModel(blob, { backend, contextSize: 512 });
+  return loadModel(blob, { backend }); // context: the file's, capped at 2048
+}
+
+/** Whether the file carries a chat template (`tokenizer.chat_template`), or why chat is not offered. */
+export function chatSupport(file: GgufFile): { ok: true } | { ok: false; reason: string } {
+  try {
+    return ggufChatTemplate(file.metadata)
+      ? { ok: true }
+      : { ok: false, reason: 'this file has no tokenizer.chat_template: it is not a chat model' };
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
+}
+
+/** One chat turn on a loaded model: the model keeps its session, so a later turn evaluates only what is new. */
+export function chatTurn(
+  model: Model,
+  messages: readonly ChatMessage[],
+  maxTokens: number,
+  temperature: number,
+): Generation {
+  return model.chat(messages, { maxTokens, temperature });
 }
 
 /** Streams a generation into `onText`; resolves with tokens per second of the decode loop. */
