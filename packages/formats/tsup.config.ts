@@ -1,25 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
+// One entry per `exports` subpath of package.json, so a new format needs no line here.
+const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as {
+  exports: Record<string, { source: string }>;
+};
+
 export default defineConfig({
-  entry: [
-    'src/index.ts',
-    'src/float.ts',
-    'src/q8_0.ts',
-    'src/q4_0.ts',
-    'src/q4_1.ts',
-    'src/q5_0.ts',
-    'src/q5_1.ts',
-    'src/int8.ts',
-    'src/q2_k.ts',
-    'src/q3_k.ts',
-    'src/q4_k.ts',
-    'src/q5_k.ts',
-    'src/q6_k.ts',
-    'src/q8_k.ts',
-    'src/iq4.ts',
-    'src/ternary.ts',
-    'src/mxfp4.ts',
-  ],
+  entry: Object.values(pkg.exports).map((e) => e.source),
   format: ['esm'],
   dts: true,
   sourcemap: true,

@@ -34,17 +34,7 @@ import {
   type TensorRef,
   unlimited,
 } from '@nibble/tensor';
-import {
-  buildHighBitLut,
-  buildNibbleLut,
-  dotF16u,
-  dotF32,
-  dotQ8_0i,
-  type FusedKernels,
-  fused,
-  lutLength,
-  tileF32,
-} from './kernels.js';
+import { buildHighBitLut, buildNibbleLut, dotF32, type FusedKernels, fused, lutLength, tileF32 } from './kernels.js';
 import { JsTensor } from './tensor.js';
 
 /**
@@ -736,14 +726,17 @@ function matmulF32(w: JsTensor, x: Float32Array, y: Float32Array, n: number, pla
       lutMatvec(w, k, x, y, plan, undefined);
       return;
     }
-    if (n === 1 && w.u16 !== undefined && w.dtype === 'f16') {
+    // The format's dots on views made once per tensor (16-bit words, int8 quants) where it has them.
+    if (n === 1 && w.u16 !== undefined && k.dotU16 !== undefined) {
+      const dot = k.dotU16;
       const wu = w.u16;
-      for (let o = 0; o < outF; o++) y[o] = dotF16u(wu, o * inF, x, 0, inF);
+      for (let o = 0; o < outF; o++) y[o] = dot(wu, o * inF, x, 0, inF);
       return;
     }
-    if (n === 1 && w.dtype === 'q8_0') {
+    if (n === 1 && k.dotI8 !== undefined) {
+      const dot = k.dotI8;
       const wi = w.i8;
-      for (let o = 0; o < outF; o++) y[o] = dotQ8_0i(wb, wi, o * rb, x, 0, inF);
+      for (let o = 0; o < outF; o++) y[o] = dot(wb, wi, o * rb, x, 0, inF);
       return;
     }
     if (n === 1 && k.dot !== undefined) {

@@ -2,6 +2,12 @@ import { type Codec, formats } from '@nibble/formats';
 import { type BackendTensor, type DTypeName, rowBytes, rowsOf, type Shape, UnsupportedError } from '@nibble/tensor';
 import { type DecodeRow, fused } from './kernels.js';
 
+/**
+ * Weights decode to ggml's values even where a block's fp16 scale is ±Inf/NaN, as the fused kernels do (they check
+ * nothing); a loader that wants to refuse such weights calls the codec's `firstOverflow` once.
+ */
+const asGgml = Object.freeze({ onOverflow: 'keep' as const });
+
 /** Rows decoded at once by the generic (codec) path: about 64K floats of scratch. */
 const chunkFloats = 65536;
 
@@ -71,7 +77,7 @@ export class JsTensor implements BackendTensor {
       this.decode(this.bytes, r * this.rowBytes, dst, dstOff, n);
     } else {
       const scratch = this.#rowScratch();
-      this.#codec().dequantizeInto(this.rowView(r), scratch);
+      this.#codec().dequantizeInto(this.rowView(r), scratch, asGgml);
       for (let i = 0; i < n; i++) dst[dstOff + i] = scratch[i];
     }
   }
@@ -96,7 +102,7 @@ export class JsTensor implements BackendTensor {
     const i = Math.floor(r / c.perChunk);
     const view = c.views[i];
     const dst = view.byteLength === c.perChunk * this.rowBytes ? c.scratch : c.last;
-    this.#codec().dequantizeInto(view, dst);
+    this.#codec().dequantizeInto(view, dst, asGgml);
     return dst;
   }
 

@@ -55,6 +55,12 @@ describe('parseCommand', () => {
       "--top-p must be a number > 0 and <= 1, got '0'",
     );
     expect(usage(() => parseCommand(runSpec, ['m', '--temperature', 'NaN']))).toMatch(/--temperature must be a number/);
+    // min-p 1 would drop every token but the best, which the sampler refuses: an exclusive maximum.
+    expect(usage(() => parseCommand(runSpec, ['m', '--min-p', '1']))).toBe(
+      "--min-p must be a number >= 0 and < 1, got '1'",
+    );
+    expect(parseCommand(runSpec, ['m', '--min-p', '0.99']).values['min-p']).toBe(0.99);
+    expect(helpText(runSpec)).toContain('(>= 0 and < 1, default 0.05)');
     expect(parseCommand(runSpec, ['m', '--threads', '1']).values.threads).toBe(1);
     expect(parseCommand(runSpec, ['m', '--temperature', '0.25']).values.temperature).toBe(0.25);
   });

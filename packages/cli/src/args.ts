@@ -30,6 +30,8 @@ export interface FlagSpec {
   readonly minExclusive?: boolean;
   /** Largest accepted value (numbers). */
   readonly max?: number;
+  /** Whether `max` itself is refused (e.g. min-p < 1). */
+  readonly maxExclusive?: boolean;
   /** The accepted strings. */
   readonly choices?: readonly string[];
   /** The flag may be given several times (strings only); the value is then an array. */
@@ -126,8 +128,9 @@ function flagName(spec: CommandSpec, arg: string): string | undefined {
 
 function rangeText(f: FlagSpec): string {
   const lo = f.min === undefined ? undefined : `${f.minExclusive ? '>' : '>='} ${f.min}`;
-  if (f.min !== undefined && f.max !== undefined && !f.minExclusive) return `in ${f.min}..${f.max}`;
-  return [lo, f.max === undefined ? undefined : `<= ${f.max}`].filter(Boolean).join(' and ');
+  if (f.min !== undefined && f.max !== undefined && !f.minExclusive && !f.maxExclusive) return `in ${f.min}..${f.max}`;
+  const hi = f.max === undefined ? undefined : `${f.maxExclusive ? '<' : '<='} ${f.max}`;
+  return [lo, hi].filter(Boolean).join(' and ');
 }
 
 /**
@@ -148,7 +151,7 @@ export function parseNumber(name: string, f: FlagSpec, text: string): number {
   const v = Number(t);
   if (!Number.isFinite(v) || (f.type === 'integer' && !Number.isSafeInteger(v))) throw fail();
   if (f.min !== undefined && (v < f.min || (f.minExclusive && v === f.min))) throw fail();
-  if (f.max !== undefined && v > f.max) throw fail();
+  if (f.max !== undefined && (v > f.max || (f.maxExclusive && v === f.max))) throw fail();
   return v;
 }
 

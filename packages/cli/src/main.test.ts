@@ -153,6 +153,7 @@ describe('nibble', () => {
 describe('nibble on bad command lines: one line, exit 2, before any work', () => {
   const model = fixture('models/stories260K.gguf');
   const text = fixture('text/cs336-tinystories_sample.txt');
+  const template = fixture('templates/google-gemma-2-2b-it.jinja');
   const cases: [string[], RegExp][] = [
     [['run', model, '--max-token', '5', '--temp', '0'], /unknown flag --max-token; did you mean --max-tokens\?/],
     [['perplexity', model, text, '--stride', '0'], /--stride must be an integer >= 1, got '0'/],
@@ -172,6 +173,19 @@ describe('nibble on bad command lines: one line, exit 2, before any work', () =>
     [['run', model, '--backend', 'nope'], /--backend: 'nope' is not available/],
     [['demo', '--model'], /--model needs a value/],
     [['perplexity', model, text, '--separator', ''], /--separator must not be empty/],
+    [['run', model, '--min-p', '1'], /--min-p must be a number >= 0 and < 1, got '1'/],
+    [['chat', model, '--max-token', '5'], /unknown flag --max-token; did you mean --max-tokens\?/],
+    [['chat', model, '--prompt', 'x', '--top-p', '0'], /--top-p must be a number > 0 and <= 1, got '0'/],
+    [['chat', model, '--prompt', 'x', '--ctx', '2049'], /--ctx 2049 is above the model's trained context of 2048/],
+    [['chat', model, '--threads', '0'], /--threads must be an integer in 1\.\./],
+    [['chat', model, '--context-full', 'sometimes'], /--context-full must be one of error, drop-oldest/],
+    [['chat', model, '--json'], /--json answers one turn/],
+    [['chat', model, '--prompt', 'x', '--messages', 'y.json'], /give --prompt or --messages, not both/],
+    [['chat', model, '--backend', 'nope'], /--backend: 'nope' is not available/],
+    [['chat-template', template, '--messags', 'x'], /unknown flag --messags; did you mean --messages\?/],
+    [['chat-template', template], /--messages CONVERSATION\.json is required/],
+    [['chat-template', template, '--messages', 'x', '--bos'], /unknown flag --bos; did you mean --bos-token\?/],
+    [['chat-template'], /expected MODEL\.gguf\|TEMPLATE\.jinja, got 0/],
     [['formats', 'extra'], /unexpected argument 'extra'/],
     [['inspect'], /expected FILE\|URL/],
   ];

@@ -7,7 +7,7 @@ import type { CommandSpec, FlagSpec } from './args.js';
 
 const json = { type: 'boolean', help: 'print one JSON document instead of text (no progress bar)' } as const;
 
-/** Flags that load a model for `run` and `perplexity`. */
+/** Flags that load a model for `run`, `chat` and `perplexity`. */
 const modelFlags = {
   backend: { type: 'string', value: 'B', default: 'js', help: "backend name(s), comma-separated, or 'auto'" },
   threads: {
@@ -32,6 +32,33 @@ const modelFlags = {
   },
 } as const satisfies Record<string, FlagSpec>;
 
+/** Sampling flags shared by `run` and `chat`. */
+const samplingFlags = {
+  'max-tokens': { type: 'integer', short: 'n', value: 'N', min: 0, default: 256, help: 'most tokens to sample' },
+  temperature: { type: 'number', value: 'T', min: 0, default: 0.8, help: '0 is greedy' },
+  'top-k': { type: 'integer', value: 'K', min: 0, default: 40, help: 'keep the K likeliest tokens (0: all)' },
+  'top-p': { type: 'number', value: 'P', min: 0, minExclusive: true, max: 1, default: 0.95, help: 'nucleus mass' },
+  'min-p': {
+    type: 'number',
+    value: 'P',
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    default: 0.05,
+    help: 'drop tokens below P x the best',
+  },
+  'repeat-penalty': {
+    type: 'number',
+    value: 'R',
+    min: 0,
+    minExclusive: true,
+    default: 1,
+    help: 'penalty for recent tokens (1: none)',
+  },
+  seed: { type: 'integer', value: 'S', min: 0, help: 'sampling seed (default: random)' },
+  stop: { type: 'string', value: 'STR', multiple: true, help: 'stop before this text' },
+} as const satisfies Record<string, FlagSpec>;
+
 export const runSpec = {
   name: 'run',
   args: 'MODEL',
@@ -43,21 +70,7 @@ export const runSpec = {
     '  { text, ids, promptTokens, generatedTokens, promptTokPerSec, decodeTokPerSec, backend, threads, finishReason }',
   flags: {
     prompt: { type: 'string', short: 'p', value: 'P', default: '', help: 'the prompt' },
-    'max-tokens': { type: 'integer', short: 'n', value: 'N', min: 0, default: 256, help: 'most tokens to sample' },
-    temperature: { type: 'number', value: 'T', min: 0, default: 0.8, help: '0 is greedy' },
-    'top-k': { type: 'integer', value: 'K', min: 0, default: 40, help: 'keep the K likeliest tokens (0: all)' },
-    'top-p': { type: 'number', value: 'P', min: 0, minExclusive: true, max: 1, default: 0.95, help: 'nucleus mass' },
-    'min-p': { type: 'number', value: 'P', min: 0, max: 1, default: 0.05, help: 'drop tokens below P x the best' },
-    'repeat-penalty': {
-      type: 'number',
-      value: 'R',
-      min: 0,
-      minExclusive: true,
-      default: 1,
-      help: 'penalty for recent tokens (1: none)',
-    },
-    seed: { type: 'integer', value: 'S', min: 0, help: 'sampling seed (default: random)' },
-    stop: { type: 'string', value: 'STR', multiple: true, help: 'stop before this text' },
+    ...samplingFlags,
     ...modelFlags,
     json,
   },
@@ -171,22 +184,70 @@ export const benchSpec = {
   },
 } as const satisfies CommandSpec;
 
-/** `chat` parses its own flags (see commands/chat.ts); listed here for `nibble help`. */
 export const chatSpec = {
   name: 'chat',
   args: 'MODEL',
   positionals: { min: 1, max: 1 },
   summary: 'chat with a model in the terminal (or one turn with --json)',
-  flags: {},
+  description:
+    'Without --prompt or --messages: an interactive chat. Type a message and press Enter; the reply streams. /reset\n' +
+    'starts over (keeping --system), /exit or Ctrl-D quits, Ctrl-C stops the current reply. When the conversation\n' +
+    'outgrows the context its oldest turns are dropped (--context-full error refuses instead).\n\n' +
+    'With --prompt P (one user message after --system) or --messages (a JSON array of { "role", "content" }): one\n' +
+    'reply. --json prints { text, ids, promptTokens, cachedTokens, generatedTokens, finishReason } instead of the\n' +
+    "text. The prompt is the model's own chat template (tokenizer.chat_template).",
+  flags: {
+    system: { type: 'string', value: 'S', help: 'the system message' },
+    prompt: { type: 'string', short: 'p', value: 'P', help: 'one user message: answer it and exit' },
+    messages: {
+      type: 'string',
+      value: 'CONVERSATION.json',
+      help: 'a conversation to answer (a JSON array of { role, content }) and exit',
+    },
+    ...samplingFlags,
+    'max-tokens': { ...samplingFlags['max-tokens'], default: 512, help: 'most tokens to sample per reply' },
+    'ignore-eos': { type: 'boolean', help: 'keep sampling past end-of-turn and end-of-text tokens' },
+    'context-full': {
+      type: 'string',
+      value: 'POLICY',
+      choices: ['error', 'drop-oldest'],
+      default: 'drop-oldest',
+      help: 'when the conversation outgrows the context: refuse, or drop the oldest turns',
+    },
+    ...modelFlags,
+    json,
+  },
 } as const satisfies CommandSpec;
 
-/** `chat-template` parses its own flags (see commands/chat-template.ts); listed here for `nibble help`. */
 export const chatTemplateSpec = {
   name: 'chat-template',
   args: 'MODEL.gguf|TEMPLATE.jinja',
   positionals: { min: 1, max: 1 },
   summary: "print a conversation rendered with a model's (or a .jinja) chat template",
-  flags: {},
+  description:
+    "Renders a chat template as Hugging Face transformers' apply_chat_template does and prints the prompt exactly, with\n" +
+    'no newline added. From a GGUF file the template is tokenizer.chat_template and bos_token/eos_token are the texts\n' +
+    "of its BOS/EOS tokens (the flags override them); from a .jinja file they are the flags' values, and left out they\n" +
+    "stay undefined (not ''). A template's raise_exception is a runtime failure (exit 1).",
+  flags: {
+    messages: {
+      type: 'string',
+      value: 'CONVERSATION.json',
+      help: 'the conversation: a JSON array of { role, content } (required)',
+    },
+    'add-generation-prompt': { type: 'boolean', help: "end with the assistant's turn header" },
+    'continue-final-message': { type: 'boolean', help: 'leave the last message open, to be continued (a prefill)' },
+    'bos-token': {
+      type: 'string',
+      value: 'T',
+      help: "bos_token's text (default: the GGUF's BOS token; none for .jinja)",
+    },
+    'eos-token': {
+      type: 'string',
+      value: 'T',
+      help: "eos_token's text (default: the GGUF's EOS token; none for .jinja)",
+    },
+  },
 } as const satisfies CommandSpec;
 
 /** Every subcommand's spec, in `nibble help` order. */

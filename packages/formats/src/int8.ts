@@ -20,7 +20,7 @@
  * value = (q - zeroPoint) * scale, with zeroPoint = 0 when symmetric.
  */
 import { dtypes, NibbleError, ShapeError, SizeError, ValueError } from '@nibble/tensor';
-import { throwNonFinite } from './codec.js';
+import { expectKind, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
 
 /** How many values share one scale. */
@@ -131,6 +131,7 @@ function scaleUp16(s: number): number {
 }
 
 function quantize(src: Float32Array, options: Int8Options = {}): Uint8Array {
+  expectKind('int8', 'the input', src, 'Float32Array');
   const rowLength = options.rowLength ?? src.length;
   const granularity = options.granularity ?? 'channel';
   const symmetric = options.symmetric ?? true;
@@ -208,6 +209,8 @@ function quantize(src: Float32Array, options: Int8Options = {}): Uint8Array {
 }
 
 function dequantizeInto(src: Uint8Array, dst: Float32Array): void {
+  expectKind('int8', 'the source', src, 'Uint8Array');
+  expectKind('int8', 'the destination', dst, 'Float32Array');
   const layout = int8Layout(src);
   const n = layout.rows * layout.rowLength;
   if (dst.length !== n) throw new SizeError(`int8: destination has ${dst.length} values, buffer holds ${n}`);
@@ -247,6 +250,7 @@ export const int8 = Object.freeze({
   /** Reads and validates the header of an INT8 buffer (same as {@link int8Layout}). */
   layout: int8Layout,
   dequantize(src: Uint8Array): Float32Array {
+    expectKind('int8', 'the source', src, 'Uint8Array');
     const layout = int8Layout(src);
     const dst = new Float32Array(layout.rows * layout.rowLength);
     dequantizeInto(src, dst);

@@ -7,6 +7,9 @@ import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
 import { checkImportance, imatrixWeights, makeQ3Quants, makeQxQuants, nint, sumSquares } from './search.js';
 
+// The CPU kernels read the fp16 table through a module constant (faster in their loops than one fetched per call).
+const kernelHalf = /* @__PURE__ */ fp16Table();
+
 const fround = Math.fround;
 
 const L = new Uint8Array(256);
@@ -101,6 +104,43 @@ function blockImatrix(x: Float32Array, o: number, qw: Float32Array, qo: number, 
   requantizeAndPack(x, o, dst, q);
 }
 
+/** Q3_K's signed 6-bit scale of sub-block j (stored as S + 32). */
+function q3kScale(w: Uint8Array, sc: number, j: number): number {
+  const lo = j < 8 ? w[sc + j] & 15 : w[sc + j - 8] >>> 4;
+  const hi = (w[sc + 8 + (j & 3)] >>> (2 * (j >>> 2))) & 3;
+  return (lo | (hi << 4)) - 32;
+}
+
+/**
+ * Q3_K weights times f32 activations: element e = 128h + 32s + l has its low bits in qs[32h + l] at 2s and its high
+ * bit in hmask[l] at 4h + s; d·Σ scale·Σ q·x over the sixteen sub-blocks.
+ */
+function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 256; b++) {
+    const q = off + 110 * b;
+    let sb = 0;
+    for (let h = 0; h < 2; h++) {
+      for (let s4 = 0; s4 < 4; s4++) {
+        const shift = 2 * s4;
+        const hbit = 4 * h + s4;
+        for (let half16 = 0; half16 < 2; half16++) {
+          const e0 = 128 * h + 32 * s4 + 16 * half16;
+          const o = xOff + 256 * b + e0;
+          let acc = 0;
+          for (let i = 0; i < 16; i++) {
+            const l = 16 * half16 + i;
+            acc += (((w[q + 32 + 32 * h + l] >>> shift) & 3) + 4 * ((w[q + l] >>> hbit) & 1) - 4) * x[o + i];
+          }
+          sb += q3kScale(w, q + 96, e0 >>> 4) * acc;
+        }
+      }
+    }
+    sum += kernelHalf[w[q + 108] | (w[q + 109] << 8)] * sb;
+  }
+  return sum;
+}
+
 /**
  * Q3_K: |error| <= amax/3 of the 256-value block (typically |d·(S−32)|/2 inside a sub-block).
  *
@@ -111,43 +151,45 @@ function blockImatrix(x: Float32Array, o: number, qw: Float32Array, qo: number, 
  * const back = q3_K.dequantize(bytes);
  * ```
  */
-export const q3_K: Codec = /* @__PURE__ */ defineCodec(
-  'q3_K',
-  '|error| <= amax/3 of its 256-value block (typically amax/8 of the 16-value sub-block)',
-  {
-    quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
-      if (importance && row === 0) checkImportance('q3_K', importance);
-      for (let b = 0; b < n / 256; b++) {
-        const o = srcOff + 256 * b;
-        let sum = 0;
-        for (let j = 0; j < 256; j++) sum += src[o + j];
-        if (!Number.isFinite(sum)) throwNonFinite('q3_K', src, o, 256, srcOff, row);
-        if (importance) blockImatrix(src, o, importance, 256 * b, dst, dstOff + 110 * b);
-        else blockRef(src, o, dst, dstOff + 110 * b);
-      }
-    },
-    dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
-      const half = fp16Table();
-      for (let b = 0; b < nBlocks; b++) {
-        const q = srcOff + 110 * b;
-        const d = half[src[q + 108] | (src[q + 109] << 8)];
-        let y = dstOff + 256 * b;
-        let j = 0;
-        for (let h = 0; h < 2; h++) {
-          const qs = q + 32 + 32 * h;
-          for (let shift = 0; shift < 8; shift += 2) {
-            const bit = 4 * h + (shift >> 1); // hmask bit of this plane
-            for (let k = 0; k < 32; k += 16) {
-              const dl = d * (scale6(src, q + 96, j++) - 32);
-              for (let l = 0; l < 16; l++) {
-                const low = (src[qs + k + l] >> shift) & 3;
-                const high = (src[q + k + l] >> bit) & 1;
-                dst[y++] = dl * (low - 4 + 4 * high);
-              }
+export const q3_K: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q3_K',
+  errorBound: '|error| <= amax/3 of its 256-value block (typically amax/8 of the 16-value sub-block)',
+  importance: 'used',
+  scaleOffsets: [108],
+  kernels: { dot },
+  quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
+    if (importance && row === 0) checkImportance('q3_K', importance);
+    for (let b = 0; b < n / 256; b++) {
+      const o = srcOff + 256 * b;
+      let sum = 0;
+      for (let j = 0; j < 256; j++) sum += src[o + j];
+      if (!Number.isFinite(sum)) throwNonFinite('q3_K', src, o, 256, srcOff, row);
+      if (importance) blockImatrix(src, o, importance, 256 * b, dst, dstOff + 110 * b);
+      else blockRef(src, o, dst, dstOff + 110 * b);
+    }
+  },
+  // Element e = 128h + 32s + l: low bits in qs[32h + l] at 2s, high bit in hmask[l] at 4h + s; one 16-element
+  // sub-block at a time (measured a few percent faster than ggml's loop order; the same floats, dl·q is exact).
+  dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
+    const half = fp16Table();
+    for (let b = 0; b < nBlocks; b++) {
+      const q = srcOff + 110 * b;
+      const d = half[src[q + 108] | (src[q + 109] << 8)];
+      for (let h = 0; h < 2; h++) {
+        for (let s4 = 0; s4 < 4; s4++) {
+          const shift = 2 * s4;
+          const hbit = 4 * h + s4;
+          for (let half16 = 0; half16 < 2; half16++) {
+            const e0 = 128 * h + 32 * s4 + 16 * half16;
+            const dl = d * q3kScale(src, q + 96, e0 >>> 4);
+            const o = dstOff + 256 * b + e0;
+            for (let i = 0; i < 16; i++) {
+              const l = 16 * half16 + i;
+              dst[o + i] = dl * (((src[q + 32 + 32 * h + l] >>> shift) & 3) + 4 * ((src[q + l] >>> hbit) & 1) - 4);
             }
           }
         }
       }
-    },
+    }
   },
-);
+});

@@ -4,8 +4,12 @@
  */
 import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
+import { lutBlock, nibbleValues } from './lut.js';
 import { checkImportance, imatrixWeights, makeQxQuants, sumSquares } from './search.js';
 import { amaxIndex, u16Of, u32Of } from './views.js';
+
+// The CPU kernels read the fp16 table through a module constant (faster in their loops than one fetched per call).
+const kernelHalf = /* @__PURE__ */ fp16Table();
 
 const fround = Math.fround;
 
@@ -42,9 +46,61 @@ function quantizeRowImatrix(
   }
 }
 
+/** Q4_0 weights times f32 activations: Σ (q − 8)·x = Σ q·x − 8·Σ x, low and high nibbles in separate sums. */
+function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 18 * b + 2;
+    const o = xOff + 32 * b;
+    let lo = 0;
+    let hi = 0;
+    let sx = 0;
+    for (let j = 0; j < 16; j++) {
+      const byte = w[q + j];
+      const a = x[o + j];
+      const c = x[o + j + 16];
+      lo += (byte & 15) * a;
+      hi += (byte >>> 4) * c;
+      sx += a + c;
+    }
+    sum += (lo + hi - 8 * sx) * kernelHalf[w[q - 2] | (w[q - 1] << 8)];
+  }
+  return sum;
+}
+
+/** ggml's `vec_dot_q4_0_q8_0`: per block Σ (q − 8)·qa times h(dw)·h(da). */
+function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 18 * b;
+    const p = aOff + 34 * b;
+    let isum = 0;
+    for (let j = 0; j < 16; j++) {
+      const byte = w[q + 2 + j];
+      isum += ((byte & 15) - 8) * ai[p + 2 + j] + ((byte >>> 4) - 8) * ai[p + 18 + j];
+    }
+    sum += isum * kernelHalf[w[q] | (w[q + 1] << 8)] * kernelHalf[a[p] | (a[p + 1] << 8)];
+  }
+  return sum;
+}
+
+/** Through the nibble table of the activation row (see lut.ts): (Σ q·x − 8·Σ x)·d per block. */
+function dotLut(w: Uint8Array, off: number, lut: Float32Array, xsum: Float64Array, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 18 * b;
+    sum += (lutBlock(w, q + 2, lut, 4096 * b) - 8 * xsum[b]) * kernelHalf[w[q] | (w[q + 1] << 8)];
+  }
+  return sum;
+}
+
 /** Q4_0: |error| <= |d|/2 per element inside the block's range, d = max/-8 (the -max end clamps to 7d). */
-/** Q4_0: |error| <= |d|/2 per element inside the block's range, d = max/-8 (the -max end clamps to 7d). */
-export const q4_0: Codec = /* @__PURE__ */ defineCodec('q4_0', '|error| <= amax/16 per element (amax/8 at -max)', {
+export const q4_0: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q4_0',
+  errorBound: '|error| <= amax/16 per element (amax/8 at -max)',
+  importance: 'used',
+  scaleOffsets: [0],
+  kernels: { dot, dotQ, dotLut, lutValues: nibbleValues },
   quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
     if (importance) return quantizeRowImatrix(src, srcOff, n, dst, dstOff, row, importance);
     // The input as binary32 bits (a Float32Array is always 4-byte aligned).

@@ -4,7 +4,11 @@
  */
 import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
+import { highBits, lutBlock, nibbleValues } from './lut.js';
 import { checkImportance, imatrixWeights, makeQxQuants, sumSquares } from './search.js';
+
+// The CPU kernels read the fp16 table through a module constant (faster in their loops than one fetched per call).
+const kernelHalf = /* @__PURE__ */ fp16Table();
 
 const fround = Math.fround;
 
@@ -50,8 +54,70 @@ function quantizeRowImatrix(
   }
 }
 
+/** The 32 fifth bits of a Q5 block, little-endian at `p`. */
+function qh32(w: Uint8Array, p: number): number {
+  return w[p] | (w[p + 1] << 8) | (w[p + 2] << 16) | (w[p + 3] << 24);
+}
+
+/** Q5_0 weights times f32 activations: Σ (q − 16)·x = Σ q·x − 16·Σ x per block. */
+function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 22 * b;
+    const qh = qh32(w, q + 2);
+    const o = xOff + 32 * b;
+    let s = 0;
+    let sx = 0;
+    for (let j = 0; j < 16; j++) {
+      const byte = w[q + 6 + j];
+      const a = x[o + j];
+      const c = x[o + j + 16];
+      s += ((byte & 15) | (((qh >>> j) & 1) << 4)) * a + ((byte >>> 4) | (((qh >>> (j + 16)) & 1) << 4)) * c;
+      sx += a + c;
+    }
+    sum += (s - 16 * sx) * kernelHalf[w[q] | (w[q + 1] << 8)];
+  }
+  return sum;
+}
+
+/** ggml's `vec_dot_q5_0_q8_0`: per block Σ (q − 16)·qa times h(dw)·h(da). */
+function dotQ(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 22 * b;
+    const p = aOff + 34 * b;
+    const qh = qh32(w, q + 2);
+    let isum = 0;
+    for (let j = 0; j < 16; j++) {
+      const byte = w[q + 6 + j];
+      isum +=
+        (((byte & 15) | (((qh >>> j) & 1) << 4)) - 16) * ai[p + 2 + j] +
+        (((byte >>> 4) | (((qh >>> (j + 16)) & 1) << 4)) - 16) * ai[p + 18 + j];
+    }
+    sum += isum * kernelHalf[w[q] | (w[q + 1] << 8)] * kernelHalf[a[p] | (a[p + 1] << 8)];
+  }
+  return sum;
+}
+
+/** Through the nibble and high-bit tables of the activation row (see lut.ts). */
+function dotLut(w: Uint8Array, off: number, lut: Float32Array, xsum: Float64Array, n: number): number {
+  const hb = (n / 32) * 4096;
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 22 * b;
+    const s = lutBlock(w, q + 6, lut, 4096 * b) + 16 * (highBits(w, q + 2, lut, hb + 1024 * b) - xsum[b]);
+    sum += s * kernelHalf[w[q] | (w[q + 1] << 8)];
+  }
+  return sum;
+}
+
 /** Q5_0: |error| <= amax/32 per element (amax/16 at -max). */
-export const q5_0: Codec = /* @__PURE__ */ defineCodec('q5_0', '|error| <= amax/32 per element (amax/16 at -max)', {
+export const q5_0: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q5_0',
+  errorBound: '|error| <= amax/32 per element (amax/16 at -max)',
+  importance: 'used',
+  scaleOffsets: [0],
+  kernels: { dot, dotQ, dotLut, lutValues: nibbleValues, lutHigh: true },
   quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
     if (importance) return quantizeRowImatrix(src, srcOff, n, dst, dstOff, row, importance);
     for (let b = 0; b < n / 32; b++) {

@@ -8,6 +8,9 @@ import { type Codec, defineCodec, throwNonFinite } from './codec.js';
 import { fp16Table, fp32ToFp16 } from './half.js';
 import { checkImportance, GROUP_MAX_EPS, makeQxQuants, nint } from './search.js';
 
+// The CPU kernels read the fp16 table through a module constant (faster in their loops than one fetched per call).
+const kernelHalf = /* @__PURE__ */ fp16Table();
+
 const fround = Math.fround;
 
 const L = new Uint8Array(256);
@@ -63,6 +66,43 @@ function block(x: Float32Array, o: number, qw: Float32Array | undefined, qo: num
   }
 }
 
+/** Q6_K weights times f32 activations: d·Σ scale·Σ (q − 32)·x, in runs of 16 that share a scale. */
+function dot(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 256; b++) {
+    const q = off + 210 * b;
+    let sb = 0;
+    for (let h = 0; h < 2; h++) {
+      const ql = q + 64 * h;
+      const qh = q + 128 + 32 * h;
+      const sc = q + 192 + 8 * h;
+      const o = xOff + 256 * b + 128 * h;
+      for (let is = 0; is < 2; is++) {
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let l = 16 * is; l < 16 * is + 16; l++) {
+          const a = w[ql + l];
+          const c = w[ql + l + 32];
+          const hb = w[qh + l];
+          s0 += (((a & 15) | ((hb & 3) << 4)) - 32) * x[o + l];
+          s1 += (((c & 15) | (((hb >>> 2) & 3) << 4)) - 32) * x[o + l + 32];
+          s2 += (((a >>> 4) | (((hb >>> 4) & 3) << 4)) - 32) * x[o + l + 64];
+          s3 += (((c >>> 4) | (((hb >>> 6) & 3) << 4)) - 32) * x[o + l + 96];
+        }
+        sb +=
+          ((w[sc + is] << 24) >> 24) * s0 +
+          ((w[sc + is + 2] << 24) >> 24) * s1 +
+          ((w[sc + is + 4] << 24) >> 24) * s2 +
+          ((w[sc + is + 6] << 24) >> 24) * s3;
+      }
+    }
+    sum += kernelHalf[w[q + 208] | (w[q + 209] << 8)] * sb;
+  }
+  return sum;
+}
+
 /**
  * Q6_K: |error| <= amax/32 of the 256-value block (typically |d·scale|/2, about amax/64 of the sub-block).
  *
@@ -73,48 +113,49 @@ function block(x: Float32Array, o: number, qw: Float32Array | undefined, qo: num
  * const back = q6_K.dequantize(bytes);
  * ```
  */
-export const q6_K: Codec = /* @__PURE__ */ defineCodec(
-  'q6_K',
-  '|error| <= amax/32 of its 256-value block (typically amax/64 of the 16-value sub-block)',
-  {
-    quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
-      if (importance && row === 0) checkImportance('q6_K', importance);
-      for (let b = 0; b < n / 256; b++) {
-        const o = srcOff + 256 * b;
-        let sum = 0;
-        for (let j = 0; j < 256; j++) sum += src[o + j];
-        if (!Number.isFinite(sum)) throwNonFinite('q6_K', src, o, 256, srcOff, row);
-        block(src, o, importance, 256 * b, dst, dstOff + 210 * b);
-      }
-    },
-    dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
-      const half = fp16Table();
-      for (let b = 0; b < nBlocks; b++) {
-        const q = srcOff + 210 * b;
-        const d = half[src[q + 208] | (src[q + 209] << 8)];
-        for (let hh = 0; hh < 2; hh++) {
-          const ql = q + 64 * hh;
-          const qh = q + 128 + 32 * hh;
-          const sc = q + 192 + 8 * hh;
-          const y = dstOff + 256 * b + 128 * hh;
-          // Sixteen elements share each of the eight scales of this half: form d·scale once per run of 16.
-          for (let is = 0; is < 2; is++) {
-            const s1 = fround(d * ((src[sc + is] << 24) >> 24));
-            const s2 = fround(d * ((src[sc + is + 2] << 24) >> 24));
-            const s3 = fround(d * ((src[sc + is + 4] << 24) >> 24));
-            const s4 = fround(d * ((src[sc + is + 6] << 24) >> 24));
-            for (let l = 16 * is; l < 16 * is + 16; l++) {
-              const h = src[qh + l];
-              const lo = src[ql + l];
-              const hi = src[ql + l + 32];
-              dst[y + l] = s1 * (((lo & 15) | ((h & 3) << 4)) - 32);
-              dst[y + l + 32] = s2 * (((hi & 15) | ((h & 12) << 2)) - 32);
-              dst[y + l + 64] = s3 * (((lo >> 4) | (h & 48)) - 32);
-              dst[y + l + 96] = s4 * (((hi >> 4) | ((h >> 2) & 48)) - 32);
-            }
+export const q6_K: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q6_K',
+  errorBound: '|error| <= amax/32 of its 256-value block (typically amax/64 of the 16-value sub-block)',
+  importance: 'used',
+  scaleOffsets: [208],
+  kernels: { dot },
+  quantizeRow(src, srcOff, n, dst, dstOff, row, importance) {
+    if (importance && row === 0) checkImportance('q6_K', importance);
+    for (let b = 0; b < n / 256; b++) {
+      const o = srcOff + 256 * b;
+      let sum = 0;
+      for (let j = 0; j < 256; j++) sum += src[o + j];
+      if (!Number.isFinite(sum)) throwNonFinite('q6_K', src, o, 256, srcOff, row);
+      block(src, o, importance, 256 * b, dst, dstOff + 210 * b);
+    }
+  },
+  dequantizeBlocks(src, srcOff, dst, dstOff, nBlocks) {
+    const half = fp16Table();
+    for (let b = 0; b < nBlocks; b++) {
+      const q = srcOff + 210 * b;
+      const d = half[src[q + 208] | (src[q + 209] << 8)];
+      for (let hh = 0; hh < 2; hh++) {
+        const ql = q + 64 * hh;
+        const qh = q + 128 + 32 * hh;
+        const sc = q + 192 + 8 * hh;
+        const y = dstOff + 256 * b + 128 * hh;
+        // Sixteen elements share each of the eight scales of this half: form d·scale once per run of 16.
+        for (let is = 0; is < 2; is++) {
+          const s1 = fround(d * ((src[sc + is] << 24) >> 24));
+          const s2 = fround(d * ((src[sc + is + 2] << 24) >> 24));
+          const s3 = fround(d * ((src[sc + is + 4] << 24) >> 24));
+          const s4 = fround(d * ((src[sc + is + 6] << 24) >> 24));
+          for (let l = 16 * is; l < 16 * is + 16; l++) {
+            const h = src[qh + l];
+            const lo = src[ql + l];
+            const hi = src[ql + l + 32];
+            dst[y + l] = s1 * (((lo & 15) | ((h & 3) << 4)) - 32);
+            dst[y + l + 32] = s2 * (((hi & 15) | ((h & 12) << 2)) - 32);
+            dst[y + l + 64] = s3 * (((lo >> 4) | (h & 48)) - 32);
+            dst[y + l + 96] = s4 * (((hi >> 4) | ((h >> 2) & 48)) - 32);
           }
         }
       }
-    },
+    }
   },
-);
+});

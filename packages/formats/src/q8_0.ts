@@ -46,8 +46,72 @@ function q8Block(x: Float32Array, o: number, bits: Uint32Array, k: number, dst: 
   return d;
 }
 
+// Read through a module constant: measured faster in the loops than a table fetched per call.
+const half = /* @__PURE__ */ fp16Table();
+
+/**
+ * Q8_0 weights times f32 activations, the quants read as int8 through `wi` (the same bytes as `w`): two accumulators
+ * per block (elements j mod 4 in {0, 2} and {1, 3}, pairs added first), times the block's scale.
+ */
+function dotI8(w: Uint8Array, wi: Int8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 34 * b + 2;
+    const o = xOff + 32 * b;
+    let s0 = 0;
+    let s1 = 0;
+    for (let j = 0; j < 32; j += 4) {
+      s0 += wi[q + j] * x[o + j] + wi[q + j + 2] * x[o + j + 2];
+      s1 += wi[q + j + 1] * x[o + j + 1] + wi[q + j + 3] * x[o + j + 3];
+    }
+    sum += (s0 + s1) * half[w[q - 2] | (w[q - 1] << 8)];
+  }
+  return sum;
+}
+
+/** {@link dotI8} with the int8 view of the whole buffer (cached), indexed at `w.byteOffset`: the same sums. */
+function dotQ8_0(w: Uint8Array, off: number, x: Float32Array, xOff: number, n: number): number {
+  const wi = i8Of(w.buffer);
+  const base = w.byteOffset;
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 34 * b + 2;
+    const k = base + q;
+    const o = xOff + 32 * b;
+    let s0 = 0;
+    let s1 = 0;
+    for (let j = 0; j < 32; j += 4) {
+      s0 += wi[k + j] * x[o + j] + wi[k + j + 2] * x[o + j + 2];
+      s1 += wi[k + j + 1] * x[o + j + 1] + wi[k + j + 3] * x[o + j + 3];
+    }
+    sum += (s0 + s1) * half[w[q - 2] | (w[q - 1] << 8)];
+  }
+  return sum;
+}
+
+/**
+ * ggml's `vec_dot_q8_0_q8_0`: per block the integer sum Σ qw·qa times h(dw)·h(da). The product of two fp16 scales is
+ * exact in double; ggml rounds it to float.
+ */
+function dotQ8_0xQ8_0(w: Uint8Array, off: number, a: Uint8Array, ai: Int8Array, aOff: number, n: number): number {
+  let sum = 0;
+  for (let b = 0; b < n / 32; b++) {
+    const q = off + 34 * b;
+    const p = aOff + 34 * b;
+    let isum = 0;
+    for (let j = 0; j < 32; j++) isum += ((w[q + 2 + j] << 24) >> 24) * ai[p + 2 + j];
+    sum += isum * (half[w[q] | (w[q + 1] << 8)] * half[a[p] | (a[p + 1] << 8)]);
+  }
+  return sum;
+}
+
 /** Q8_0: error per element <= d/2 with d = amax/127 of its block (plus fp16 rounding of d). */
-export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/254 per block (+ fp16 rounding of d)', {
+export const q8_0: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q8_0',
+  errorBound: '|error| <= amax/254 per block (+ fp16 rounding of d)',
+  importance: 'ignored',
+  scaleOffsets: [0],
+  kernels: { dot: dotQ8_0, dotI8, dotQ: dotQ8_0xQ8_0 },
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
     const bits = u32Of(src.buffer);
     const base = src.byteOffset >> 2;
@@ -88,7 +152,13 @@ export const q8_0: Codec = /* @__PURE__ */ defineCodec('q8_0', '|error| <= amax/
  * Q8_1, the activation format paired with Q4_1/Q5_1 weights in ggml's dot products. ggml has no dequantizer for
  * it; ours reads `qs * d` and ignores `s`.
  */
-export const q8_1: Codec = /* @__PURE__ */ defineCodec('q8_1', '|error| <= amax/254 per block (+ fp16 rounding of d)', {
+export const q8_1: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q8_1',
+  errorBound: '|error| <= amax/254 per block (+ fp16 rounding of d)',
+  importance: 'ignored',
+  // d only: s = d·Σq can overflow on its own (a block sum above 65504, e.g. 32 values near 2100), and then only
+  // ggml's Q4_1/Q5_1 dot products read an Inf; the dequantized values stay finite.
+  scaleOffsets: [0],
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
     const bits = u32Of(src.buffer);
     const base = src.byteOffset >> 2;

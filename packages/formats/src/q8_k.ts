@@ -20,7 +20,10 @@ const u8 = new Uint8Array(f32.buffer);
  * const back = q8_K.dequantize(bytes);
  * ```
  */
-export const q8_K: Codec = /* @__PURE__ */ defineCodec('q8_K', '|error| <= amax/250 per 256-value block', {
+export const q8_K: Codec = /* @__PURE__ */ defineCodec({
+  name: 'q8_K',
+  errorBound: '|error| <= amax/250 per 256-value block',
+  importance: 'ignored',
   quantizeRow(src, srcOff, n, dst, dstOff, row) {
     for (let b = 0; b < n / 256; b++) {
       const o = srcOff + 256 * b;

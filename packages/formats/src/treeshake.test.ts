@@ -31,11 +31,12 @@ describe('tree-shaking', () => {
     );
     expect(files).toContain('formats/src/q4_0.ts');
     const formatFiles = files.filter((f) => f.startsWith('formats/src/'));
-    // search.ts holds ggml's shared scale searches (Q4_0's imatrix path uses make_qx_quants) and views.ts the
-    // typed-array views of its fast paths; neither is another format.
+    // search.ts holds ggml's shared scale searches (Q4_0's imatrix path uses make_qx_quants), views.ts the
+    // typed-array views of its fast paths and lut.ts the nibble table its CPU kernel reads; none is another format.
     expect(formatFiles.sort()).toEqual([
       'formats/src/codec.ts',
       'formats/src/half.ts',
+      'formats/src/lut.ts',
       'formats/src/q4_0.ts',
       'formats/src/search.ts',
       'formats/src/views.ts',

@@ -406,7 +406,7 @@ export function parseHeader(buf: Uint8Array, fileSize: number): ParsedHeader {
         { offset: typeAt, ...ctx },
       );
     }
-    const byteLength = (elements / traits.blockSize) * traits.typeSize;
+    const byteLength = (elements / traits.blockSize) * traits.bytesPerBlock;
     const offsetAt = c.pos;
     const relativeOffset = c.u64('the tensor offset', ctx);
     if (relativeOffset !== expectedOffset) {

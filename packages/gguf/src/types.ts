@@ -1,4 +1,4 @@
-import type { DTypeName } from '@nibble/tensor';
+import { type DTypeInfo, type DTypeName, dtypes } from '@nibble/tensor';
 
 /**
  * GGUF metadata value type ids (`enum gguf_type`, spec §6.1).
@@ -113,67 +113,30 @@ export const scalarTypeNames: readonly (GgufScalarType | undefined)[] = [
 /** Byte size of each value type id (STRING and ARRAY are variable: 0). */
 export const valueTypeSizes: readonly number[] = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8];
 
-/** Layout of one ggml type as GGUF needs it: name, elements per block, bytes per block. */
-export interface GgmlTypeTraits {
-  readonly id: number;
-  /** ggml's `type_name`, e.g. `q4_0`, `iq2_xxs`. */
-  readonly name: string;
-  readonly blockSize: number;
-  readonly typeSize: number;
-}
+/**
+ * Layout of one ggml type as GGUF needs it: the dtype row of `@nibble/tensor` (`ggmlType`, `name`, `blockSize`,
+ * `bytesPerBlock`). There is one layout table, `dtypes`; this name is kept for the readers of earlier versions.
+ */
+export type GgmlTypeTraits = DTypeInfo;
 
-function t(id: number, name: string, blockSize: number, typeSize: number): GgmlTypeTraits {
-  return Object.freeze({ id, name, blockSize, typeSize });
+function byGgmlId(): ReadonlyMap<number, DTypeInfo> {
+  const m = new Map<number, DTypeInfo>();
+  for (const info of Object.values(dtypes)) if (info.ggmlType >= 0) m.set(info.ggmlType, info);
+  return m;
 }
 
 /**
- * Every ggml type a GGUF file may hold (spec §2), including ones nibble has no codec for, so that any valid file can
- * be indexed. Removed ids (4, 5, 31-33, 36-38) are absent and rejected like ggml does.
+ * Every ggml type a GGUF file may hold (spec §2), keyed by ggml type id: the rows of `@nibble/tensor`'s `dtypes`
+ * that have an id, including types nibble has no codec for, so that any valid file can be indexed. Removed ids
+ * (4, 5, 31-33, 36-38) are absent and rejected like ggml does.
  *
  * @example
  * ```ts
- * ggmlTypes.get(16); // { id: 16, name: 'iq2_xxs', blockSize: 256, typeSize: 66 }
+ * const t = ggmlTypes.get(16)!; // iq2_xxs
+ * [t.name, t.blockSize, t.bytesPerBlock]; // ['iq2_xxs', 256, 66]
  * ```
  */
-export const ggmlTypes: ReadonlyMap<number, GgmlTypeTraits> = new Map(
-  [
-    t(0, 'f32', 1, 4),
-    t(1, 'f16', 1, 2),
-    t(2, 'q4_0', 32, 18),
-    t(3, 'q4_1', 32, 20),
-    t(6, 'q5_0', 32, 22),
-    t(7, 'q5_1', 32, 24),
-    t(8, 'q8_0', 32, 34),
-    t(9, 'q8_1', 32, 36),
-    t(10, 'q2_K', 256, 84),
-    t(11, 'q3_K', 256, 110),
-    t(12, 'q4_K', 256, 144),
-    t(13, 'q5_K', 256, 176),
-    t(14, 'q6_K', 256, 210),
-    t(15, 'q8_K', 256, 292),
-    t(16, 'iq2_xxs', 256, 66),
-    t(17, 'iq2_xs', 256, 74),
-    t(18, 'iq3_xxs', 256, 98),
-    t(19, 'iq1_s', 256, 50),
-    t(20, 'iq4_nl', 32, 18),
-    t(21, 'iq3_s', 256, 110),
-    t(22, 'iq2_s', 256, 82),
-    t(23, 'iq4_xs', 256, 136),
-    t(24, 'i8', 1, 1),
-    t(25, 'i16', 1, 2),
-    t(26, 'i32', 1, 4),
-    t(27, 'i64', 1, 8),
-    t(28, 'f64', 1, 8),
-    t(29, 'iq1_m', 256, 56),
-    t(30, 'bf16', 1, 2),
-    t(34, 'tq1_0', 256, 54),
-    t(35, 'tq2_0', 256, 66),
-    t(39, 'mxfp4', 32, 17),
-    t(40, 'nvfp4', 64, 36),
-    t(41, 'q1_0', 128, 18),
-    t(42, 'q2_0', 64, 18),
-  ].map((x) => [x.id, x]),
-);
+export const ggmlTypes: ReadonlyMap<number, GgmlTypeTraits> = /* @__PURE__ */ byGgmlId();
 
 /**
  * One tensor of a GGUF file: where its bytes are and how to read them.

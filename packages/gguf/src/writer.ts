@@ -376,7 +376,7 @@ export class GgufWriter {
       name,
       ggmlType,
       ne,
-      byteLength: (elements / traits.blockSize) * traits.typeSize,
+      byteLength: (elements / traits.blockSize) * traits.bytesPerBlock,
       relativeOffset: 0,
     } as Declared);
     return this;

@@ -133,7 +133,7 @@ export const dtypes: Readonly<Record<DTypeName, DTypeInfo>> = Object.freeze({
   iq2_s: row('iq2_s', 22, 256, 82, 'q8_K', '2-bit grid with sign bits (no nibble codec)'),
   iq1_m: row('iq1_m', 29, 256, 56, 'q8_K', '1-bit grid, 3-bit scales (no nibble codec)'),
   nvfp4: row('nvfp4', 40, 64, 36, 'q8_0', 'NVIDIA FP4 (E2M1) with UE4M3 scale per 16 (no nibble codec)'),
-  q1_0: row('q1_0', 41, 128, 18, 'q8_0', 'sign bit per value, fp16 mean |x| per 128 (no nibble codec)'),
+  q1_0: row('q1_0', 41, 128, 18, 'q8_0', 'sign bit per value, fp16 mean |x| per 128'),
   q2_0: row('q2_0', 42, 64, 18, 'q8_0', '2-bit levels {-1,0,1,2}·d per 64 (no nibble codec)'),
   i8: row('i8', 24, 1, 1, 'i8', 'int8 scalar'),
   i16: row('i16', 25, 1, 2, 'i16', 'int16 scalar'),

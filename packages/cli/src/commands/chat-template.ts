@@ -3,36 +3,11 @@
  * exactly (no newline added): the tool to check what a model is fed.
  */
 import { open, readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { openGgufFile } from '@nibble/gguf/node';
 import { type ChatMessage, ChatTemplate, ggufChatTemplate } from '@nibble/runner';
 import { NibbleError } from '@nibble/tensor';
-
-const usage = `usage: nibble chat-template (MODEL.gguf | TEMPLATE.jinja) --messages CONVERSATION.json
-                           [--add-generation-prompt] [--continue-final-message]
-                           [--bos-token T] [--eos-token T]
-
-Renders a chat template as Hugging Face transformers' apply_chat_template does and prints the prompt exactly, with no
-newline added. CONVERSATION.json is a JSON array of { "role", "content" } objects. From a GGUF file the template is
-tokenizer.chat_template and bos_token/eos_token are the texts of its BOS/EOS tokens (the flags override them); from a
-.jinja file they are the flags' values, and left out they stay undefined (not '').
-
-Exit codes: 0 printed, 1 the file or template failed (a template's raise_exception included), 2 usage.`;
-
-const options = {
-  messages: { type: 'string' },
-  'add-generation-prompt': { type: 'boolean' },
-  'continue-final-message': { type: 'boolean' },
-  'bos-token': { type: 'string' },
-  'eos-token': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-/** A command-line mistake: printed with the usage, exit code 2. */
-function usageError(message: string): number {
-  console.error(`nibble chat-template: ${message}\n\n${usage}`);
-  return 2;
-}
+import { parseOrHelp, UsageError } from '../args.js';
+import { chatTemplateSpec } from '../specs.js';
 
 /** A file's text, or an E_IO error naming it. */
 export async function readText(path: string): Promise<string> {
@@ -74,24 +49,15 @@ export async function readConversation(path: string): Promise<ChatMessage[]> {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true; strict: true }>>;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    return usageError((e as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
-  if (positionals.length !== 1) return usageError('give one MODEL.gguf or TEMPLATE.jinja');
-  if (values.messages === undefined) return usageError('--messages CONVERSATION.json is required');
-  const [path] = positionals;
+  const p = parseOrHelp(chatTemplateSpec, args);
+  if (!p) return 0;
+  const v = p.values;
+  const [path] = p.positionals;
+  if (v.messages === undefined) throw new UsageError('--messages CONVERSATION.json is required');
 
   let source: string;
-  let bosToken = values['bos-token'];
-  let eosToken = values['eos-token'];
+  let bosToken = v['bos-token'];
+  let eosToken = v['eos-token'];
   if (await isGguf(path)) {
     const file = await openGgufFile(path);
     try {
@@ -105,10 +71,10 @@ export async function run(args: string[]): Promise<number> {
     }
   } else source = await readText(path);
 
-  const messages = await readConversation(values.messages);
+  const messages = await readConversation(v.messages);
   const prompt = new ChatTemplate(source).render(messages, {
-    addGenerationPrompt: values['add-generation-prompt'] ?? false,
-    continueFinalMessage: values['continue-final-message'] ?? false,
+    addGenerationPrompt: v['add-generation-prompt'],
+    continueFinalMessage: v['continue-final-message'],
     bosToken,
     eosToken,
   });

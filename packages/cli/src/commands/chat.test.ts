@@ -104,6 +104,8 @@ describe('nibble chat in a terminal', () => {
     const reply = t.out.slice(t.out.indexOf('Hello there') + 11, t.out.indexOf('(stopped)'));
     expect(reply.length).toBeGreaterThan(20);
     expect(t.out).toMatch(/chat with phi3/);
+    // Loading drew the shared progress bar on the terminal before the chat began.
+    expect(t.out.slice(0, t.out.indexOf('chat with phi3'))).toMatch(/MiB of weights loaded/);
   });
 });
 
@@ -124,16 +126,19 @@ describe('nibble chat --json', () => {
   });
 
   it('refuses bad flags with exit code 2', () => {
-    for (const args of [
-      ['--json'],
-      ['--prompt', 'x', '--max-tokens', '1.5'],
-      ['--prompt', 'x', '--temp', '0'],
-      ['--prompt', 'x', '--context-full', 'sometimes'],
-      ['--prompt', 'x', '--messages', 'y.json'],
-    ]) {
+    const cases: [string[], RegExp][] = [
+      [['--json'], /--json answers one turn/],
+      [['--prompt', 'x', '--max-tokens', '1.5'], /--max-tokens must be an integer >= 0, got '1\.5'/],
+      [['--prompt', 'x', '--temp', '0'], /unknown flag --temp; did you mean --temperature\?/],
+      [['--max-token', '5'], /unknown flag --max-token; did you mean --max-tokens\?/],
+      [['--prompt', 'x', '--context-full', 'sometimes'], /--context-full must be one of error, drop-oldest/],
+      [['--prompt', 'x', '--messages', 'y.json'], /give --prompt or --messages/],
+    ];
+    for (const [args, message] of cases) {
       const r = nibble('chat', model, ...args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.err).toMatch(/^nibble chat: /);
+      expect(r.err).toMatch(message);
     }
   });
 });
@@ -180,6 +185,9 @@ describe('nibble chat-template', () => {
     expect(refused.err.trim()).toBe('nibble chat-template: System role not supported');
     expect(nibble('chat-template', gemma).code).toBe(2);
     expect(nibble('chat-template', gemma, '--messages', conv, '--bos').code).toBe(2);
+    const typo = nibble('chat-template', gemma, '--messags', conv);
+    expect(typo.code).toBe(2);
+    expect(typo.err).toMatch(/^nibble chat-template: unknown flag --messags; did you mean --messages\?/);
     expect(nibble('chat-template', join(dir, 'missing.jinja'), '--messages', conv).code).toBe(1);
   });
 });

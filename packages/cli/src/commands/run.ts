@@ -3,7 +3,7 @@
  */
 
 import { openGgufFile } from '@nibble/gguf/node';
-import { llamaHparams } from '@nibble/runner';
+import { type GenerateOptions, type Generation, llamaHparams } from '@nibble/runner';
 import { loadModel, type Model } from '@nibble/runner/node';
 import { type FlagValues, parseOrHelp, UsageError } from '../args.js';
 import { type Progress, progressBar } from '../progress.js';
@@ -24,11 +24,43 @@ export async function registerBackendByName(name: string): Promise<void> {
   }
 }
 
-/** The model-loading flags shared by run and perplexity. */
+/** The model-loading flags shared by run, chat and perplexity. */
 export type ModelFlags = Pick<
   FlagValues<typeof runSpec.flags>,
   'backend' | 'threads' | 'ctx' | 'kv-type' | 'activations'
 >;
+
+/** The sampling flags shared by run and chat. */
+export type SamplingFlags = Pick<
+  FlagValues<typeof runSpec.flags>,
+  'max-tokens' | 'temperature' | 'top-k' | 'top-p' | 'min-p' | 'repeat-penalty' | 'seed' | 'stop'
+>;
+
+/** The generation options the sampling flags ask for. */
+export function samplingFromFlags(v: SamplingFlags): GenerateOptions {
+  return {
+    maxTokens: v['max-tokens'],
+    temperature: v.temperature,
+    topK: v['top-k'],
+    topP: v['top-p'],
+    minP: v['min-p'],
+    repeatPenalty: v['repeat-penalty'],
+    seed: v.seed,
+    stop: v.stop,
+  };
+}
+
+/** Runs a generation to its end, writing its text to stdout as it streams (unless `quiet`); returns ids and text. */
+export async function streamGeneration(gen: Generation, quiet: boolean): Promise<{ ids: number[]; text: string }> {
+  const ids: number[] = [];
+  let text = '';
+  for await (const t of gen) {
+    ids.push(t.id);
+    text += t.text;
+    if (!quiet) process.stdout.write(t.text);
+  }
+  return { ids, text };
+}
 
 /**
  * Loads the model the flags describe. `--ctx` is checked against the model's trained context from the file's header
@@ -82,23 +114,8 @@ export async function run(args: string[]): Promise<number> {
     const prompt = v.prompt;
     // Like llama2.c and llama.cpp, show the prompt, then its continuation.
     if (!json) process.stdout.write(prompt);
-    const gen = model.generate(prompt, {
-      maxTokens: v['max-tokens'],
-      temperature: v.temperature,
-      topK: v['top-k'],
-      topP: v['top-p'],
-      minP: v['min-p'],
-      repeatPenalty: v['repeat-penalty'],
-      seed: v.seed,
-      stop: v.stop,
-    });
-    const ids: number[] = [];
-    let text = '';
-    for await (const t of gen) {
-      ids.push(t.id);
-      text += t.text;
-      if (!json) process.stdout.write(t.text);
-    }
+    const gen = model.generate(prompt, samplingFromFlags(v));
+    const { ids, text } = await streamGeneration(gen, json);
     const s = gen.stats;
     const promptTokPerSec = s.promptMs > 0 ? (s.promptTokens / s.promptMs) * 1000 : 0;
     // The first token comes with the prompt's last forward pass; the decode loop runs the rest.
