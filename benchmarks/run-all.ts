@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { resultsAdapters } from './lib/adapters.js';
 import { renderReport } from './lib/report.js';
 import { benchDir, readResults } from './lib/results.js';
 
@@ -67,6 +68,18 @@ function ensurePeers(): void {
   }
 }
 
+// Without a GPU, dawn.node finds an adapter only through Chromium's SwiftShader Vulkan driver (toolchain notes); a
+// machine with an NVIDIA device, or a VK_ICD_FILENAMES already set, is left alone.
+const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+function gpuEnv(topic: string): Record<string, string> {
+  if (topic !== 'webgpu' || process.env.VK_ICD_FILENAMES || existsSync('/dev/nvidia0') || !existsSync(swiftshader))
+    return {};
+  return {
+    VK_ICD_FILENAMES: swiftshader,
+    LD_LIBRARY_PATH: ['/usr/lib/chromium', process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+  };
+}
+
 let failed = 0;
 if (!opts.report) {
   ensurePeers();
@@ -77,7 +90,8 @@ if (!opts.report) {
     const t = performance.now();
     const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', `${here}${topic}/bench.ts`], {
       stdio: 'inherit',
-      env: { ...process.env, NIBBLE_BENCH_OUT: outDir, NIBBLE_BENCH_QUICK: opts.quick ? '1' : '0' },
+      cwd: join(benchDir, '..'), // the repository root, which some benchmarks take as their base
+      env: { ...process.env, ...gpuEnv(topic), NIBBLE_BENCH_OUT: outDir, NIBBLE_BENCH_QUICK: opts.quick ? '1' : '0' },
     });
     console.log(`\n(${topic}: ${((performance.now() - t) / 1000).toFixed(0)} s)`);
     if (r.status !== 0) {
@@ -89,7 +103,7 @@ if (!opts.report) {
 }
 
 // The report: every results file of the common shape in the output folder.
-const { files, skipped } = readResults(outDir);
+const { files, skipped } = readResults(outDir, resultsAdapters);
 const chartDir = join(outDir, 'charts');
 rmSync(chartDir, { recursive: true, force: true });
 mkdirSync(chartDir, { recursive: true });

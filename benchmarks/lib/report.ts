@@ -35,7 +35,11 @@ export function groupsOf(cases: readonly BenchCase[]): { group: string; cases: B
 
 function machineLine(f: BenchFile): string {
   const m = f.machine;
-  const bits = [`${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB`, m.os, `Node ${m.node}`];
+  const bits = [
+    `${m.cpu}${m.cores ? `, ${m.cores} cores` : ''}${m.memoryGiB ? `, ${m.memoryGiB} GiB` : ''}`,
+    m.os,
+    `Node ${m.node}`,
+  ];
   if (m.gpu) bits.push(m.gpu);
   if (m.loadAverage1m !== undefined) bits.push(`load ${m.loadAverage1m}`);
   return bits.join(' · ');

@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isWebgpuRecord, webgpuToCommon } from '../webgpu/cases.js';
+import { resultsAdapters } from './adapters.js';
 import { barChart, scatterChart } from './chart.js';
 import { renderReport } from './report.js';
 import { type BenchFile, makeCase, readResults, SCHEMA, shapeProblem } from './results.js';
@@ -115,5 +117,35 @@ describe('results files', () => {
     );
     expect(svg.match(/<circle cx="[\d.]+" cy="[\d.]+" r="4.5"/g)).toHaveLength(3);
     expect(svg.match(/>Q4_0</g)).toHaveLength(1); // labels on the first series only
+  });
+
+  it("takes the webgpu benchmark's own record (what the GPU machine returns) through its adapter", () => {
+    const record = {
+      date: '2026-12-02T00:00:00.000Z',
+      adapter: 'nvidia / hopper',
+      machine: 'linux x64, node v20.20.2',
+      sizes: 'full',
+      copy: { gbs: 2500 },
+      matvec: [{ format: 'q4_0', shape: '11008x4096', gbs: 1500 }],
+      models: [{ file: 'tinyllama-q4_0.gguf', decodeTokS: 450, promptTokS: 9000 }],
+      ratios: [{ file: 'tinyllama-q4_0.gguf', llamaDecodeTokS: 900, llamaPromptTokS: 36000 }],
+      notes: [],
+    };
+    expect(isWebgpuRecord(record)).toBe(true);
+    const f = webgpuToCommon(record as Parameters<typeof webgpuToCommon>[0]);
+    expect(shapeProblem(f)).toBeUndefined();
+    expect(f.machine.gpu).toBe('nvidia / hopper');
+    const ratio = (group: string) => f.cases.find((c) => c.group === group)?.ratios[0]?.ratio;
+    expect(ratio('matrix × vector, 11008x4096')).toBe(0.6);
+    expect(ratio('decode')).toBe(0.5);
+    expect(ratio('prompt processing')).toBe(0.25);
+    const dir = mkdtempSync(join(tmpdir(), 'nibble-results-'));
+    try {
+      writeFileSync(join(dir, 'webgpu.json'), JSON.stringify(record));
+      expect(readResults(dir).files).toHaveLength(0);
+      expect(readResults(dir, resultsAdapters).files.map((x) => x.topic)).toEqual(['webgpu']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -217,8 +217,17 @@ export function shapeProblem(x: unknown): string | undefined {
   return undefined;
 }
 
-/** Every results file of the common shape in `dir` (sorted by topic), and the files skipped with the reason. */
-export function readResults(dir: string): { files: BenchFile[]; skipped: { file: string; reason: string }[] } {
+/** Turns a topic's own record into the common shape, or returns undefined when `x` is not that record. */
+export type ResultsAdapter = (x: unknown) => BenchFile | undefined;
+
+/**
+ * Every results file of the common shape in `dir` (sorted by topic), and the files skipped with the reason. A file
+ * of another shape is converted by the first of `adapters` that recognizes it (lib/adapters.ts has them).
+ */
+export function readResults(
+  dir: string,
+  adapters: readonly ResultsAdapter[] = [],
+): { files: BenchFile[]; skipped: { file: string; reason: string }[] } {
   const files: BenchFile[] = [];
   const skipped: { file: string; reason: string }[] = [];
   if (!existsSync(dir)) return { files, skipped };
@@ -232,7 +241,17 @@ export function readResults(dir: string): { files: BenchFile[]; skipped: { file:
       skipped.push({ file: name, reason: `not JSON (${(e as Error).message})` });
       continue;
     }
-    const problem = shapeProblem(parsed);
+    let problem = shapeProblem(parsed);
+    if (problem) {
+      for (const adapt of adapters) {
+        const converted = adapt(parsed);
+        if (converted && !shapeProblem(converted)) {
+          parsed = converted;
+          problem = undefined;
+          break;
+        }
+      }
+    }
     if (problem) skipped.push({ file: name, reason: problem });
     else files.push(parsed as BenchFile);
   }

@@ -29,7 +29,8 @@ const { values: flags, positionals } = parseArgs({
   options: {
     out: { type: 'string' },
     models: { type: 'string' },
-    deadline: { type: 'string', default: '420' },
+    // `pnpm bench --quick` (NIBBLE_BENCH_QUICK=1) gives the whole run 150 s.
+    deadline: { type: 'string', default: process.env.NIBBLE_BENCH_QUICK === '1' ? '150' : '420' },
     tiny: { type: 'boolean', default: false },
     sections: { type: 'string', default: 'copy,matvec,sweep,gold,generate,models' },
     /** Before measuring models, wait (at most --wait-max seconds) until this file exists: a parallel build is done. */
@@ -40,7 +41,10 @@ const { values: flags, positionals } = parseArgs({
 });
 
 const repo = resolve(flags.repo ?? process.cwd());
-const outPath = resolve(flags.out ?? join(repo, 'benchmarks/results/webgpu.json'));
+// `pnpm bench` (run-all.ts) says where results go through NIBBLE_BENCH_OUT (results/quick/ for --quick).
+const outPath = resolve(
+  flags.out ?? join(process.env.NIBBLE_BENCH_OUT ?? join(repo, 'benchmarks/results'), 'webgpu.json'),
+);
 const t0 = performance.now();
 const deadline = Number(flags.deadline) * 1000;
 const left = () => deadline - (performance.now() - t0);

@@ -76,6 +76,7 @@ export default defineConfig({
         items: [
           { text: 'Choose a format', link: '/guides/choose-a-format' },
           { text: 'Quantize a model', link: '/guides/quantize-a-model' },
+          { text: 'Run on WebGPU', link: '/guides/webgpu' },
           { text: 'Use one package alone', link: '/guides/one-package' },
         ],
       },

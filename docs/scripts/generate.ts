@@ -10,6 +10,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { resultsAdapters } from '../../benchmarks/lib/adapters.js';
 import { renderReport } from '../../benchmarks/lib/report.js';
 import { readResults } from '../../benchmarks/lib/results.js';
 import { blockDiagram, q4_0Layout, q4_KLayout } from './block-diagrams.js';
@@ -34,7 +35,7 @@ if (mismatched.length) throw new Error(`docs:gen: bytes differ from ggml's golde
 
 write('bundle-sizes.md', await bundleSizeTable(root));
 
-const { files, skipped } = readResults(join(root, 'benchmarks/results'));
+const { files, skipped } = readResults(join(root, 'benchmarks/results'), resultsAdapters);
 write(
   'benchmarks.md',
   files.length

@@ -86,7 +86,7 @@ async function runNode(file: string): Promise<string> {
   return r.stdout.replace(/\n$/, '');
 }
 
-const pages = ['getting-started.md', 'guides/one-package.md'];
+const pages = ['getting-started.md', 'guides/one-package.md', 'guides/webgpu.md'];
 const nodeExamples = pages.flatMap((p) =>
   examplesOf(p)
     .filter((e) => e.file.endsWith('.ts') && !e.file.endsWith('-page.ts'))
@@ -190,4 +190,33 @@ describe('docs snippets', () => {
       await server.close();
     }
   }, 120_000);
+
+  it.each([
+    { webgpu: true, expected: 'webgpu' },
+    { webgpu: false, expected: 'js' },
+  ])(
+    'the WebGPU guide page runs on $expected (WebGPU flags: $webgpu) with the gold story',
+    async ({ webgpu, expected }) => {
+      const site = join(work, `webgpu-page-${expected}`);
+      await bundle('snippets/webgpu-page.ts', join(site, 'webgpu-page.js'), 'browser');
+      writeFileSync(join(site, 'index.html'), readFileSync(join(docs, 'snippets/webgpu-page.html')));
+      copyFileSync(fixture('models/stories260K.gguf'), join(site, 'stories260K.gguf'));
+      const server = await serveStatic({ root: site });
+      const chromium = await launchChromium({ webgpu });
+      try {
+        const tab = await openPage(chromium, `${server.url}/`);
+        await tab.page.waitForSelector('body[data-done=true]', { timeout: 90_000 });
+        expect(await tab.page.textContent('#backend')).toBe(expected);
+        const skipped = (await tab.page.textContent('#skipped')) ?? '';
+        if (expected === 'js') expect(skipped).toMatch(/^webgpu: .{10,}/);
+        else expect(skipped).toBe('');
+        expect(await tab.page.textContent('#story')).toBe(gold);
+        expect(tab.errors()).toEqual([]);
+      } finally {
+        await chromium.close();
+        await server.close();
+      }
+    },
+    150_000,
+  );
 });

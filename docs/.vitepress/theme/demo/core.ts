@@ -4,6 +4,7 @@
  * the reason when one cannot start, and stream generated text with its speed.
  */
 import '@nibble/backend-js';
+import '@nibble/backend-webgpu'; // registers 'webgpu' on navigator.gpu; it reports why when the browser has none
 import { formats } from '@nibble/formats';
 import { blobSink, type GgufFile, type GgufSink, GgufWriter, openGguf } from '@nibble/gguf';
 import { type ChatMessage, type Generation, ggufChatTemplate, loadModel, type Model } from '@nibble/runner';
