@@ -4,7 +4,7 @@
  * package build first.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type DefaultTheme, defineConfig } from 'vitepress';
 
@@ -43,7 +43,37 @@ export default defineConfig({
   lastUpdated: false,
   // Generated fragments are included into pages, never pages themselves.
   srcExclude: ['parts/**', 'snippets/**', 'scripts/**', 'README.md'],
-  markdown: { lineNumbers: false },
+  markdown: {
+    lineNumbers: false,
+    // Pages may link repository files outside docs/ (`../tests/backend-kit/naive-backend.ts`): the site does not serve
+    // them, so such a link becomes its path as text instead of a link that 404s.
+    config(md) {
+      md.core.ruler.push('repository-links', (state) => {
+        const page = (state.env as { relativePath?: string }).relativePath;
+        if (!page) return;
+        for (const block of state.tokens) {
+          const kids = block.children ?? [];
+          for (let i = 0; i < kids.length; i++) {
+            const href = kids[i].type === 'link_open' ? kids[i].attrGet('href') : null;
+            if (!href || /^([a-z]+:|#|\/)/i.test(href)) continue;
+            const target = posix.normalize(posix.join(posix.dirname(page), href.split('#')[0]));
+            if (!target.startsWith('../')) continue;
+            const close = kids.findIndex((t, j) => j > i && t.type === 'link_close' && t.level === kids[i].level);
+            kids[i].type = 'repository_link_open';
+            kids[i].tag = 'span';
+            kids[i].attrs = [
+              ['class', 'repository-path'],
+              ['title', `${target.slice(3)} in the repository`],
+            ];
+            if (close > 0) {
+              kids[close].type = 'repository_link_close';
+              kids[close].tag = 'span';
+            }
+          }
+        }
+      });
+    },
+  },
   themeConfig: {
     nav: [
       { text: 'Guide', link: '/getting-started' },

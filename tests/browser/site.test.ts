@@ -210,6 +210,7 @@ describe('live demo', () => {
     await tab.page.waitForFunction(() =>
       document.querySelector('[data-testid=demo-model]')?.textContent?.includes('qwen3.gguf'),
     );
+    await tab.page.selectOption('[data-testid=demo-backend]', 'js'); // Node's side ran on js too
     await tab.page.fill('[data-testid=demo-max-tokens]', '12');
     await tab.page.fill('[data-testid=demo-temperature]', '0');
     const replies: string[] = [];
