@@ -1,196 +1,162 @@
 /**
- * Quantizing a whole model: nibble beside llama.cpp's own llama_model_quantize (through llama_quantize.py and the
- * libllama node-llama-cpp ships), the same input file, one thread each, `pure` on both sides (every weight tensor
- * gets the target type, or the same fallback where rows do not fit), wall time including reading and writing the
- * files, median of runs. After each pair the tensor bytes of the two outputs are compared: equal bytes mean both did
- * the same work.
+ * Quantize benchmark: a TinyLlama-shaped F16 GGUF (2.2 GB, model.ts) to Q4_0, Q8_0 and Q4_K_M with 1 and 2 threads,
+ * nibble (`quantizeFile`, worker_threads for 2) beside llama.cpp's own `llama_model_quantize` (llama_peer.py, the
+ * prebuilt libllama of node-llama-cpp) on the same file in the same run: wall time, MB/s of input, peak RSS (each run
+ * in its own process), and whether the two outputs are the same bytes. Runs alternate between the two.
  *
- *   npx tsx --conditions=source benchmarks/quantize/bench.ts [--runs 3] [--types q8_0,q4_0,q4_K,q6_K]
+ *   pnpm bench quantize                          # the 2.2 GB file
+ *   pnpm bench --quick quantize                  # a 36 MB file of the same layout, 1 round, 1 thread
+ *   BENCH_SHAPE=small pnpm bench quantize        # the small file with the full rounds, presets and threads
+ *   BENCH_ROUNDS=3 BENCH_PRESETS=Q4_0,Q8_0 BENCH_THREADS=1,2
  *
- * Inputs: stories260K (F32, 1.2 MB) and a synthetic F16 llama (TinyLlama's shape with 4 layers, 614 MB; with
- * NIBBLE_BENCH_QUICK=1 a 76 MB one, 1 run, q8_0/q4_0/q4_K). Writes benchmarks/results/quantize.json.
+ * Writes results/quantize.json in the common shape (lib/results.ts; the small shape outside --quick:
+ * benchmarks/.cache/quantize-small.json) and prints a markdown table.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createGgufFileWriter, openGgufFile } from '@nibble/gguf/node';
-import type { DTypeName } from '@nibble/tensor';
-// The CLI's model quantizer, until @nibble/quantize lands.
-import { quantizeModel } from '../../packages/cli/src/model-quant.js';
 import { makeCase, median, quick, writeResults } from '../lib/results.js';
-import { fullShape, llamaF16Path, quickShape } from './generate.js';
+import { f16ModelPath } from './model.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '../..');
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
-};
-const runs = Number(flag('runs', quick ? '1' : '3'));
-const types = flag('types', quick ? 'q8_0,q4_0,q4_K' : 'q8_0,q4_0,q4_K,q6_K').split(',') as DTypeName[];
-// llama_ftype of a model whose weights are all of one type (with pure, Q4_K_S is all Q4_K, Q6_K all Q6_K).
-const FTYPE: Partial<Record<DTypeName, number>> = {
-  f16: 1,
-  q4_0: 2,
-  q4_1: 3,
-  q8_0: 7,
-  q5_0: 8,
-  q5_1: 9,
-  q2_K: 10,
-  q4_K: 14,
-  q5_K: 16,
-  q6_K: 18,
-  iq4_nl: 25,
-};
+const small = quick || process.env.BENCH_SHAPE === 'small';
+const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
+const presets = (process.env.BENCH_PRESETS ?? 'Q4_0,Q8_0,Q4_K_M').split(',');
+const threadCounts = (process.env.BENCH_THREADS ?? (quick ? '1' : '1,2')).split(',').map(Number);
 
-const models = [
-  { name: 'stories260K (F32, 1.2 MB)', path: join(root, 'fixtures/models/stories260K.gguf') },
-  quick
-    ? { name: 'synthetic llama (F16, 76 MB)', path: await llamaF16Path('quick-llama', quickShape) }
-    : { name: 'TinyLlama-shaped, 4 layers (F16, 614 MB)', path: await llamaF16Path('tinyllama-4l', fullShape) },
-];
-
-const work = mkdtempSync(join(tmpdir(), 'nibble-quantize-bench-'));
-
-async function nibbleOnce(input: string, output: string, type: DTypeName): Promise<number> {
-  rmSync(output, { force: true });
-  const t0 = performance.now();
-  const file = await openGgufFile(input);
-  try {
-    await quantizeModel(file, type, await createGgufFileWriter(output), { pure: true });
-  } finally {
-    await file.close();
-  }
-  return (performance.now() - t0) / 1000;
+interface Run {
+  seconds: number;
+  peakRssMB: number;
 }
 
-function llamaCpp(input: string, output: string, ftype: number): { seconds: number[]; library: string } | string {
-  const r = spawnSync(
-    'python3',
-    [
-      join(here, 'llama_quantize.py'),
-      '--input',
-      input,
-      '--output',
-      output,
-      '--ftype',
-      String(ftype),
-      '--threads',
-      '1',
-      '--runs',
-      String(runs),
-      '--pure',
-    ],
+const input = await f16ModelPath(small);
+const inputBytes = statSync(input).size;
+const cache = dirname(input);
+
+function sha256(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
+  });
+}
+
+function ours(out: string, preset: string, threads: number): Run {
+  const stdout = execFileSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', join(here, 'worker.ts'), input, out, preset, String(threads)],
     { encoding: 'utf8', maxBuffer: 1 << 20 },
   );
-  if (r.error || r.status !== 0) return (r.stderr || String(r.error)).trim();
-  const j = JSON.parse(r.stdout) as { seconds: number[]; library: string };
-  return j;
+  return JSON.parse(stdout.trim().split('\n').pop() as string) as Run;
 }
 
-async function sameTensorBytes(a: string, b: string): Promise<boolean> {
-  const [fa, fb] = [await openGgufFile(a), await openGgufFile(b)];
+let peerError: string | undefined;
+function peer(out: string, preset: string, threads: number): Run | undefined {
+  if (peerError) return undefined;
   try {
-    if (fa.tensors.length !== fb.tensors.length) return false;
-    for (const t of fa.tensors) {
-      const u = fb.getTensor(t.name);
-      if (!u || u.ggmlType !== t.ggmlType) return false;
-      const [x, y] = [await fa.readTensorBytes(t), await fb.readTensorBytes(u)];
-      if (
-        Buffer.compare(
-          Buffer.from(x.buffer, x.byteOffset, x.byteLength),
-          Buffer.from(y.buffer, y.byteOffset, y.byteLength),
-        ) !== 0
-      )
-        return false;
-    }
-    return true;
-  } finally {
-    await fa.close();
-    await fb.close();
+    const stdout = execFileSync('python3', [join(here, 'llama_peer.py'), input, out, preset, String(threads)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return JSON.parse(stdout.trim()) as Run;
+  } catch (e) {
+    peerError = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+    console.error(`llama.cpp peer unavailable: ${peerError}`);
+    return undefined;
   }
 }
 
-interface Row {
-  model: string;
-  inputMB: number;
-  type: string;
-  nibbleSeconds: number;
-  llamaCppSeconds?: number;
-  sameTensorBytes?: boolean;
-  peerError?: string;
-}
-const rows: Row[] = [];
-let library = '';
-try {
-  for (const m of models) {
-    const inputMB = statSync(m.path).size / 1e6;
-    for (const type of types) {
-      const ours = join(work, `nibble-${type}.gguf`);
-      const theirs = join(work, `llama-${type}.gguf`);
-      const t: number[] = [];
-      for (let r = 0; r < runs; r++) t.push(await nibbleOnce(m.path, ours, type));
-      const peer =
-        FTYPE[type] === undefined ? `no llama_ftype for ${type}` : llamaCpp(m.path, theirs, FTYPE[type] as number);
-      const row: Row = { model: m.name, inputMB, type, nibbleSeconds: median(t) };
-      if (typeof peer === 'string') row.peerError = peer;
-      else {
-        library = peer.library;
-        row.llamaCppSeconds = median(peer.seconds);
-        row.sameTensorBytes = await sameTensorBytes(ours, theirs);
+const rows = [];
+for (const preset of presets) {
+  for (const threads of threadCounts) {
+    const a: Run[] = [];
+    const b: Run[] = [];
+    const outA = join(cache, `bench-nibble-${preset}.gguf`);
+    const outB = join(cache, `bench-llama-${preset}.gguf`);
+    let same: boolean | undefined;
+    for (let r = 0; r < rounds; r++) {
+      // Alternate who goes first, so both share the machine's drift.
+      const order = r % 2 === 0 ? ['nibble', 'llama'] : ['llama', 'nibble'];
+      for (const who of order) {
+        if (who === 'nibble') a.push(ours(outA, preset, threads));
+        else {
+          const p = peer(outB, preset, threads);
+          if (p) b.push(p);
+        }
       }
-      rows.push(row);
-      console.error(
-        `${m.name} ${type}: nibble ${row.nibbleSeconds.toFixed(3)} s, llama.cpp ${row.llamaCppSeconds?.toFixed(3) ?? row.peerError} s, same bytes ${row.sameTensorBytes}`,
-      );
-      rmSync(ours, { force: true });
-      rmSync(theirs, { force: true });
+      if (r === 0 && b.length > 0) same = (await sha256(outA)) === (await sha256(outB));
     }
+    rmSync(outA, { force: true });
+    rmSync(outB, { force: true });
+    const ms = median(a.map((x) => x.seconds));
+    const ps = median(b.map((x) => x.seconds));
+    rows.push({
+      preset,
+      threads,
+      nibbleSeconds: ms,
+      nibbleMBs: inputBytes / 1e6 / ms,
+      nibblePeakRssMB: Math.max(...a.map((x) => x.peakRssMB)),
+      llamaSeconds: b.length ? ps : null,
+      llamaMBs: b.length ? inputBytes / 1e6 / ps : null,
+      llamaPeakRssMB: b.length ? Math.max(...b.map((x) => x.peakRssMB)) : null,
+      speedRatio: b.length ? ps / ms : null,
+      sameBytes: same ?? null,
+    });
+    console.error(`${preset} x${threads}: nibble ${ms.toFixed(2)} s, llama.cpp ${b.length ? ps.toFixed(2) : '-'} s`);
   }
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
 
-const details = { date: new Date().toISOString(), runs, threads: 1, pure: true, rows };
-const cases = rows.map((r) =>
-  makeCase({
-    group: r.model,
-    name: r.type,
-    unit: 's',
-    higherIsBetter: false,
-    results: [
-      { engine: 'nibble', ours: true, median: r.nibbleSeconds, runs },
-      ...(r.llamaCppSeconds === undefined
-        ? []
-        : [{ engine: 'llama.cpp (llama_model_quantize)', ours: false, median: r.llamaCppSeconds, runs }]),
-    ],
-  }),
-);
-const differ = rows.filter((r) => r.sameTensorBytes === false).map((r) => `${r.model} ${r.type}`);
-writeResults({
+const peerInfo = peerError
+  ? { error: peerError }
+  : { library: 'libllama of @node-llama-cpp/linux-x64 3.21.1, llama_model_quantize' };
+const shapeName = small ? 'small' : 'tinyllama-1.1b';
+const inputName = `${(inputBytes / 1e6).toFixed(0)} MB F16 (${shapeName} shape)`;
+const details = { input: { shape: shapeName, bytes: inputBytes, type: 'f16' }, rounds, peer: peerInfo, rows };
+const cases = rows.flatMap((r) => {
+  const name = `${r.preset}, ${r.threads} thread${r.threads > 1 ? 's' : ''}`;
+  const engines = (ours: number, theirs: number | null) => [
+    { engine: 'nibble', ours: true, median: ours, runs: rounds },
+    ...(theirs === null ? [] : [{ engine: 'llama.cpp (llama_model_quantize)', ours: false, median: theirs, runs: rounds }]),
+  ];
+  return [
+    makeCase({ group: `quantize ${inputName}, seconds`, name, unit: 's', higherIsBetter: false, results: engines(r.nibbleSeconds, r.llamaSeconds) }),
+    makeCase({ group: 'quantize, peak RSS', name, unit: 'MB', higherIsBetter: false, results: engines(r.nibblePeakRssMB, r.llamaPeakRssMB) }),
+  ];
+});
+const differ = rows.filter((r) => r.sameBytes === false).map((r) => `${r.preset} x${r.threads}`);
+const compared = rows.filter((r) => r.sameBytes === true).length;
+const written = writeResults({
   topic: 'quantize',
   title: 'Quantize a whole model',
-  method: `Seconds to quantize a GGUF model to one type (pure: every weight tensor, with llama.cpp's fallback for rows that do not fit), reading and writing the files included, one thread each, median of ${runs} run${runs > 1 ? 's' : ''}; llama.cpp's llama_model_quantize called through ctypes on node-llama-cpp's prebuilt ${library || 'libllama'}.`,
+  method: `Wall time to quantize ${inputName} to each preset (llama-quantize's per-tensor rules), reading and writing the files included, each run in its own process (peak RSS is that process's), nibble's quantizeFile beside llama.cpp's llama_model_quantize through ctypes on node-llama-cpp's prebuilt libllama, alternating who goes first; median of ${rounds} round${rounds > 1 ? 's' : ''}.`,
   peers: ['node-llama-cpp', '@node-llama-cpp/linux-x64'],
   notes: [
-    differ.length
-      ? `Tensor bytes differ from llama.cpp's for: ${differ.join(', ')}.`
-      : `The output's tensor bytes equal llama.cpp's in every case measured against it (${rows.filter((r) => r.sameTensorBytes).length}).`,
-    ...rows.filter((r) => r.peerError).map((r) => `llama.cpp did not run for ${r.model} ${r.type}: ${r.peerError}`),
+    ...(differ.length ? [`Output bytes differ from llama.cpp's for: ${differ.join(', ')}.`] : []),
+    ...(compared ? [`The output file equals llama.cpp's byte for byte (SHA-256) in ${compared} of ${rows.length} cases.`] : []),
+    ...(peerError ? [`llama.cpp did not run: ${peerError}`] : []),
   ],
   cases,
   details,
+  // The small shape outside --quick only checks that the benchmark runs: its figures stay in the cache.
+  ...(small && !quick ? { path: join(here, '../.cache/quantize-small.json') } : {}),
 });
+console.error(`wrote ${written}`);
 
-console.log(`| model | type | nibble s | llama.cpp s | llama.cpp / nibble | same tensor bytes |`);
-console.log('|---|---|---:|---:|---:|:---:|');
+const f = (x: number | null, d = 2) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(d));
+console.log(
+  `Quantize ${(inputBytes / 1e9).toFixed(2)} GB F16 (${shapeName} shape), median of ${rounds}, peak RSS max.\n`,
+);
+console.log(
+  '| preset | threads | nibble s | MB/s | peak RSS MB | llama.cpp s | MB/s | peak RSS MB | speed vs llama.cpp | same bytes |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  const ratio = r.llamaCppSeconds === undefined ? '' : `${(r.llamaCppSeconds / r.nibbleSeconds).toFixed(2)}×`;
   console.log(
-    `| ${r.model} | ${r.type} | ${r.nibbleSeconds.toFixed(3)} | ${r.llamaCppSeconds?.toFixed(3) ?? ''} | ${ratio} | ${r.sameTensorBytes === undefined ? '' : r.sameTensorBytes ? 'yes' : 'NO'} |`,
+    `| ${r.preset} | ${r.threads} | ${f(r.nibbleSeconds)} | ${f(r.nibbleMBs, 1)} | ${f(r.nibblePeakRssMB, 0)} | ${f(r.llamaSeconds)} | ${f(r.llamaMBs, 1)} | ${f(r.llamaPeakRssMB, 0)} | ${f(r.speedRatio)}x | ${r.sameBytes ?? '-'} |`,
   );
 }
 if (differ.length) process.exitCode = 1;

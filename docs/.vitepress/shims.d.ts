@@ -6,3 +6,12 @@ declare module '*.vue' {
   export default component;
 }
 declare module '*.css';
+// Vite's worker URL import: the bundled worker's URL.
+declare module '*?worker&url' {
+  const url: string;
+  export default url;
+}
+// Vite's import.meta.glob (vite/client has it; the theme needs only this).
+interface ImportMeta {
+  glob(pattern: string): Record<string, () => Promise<unknown>>;
+}

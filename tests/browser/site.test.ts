@@ -1,16 +1,18 @@
 /**
  * The built docs site in Debian's Chromium: every page renders without console errors and every link inside the
- * site resolves (page and #anchor); the live demo quantizes stories260K to Q4_0 with the very bytes Node writes
- * (whose tensors are llama.cpp's), and generates llama2.c's greedy gold text on every backend it offers. Screenshots
- * of the demo go to benchmarks/results/screenshots/.
+ * site resolves (page and #anchor); the live demo quantizes stories260K to Q4_0 with the very bytes Node writes and
+ * llama.cpp's llama_model_quantize wrote (and to Q4_K_M with an importance matrix on two Web Workers, llama.cpp's
+ * bytes again), generates llama2.c's greedy gold text on every backend it offers, and chats as Node does.
+ * Screenshots of the demo go to benchmarks/results/screenshots/.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../../packages/backend-js/src/index.js';
-import { quantizeModel } from '../../packages/cli/src/model-quant.js';
-import { blobSink, GgufWriter, parseGguf } from '../../packages/gguf/src/index.js';
 import { openGgufFile } from '../../packages/gguf/src/node.js';
+import { presets, quantizeToBlob } from '../../packages/quantize/src/index.js';
 import { loadModel } from '../../packages/runner/src/node.js';
 import { type ChromiumSession, launchChromium, openPage, type StaticServer, serveStatic } from './harness.js';
 import { buildSite, repoRoot } from './site.js';
@@ -22,6 +24,21 @@ const gold = (
   }
 ).cases.find((c) => c.id === 'greedy-200')?.expected_text as string;
 const screenshots = join(repoRoot, 'benchmarks/results/screenshots');
+// SHA-256 of the files llama.cpp's llama_model_quantize wrote from stories260K (fixtures/quantize/generate.py).
+const llamaCppSha = (label: string): string => {
+  const runs = (
+    JSON.parse(readFileSync(fixture('quantize/manifest.json'), 'utf8')) as {
+      runs: { model: string; label: string; sha256?: string }[];
+    }
+  ).runs;
+  const sha = runs.find((r) => r.model === 'stories260K' && r.label === label)?.sha256;
+  if (!sha) throw new Error(`no llama.cpp run '${label}' in fixtures/quantize/manifest.json`);
+  return sha;
+};
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+// The backends the demo must offer in Chromium with WebGPU on SwiftShader, each generating the gold text.
+// When @nibble/backend-wasm lands on main, add 'wasm' here: the demo picks it up by itself.
+const requiredBackends = ['webgpu', 'js'];
 
 let site: string;
 let server: StaticServer;
@@ -119,40 +136,78 @@ describe('docs site', () => {
 });
 
 describe('live demo', () => {
-  it('quantizes stories260K to Q4_0 in the page, byte for byte what Node writes', async () => {
-    // Node's result, from the same code path as `nibble quantize`.
-    const src = await openGgufFile(fixture('models/stories260K.gguf'));
-    const sink = blobSink();
-    await quantizeModel(src, 'q4_0', new GgufWriter(sink));
-    await src.close();
-    const nodeBytes = new Uint8Array(await sink.blob().arrayBuffer());
-
-    const tab = await openPage(chromium, `${server.url}/demo.html`);
-    await tab.page.waitForSelector('[data-testid=demo-model]', { timeout: 60_000 });
-    expect(await tab.page.textContent('[data-testid=demo-isolation]')).toContain('Cross-origin isolated');
-    await tab.page.selectOption('[data-testid=demo-target]', 'q4_0');
+  // Quantizes in the page and returns the downloaded file's bytes.
+  async function quantizeInPage(
+    tab: Awaited<ReturnType<typeof openPage>>,
+    preset: string,
+    threads: number,
+  ): Promise<{ bytes: Uint8Array; name: string }> {
+    await tab.page.selectOption('[data-testid=demo-preset]', preset);
+    await tab.page.selectOption('[data-testid=demo-threads]', String(threads));
     await tab.page.click('[data-testid=demo-quantize]');
-    await tab.page.waitForSelector('[data-testid=demo-download]', { timeout: 120_000 });
+    await tab.page.waitForFunction(
+      (p) =>
+        document.querySelector('[data-testid=demo-download]')?.textContent?.includes(`-${p}.gguf`) ||
+        document.querySelector('[data-testid=demo-error]'),
+      preset,
+      { timeout: 120_000 },
+    );
+    expect(await tab.page.locator('[data-testid=demo-error]').count()).toBe(0);
     const [download] = await Promise.all([
       tab.page.waitForEvent('download'),
       tab.page.click('[data-testid=demo-download]'),
     ]);
-    expect(download.suggestedFilename()).toBe('stories260K-q4_0.gguf');
-    const pageBytes = new Uint8Array(readFileSync(await download.path()));
-    expect(pageBytes.byteLength).toBe(nodeBytes.byteLength);
-    expect(Buffer.compare(Buffer.from(pageBytes), Buffer.from(nodeBytes))).toBe(0);
+    return { bytes: new Uint8Array(readFileSync(await download.path())), name: download.suggestedFilename() };
+  }
 
-    // And the tensors are llama.cpp's own (llama_model_quantize wrote the fixture).
-    const ours = parseGguf(pageBytes);
-    const theirs = parseGguf(new Uint8Array(readFileSync(fixture('models/stories260K-Q4_0.gguf'))));
-    for (const t of theirs.tensors) {
-      const a = ours.readTensorSync(t.name).data;
-      const b = theirs.readTensorSync(t.name).data;
-      expect(Buffer.compare(Buffer.from(a), Buffer.from(b)), t.name).toBe(0);
-    }
-    // One row per quantized tensor in the error table.
+  it('quantizes stories260K to Q4_0 in the page, byte for byte what Node writes and llama.cpp wrote', async () => {
+    // Node's result, from the same library as `nibble quantize`.
+    const src = await openGgufFile(fixture('models/stories260K.gguf'));
+    const { blob } = await quantizeToBlob(src, { preset: 'Q4_0' });
+    await src.close();
+    const nodeBytes = new Uint8Array(await blob.arrayBuffer());
+
+    const tab = await openPage(chromium, `${server.url}/demo.html`);
+    await tab.page.waitForSelector('[data-testid=demo-model]', { timeout: 60_000 });
+    expect(await tab.page.textContent('[data-testid=demo-isolation]')).toContain('Cross-origin isolated');
+    // Every preset of @nibble/quantize is offered, with its planned size for this model.
+    const offered = await tab.page.$$eval('[data-testid=demo-preset] option', (os) =>
+      os.map((o) => ({ value: (o as HTMLOptionElement).value, text: o.textContent ?? '' })),
+    );
+    expect(offered.map((o) => o.value)).toEqual(presets.map((p) => p.name));
+    expect(offered.find((o) => o.value === 'Q4_K_M')?.text).toMatch(/KiB, \d+\.\d\d bpw/);
+
+    const { bytes, name } = await quantizeInPage(tab, 'Q4_0', 1);
+    expect(name).toBe('stories260K-Q4_0.gguf');
+    expect(bytes.byteLength).toBe(nodeBytes.byteLength);
+    expect(Buffer.compare(Buffer.from(bytes), Buffer.from(nodeBytes))).toBe(0);
+    expect(sha256(bytes)).toBe(llamaCppSha('Q4_0'));
+    expect(await tab.page.textContent('[data-testid=demo-size]')).toBe(`${(bytes.byteLength / 1024).toFixed(1)} KiB`);
+    // One row per converted tensor in the error table (31 Q4_0, 5 F16 fallbacks, output.weight Q8_0), each with a
+    // histogram holding every value of the tensor.
     expect(await tab.page.locator('.demo-tensors tbody tr').count()).toBe(37);
     await tab.page.screenshot({ path: join(screenshots, 'demo-quantized.png'), fullPage: true });
+    expect(tab.errors()).toEqual([]);
+    await tab.page.close();
+  }, 180_000);
+
+  it("quantizes to Q4_K_M with an importance matrix on two Web Workers: llama.cpp's bytes", async () => {
+    const tab = await openPage(chromium, `${server.url}/demo.html`);
+    await tab.page.waitForSelector('[data-testid=demo-model]', { timeout: 60_000 });
+    // llama-quantize records the imatrix file name it was given: the fixture ran with 'imatrix.gguf'.
+    const dir = mkdtempSync(join(tmpdir(), 'nibble-imatrix-'));
+    try {
+      copyFileSync(fixture('quantize/imatrix/stories260K.imatrix.gguf'), join(dir, 'imatrix.gguf'));
+      await tab.page.setInputFiles('[data-testid=demo-imatrix]', join(dir, 'imatrix.gguf'));
+      await tab.page.waitForFunction(() =>
+        document.querySelector('[data-testid=demo-preset-info]')?.textContent?.includes('imatrix imatrix.gguf'),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const { bytes } = await quantizeInPage(tab, 'Q4_K_M', 2);
+    expect(await tab.page.textContent('.demo-progress')).toContain('on 2 threads');
+    expect(sha256(bytes)).toBe(llamaCppSha('Q4_K_M +imatrix'));
     expect(tab.errors()).toEqual([]);
     await tab.page.close();
   }, 180_000);
@@ -164,7 +219,10 @@ describe('live demo', () => {
       os.map((o) => ({ name: (o as HTMLOptionElement).value, disabled: (o as HTMLOptionElement).disabled })),
     );
     const available = options.filter((o) => !o.disabled).map((o) => o.name);
-    expect(available).toContain('js');
+    for (const name of requiredBackends) expect(available, name).toContain(name);
+    // The picker always lists the WebAssembly backend: selectable once its package is in the build, until then with
+    // the reason.
+    expect(options.map((o) => o.name)).toContain('wasm');
     for (const o of options.filter((x) => x.disabled)) {
       const reason = await tab.page.textContent(`[data-testid=demo-backend-reason-${o.name}]`);
       expect(reason?.length ?? 0, o.name).toBeGreaterThan(o.name.length + 10);

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const packagesDir = fileURLToPath(new URL('../../', import.meta.url));
-const names = ['tensor', 'formats', 'gguf', 'tokenizer', 'backend-js', 'runner', 'cli'];
+const names = ['tensor', 'formats', 'gguf', 'tokenizer', 'backend-js', 'runner', 'quantize', 'cli'];
 const built = names.every((n) => existsSync(join(packagesDir, n, 'dist', 'index.js')));
 
 describe.skipIf(!built)('installed @nibble/cli (skipped: run `pnpm build` first)', () => {

@@ -94,6 +94,11 @@ export const perplexitySpec = {
       help: 'tokens between window starts, at most --ctx (default ctx/2)',
     },
     separator: { type: 'string', value: 'S', default: '<|endoftext|>', help: 'document separator' },
+    'kl-base': {
+      type: 'string',
+      value: 'BASE.gguf',
+      help: "also run BASE on the same windows and report the KL divergence from it, like llama.cpp's --kl-divergence",
+    },
     json,
   },
 } as const satisfies CommandSpec;
@@ -130,19 +135,77 @@ export const inspectSpec = {
 
 export const quantizeSpec = {
   name: 'quantize',
-  args: 'IN.gguf OUT.gguf',
-  positionals: { min: 2, max: 2 },
-  summary: 'write a quantized copy of a GGUF model',
+  args: 'IN.gguf OUT.gguf PRESET',
+  positionals: { min: 2, max: 3 },
+  summary: 'quantize a GGUF model like llama-quantize (every preset, --imatrix, byte-identical)',
   description:
-    "Stores every 2-D weight tensor (not norms) as TYPE, or llama.cpp's fallback type where rows do not fit TYPE's\n" +
-    'block size; copies everything else. Like llama-quantize, output.weight gets Q6_K (Q8_0 when its rows are not\n' +
-    'multiples of 256) unless --pure is given. OUT is written to a temporary file and renamed; an existing OUT is\n' +
-    "kept unless --force is given. 'nibble formats' lists the types.",
+    "Writes OUT as llama-quantize would, byte for byte: llama.cpp's per-tensor rules for the preset (attn_v,\n" +
+    'ffn_down, output and embeddings by layer and GQA factor), its fallbacks for rows that do not fit a block, its\n' +
+    'tensor order and metadata. Give a PRESET (Q4_0, Q4_K_M, IQ4_NL, ...; `nibble sizes` lists them) or --type.\n' +
+    'OUT is written to a temporary file and renamed; an existing OUT is kept unless --force. With --dry-run,\n' +
+    'OUT may be left out: `nibble quantize IN.gguf PRESET --dry-run`. A progress bar on a terminal, one line per\n' +
+    'tensor on stderr otherwise, nothing with --json; at the end, a table of sizes per stored type.',
   flags: {
-    type: { type: 'string', short: 't', value: 'TYPE', help: 'target type, e.g. q4_0 (required)' },
-    pure: { type: 'boolean', help: 'no special type for output.weight' },
-    force: { type: 'boolean', help: 'replace an existing OUT' },
+    type: {
+      type: 'string',
+      short: 't',
+      value: 'TYPE',
+      help: 'a type instead of a preset: the preset of that name, else TYPE everywhere (q4_K, mxfp4)',
+    },
+    imatrix: {
+      type: 'string',
+      value: 'FILE',
+      help: "importance matrix (llama-imatrix's GGUF or .dat; see nibble imatrix)",
+    },
+    pure: { type: 'boolean', help: "no mix: every quantized tensor gets the preset's default type" },
+    'output-tensor-type': { type: 'string', value: 'TYPE', help: 'type of output.weight' },
+    'token-embedding-type': { type: 'string', value: 'TYPE', help: 'type of token_embd.weight' },
+    'tensor-type': {
+      type: 'string',
+      value: 'PATTERN=TYPE',
+      multiple: true,
+      help: 'type of tensors whose name matches the regex PATTERN (first match wins)',
+    },
+    'leave-output-tensor': { type: 'boolean', help: 'keep output.weight as it is' },
     'allow-requantize': { type: 'boolean', help: 'quantize tensors that are already quantized' },
+    threads: { type: 'integer', value: 'N', min: 1, max: 256, default: 1, help: 'worker threads' },
+    'dry-run': { type: 'boolean', help: 'print the sizes, write nothing' },
+    force: { type: 'boolean', help: 'replace an existing OUT' },
+    json,
+  },
+} as const satisfies CommandSpec;
+
+export const imatrixSpec = {
+  name: 'imatrix',
+  args: 'MODEL TEXTFILE',
+  positionals: { min: 2, max: 2 },
+  summary: 'an importance matrix from calibration text, like llama-imatrix',
+  description:
+    'Runs MODEL over TEXTFILE as llama-imatrix does (chunks of --ctx tokens, each from an empty cache starting with\n' +
+    'BOS; all chunks unless --chunks) and writes the mean squared input of every column of every layer weight, in\n' +
+    "llama-imatrix's GGUF layout, for 'nibble quantize --imatrix'. The text needs at least two chunks.",
+  flags: {
+    output: { type: 'string', short: 'o', value: 'OUT.gguf', help: 'where to write the imatrix (required)' },
+    ctx: { type: 'integer', value: 'N', min: 2, default: 512, help: 'tokens per chunk' },
+    chunks: { type: 'integer', value: 'N', min: 1, help: 'chunks to evaluate (default: all)' },
+    'process-output': { type: 'boolean', help: 'also collect output.weight' },
+    backend: modelFlags.backend,
+    threads: modelFlags.threads,
+    json,
+  },
+} as const satisfies CommandSpec;
+
+export const sizesSpec = {
+  name: 'sizes',
+  summary: 'size of every quantization preset for real llama shapes',
+  description:
+    'Prints the tensor data size of each llama-quantize preset for LLaMA 7B/13B/30B/65B, Llama-2 70B and Llama-3\n' +
+    "1B/3B/8B shapes, from the format table and llama.cpp's per-tensor rules (no weights needed), beside the figures\n" +
+    'llama.cpp published, and why they differ.',
+  flags: {
+    model: { type: 'string', value: 'NAME', multiple: true, help: 'one shape (llama-7b, llama-3.1-8b, ...)' },
+    preset: { type: 'string', value: 'P', multiple: true, help: 'one preset' },
+    json,
   },
 } as const satisfies CommandSpec;
 
@@ -256,6 +319,8 @@ export const specs: readonly CommandSpec[] = [
   formatsSpec,
   inspectSpec,
   quantizeSpec,
+  imatrixSpec,
+  sizesSpec,
   tokenizeSpec,
   runSpec,
   chatSpec,

@@ -50,6 +50,8 @@ export type { FinishReason, GeneratedToken, GenerationStats } from './generation
 export { Generation } from './generation.js';
 export type { BaseHparamsOptions, FileTable, LlamaHparams, Metadata, ModelHparams, RopeScaling } from './hparams.js';
 export { architectureName, baseHparams, checkHparamsAgainstFile, isSlidingLayer, MetaReader } from './hparams.js';
+export type { KlDivergenceOptions, KlDivergenceResult } from './kld.js';
+export { klDivergence } from './kld.js';
 export type { LoadModelOptions, ModelSource, PerplexityOptions } from './model.js';
 export { loadModelFrom, Model } from './model.js';
 export type { PerplexityResult, Window } from './perplexity.js';

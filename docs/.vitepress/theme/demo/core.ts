@@ -1,21 +1,37 @@
 /**
  * The live demo's work, apart from its page: open a GGUF (the bundled stories260K or a local file), quantize it in
- * the page tensor by tensor with progress, measure each tensor's error against the original, list the backends with
- * the reason when one cannot start, and stream generated text with its speed.
+ * the page to a llama-quantize preset with @nibble/quantize (optionally with an importance matrix, optionally on Web
+ * Workers), measure each tensor's error against the original, list the backends with the reason when one cannot
+ * start, and stream generated text with its speed.
  */
 import '@nibble/backend-js';
 import '@nibble/backend-webgpu'; // registers 'webgpu' on navigator.gpu; it reports why when the browser has none
-import { formats } from '@nibble/formats';
-import { blobSink, type GgufFile, type GgufSink, GgufWriter, openGguf } from '@nibble/gguf';
+import { getFormat } from '@nibble/formats';
+import { type GgufFile, openGguf } from '@nibble/gguf';
+import {
+  type Imatrix,
+  type JobPool,
+  openImatrix,
+  planQuantization,
+  presets,
+  type QuantizePlan,
+  quantizeToBlob,
+  webWorkerPool,
+} from '@nibble/quantize';
 import { type ChatMessage, type Generation, ggufChatTemplate, loadModel, type Model } from '@nibble/runner';
-import { type DTypeName, registeredBackends, selectBackend } from '@nibble/tensor';
-// The CLI's model quantizer: the same code as `nibble quantize`, so the page writes the same bytes as Node.
-import { isQuantizable, quantizeModel, tensorToF32 } from '../../../../packages/cli/src/model-quant.js';
+import { type HostTensor, registeredBackends, selectBackend } from '@nibble/tensor';
+// The quantization worker, bundled by Vite; its URL goes to webWorkerPool.
+import quantizeWorkerUrl from './quantize-worker.ts?worker&url';
 
-/** Weight formats the demo offers (the activation-only formats Q8_1 and Q8_K are not weight formats). */
-export const targets: { name: DTypeName; label: string }[] = Object.values(formats)
-  .filter((c) => !c.info.internal && c.name !== 'f32')
-  .map((c) => ({ name: c.name, label: `${c.name.toUpperCase()} (${+c.info.bitsPerWeight.toFixed(2)} bpw)` }));
+// Backends whose package may not be in the workspace yet. Each registers its backend when imported; a missing one
+// shows in the picker with the reason. The WASM backend (@nibble/backend-wasm, registers 'wasm') is being built:
+// once its package exists, this glob finds it and 'wasm' becomes selectable with no other change here.
+const optionalBackends: Record<string, { module: Record<string, () => Promise<unknown>>; missing: string }> = {
+  wasm: {
+    module: import.meta.glob('../../../../packages/backend-wasm/src/index.ts'),
+    missing: 'the WebAssembly backend (@nibble/backend-wasm) is not part of this build of the site yet',
+  },
+};
 
 /** An opened model file and where it came from. */
 export interface OpenedModel {
@@ -42,6 +58,43 @@ export async function openModel(source: { url: string } | { file: File }): Promi
   return { file: await openGguf(blob), blob, name, bytes: blob.size };
 }
 
+/** An importance matrix and the file name llama-quantize would record for it (`quantize.imatrix.file`). */
+export interface OpenedImatrix {
+  imatrix: Imatrix;
+  name: string;
+}
+
+/** Opens an importance matrix (llama-imatrix's GGUF or legacy `.dat` file). */
+export async function openImatrixFile(file: File): Promise<OpenedImatrix> {
+  return { imatrix: await openImatrix(file), name: file.name };
+}
+
+/** A llama-quantize preset for this model: its planned size, or why it cannot be made. */
+export interface PresetChoice {
+  name: string;
+  /** llama-quantize's own description. */
+  description: string;
+  plan?: QuantizePlan;
+  /** Bits per weight of the tensor data, as planned for this model. */
+  bitsPerWeight?: number;
+  reason?: string;
+}
+
+/**
+ * Every preset of @nibble/quantize planned for `file` (the header alone, nothing is read): the planned size, or the
+ * refusal llama-quantize would give (Q2_K_S without an importance matrix, a type whose blocks no row fits).
+ */
+export function presetChoices(file: GgufFile, imatrix?: OpenedImatrix): PresetChoice[] {
+  return presets.map((p) => {
+    try {
+      const plan = planQuantization(file, { preset: p.name, imatrix: imatrix?.imatrix });
+      return { name: p.name, description: p.description, plan, bitsPerWeight: (8 * plan.bytesOut) / plan.elements };
+    } catch (e) {
+      return { name: p.name, description: p.description, reason: (e as Error).message };
+    }
+  });
+}
+
 /** One tensor after quantization. */
 export interface TensorStat {
   name: string;
@@ -63,95 +116,119 @@ export const histogramEdges = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 
 /** Progress of {@link quantizeInPage}. */
 export interface QuantizeProgress {
   phase: 'quantize' | 'measure';
-  done: number;
-  total: number;
+  /** 0..1 of the phase. */
+  fraction: number;
   tensor: string;
 }
 
 /** The quantized file and what it cost. */
 export interface QuantizeResult {
   blob: Blob;
-  target: DTypeName;
+  preset: string;
+  threads: number;
   seconds: number;
   tensors: TensorStat[];
   /** How many tensors ended in each type. */
   storedAs: Record<string, number>;
+  warnings: readonly string[];
 }
 
-// Lets the page repaint between tensors: the writer awaits every write.
-function yieldingSink(inner: GgufSink): GgufSink {
-  return {
-    async write(chunk) {
-      await inner.write(chunk);
-      await new Promise((r) => setTimeout(r, 0));
-    },
-    close: () => inner.close(),
-    abort: async (e) => inner.abort?.(e),
-  };
+// A tensor's values as f32 (a view when already f32 and aligned).
+function toF32(t: HostTensor): Float32Array {
+  if (t.dtype === 'f32' && t.data.byteOffset % 4 === 0)
+    return new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4);
+  if (t.dtype === 'f32') return new Float32Array(t.data.slice().buffer);
+  return getFormat(t.dtype).dequantize(
+    t.data,
+    t.shape.reduce((a, b) => a * b, 1),
+  );
+}
+
+/** Threads the page can quantize on: Web Workers need no cross-origin isolation (jobs are copied to them). */
+export function maxThreads(): number {
+  return typeof Worker === 'undefined' ? 1 : Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
 }
 
 /**
- * Quantizes every weight tensor of `model` to `target` like `nibble quantize`, then measures each quantized tensor
- * against the original.
+ * Quantizes `model` to `preset` with llama-quantize's rules (the same code as `nibble quantize`, so the page writes
+ * the same bytes as Node and llama.cpp), on `threads` Web Workers when more than one, then measures each converted
+ * tensor against the original.
  */
 export async function quantizeInPage(
   model: OpenedModel,
-  target: DTypeName,
-  onProgress: (p: QuantizeProgress) => void,
+  preset: string,
+  options: { threads?: number; imatrix?: OpenedImatrix; onProgress?: (p: QuantizeProgress) => void } = {},
 ): Promise<QuantizeResult> {
+  const threads = options.threads ?? 1;
   const t0 = performance.now();
-  const sink = blobSink();
-  const storedAs: Record<string, number> = {};
-  await quantizeModel(model.file, target, new GgufWriter(yieldingSink(sink)), {
-    onTensor: (name, type, i, n) => {
-      storedAs[type] = (storedAs[type] ?? 0) + 1;
-      onProgress({ phase: 'quantize', done: i + 1, total: n, tensor: name });
-    },
-  });
+  let pool: JobPool | undefined;
+  let lastPaint = 0;
+  let result: Awaited<ReturnType<typeof quantizeToBlob>>;
+  try {
+    pool = threads > 1 ? await webWorkerPool({ threads, url: new URL(quantizeWorkerUrl, location.href) }) : undefined;
+    result = await quantizeToBlob(model.file, {
+      preset,
+      imatrix: options.imatrix?.imatrix,
+      imatrixName: options.imatrix?.name,
+      pool,
+      onProgress: (p) => {
+        options.onProgress?.({ phase: 'quantize', fraction: p.bytesDone / (p.bytesTotal || 1), tensor: p.tensor });
+      },
+    });
+  } finally {
+    await pool?.close();
+  }
   const seconds = (performance.now() - t0) / 1000;
-  const blob = sink.blob();
+  const { blob, result: plan } = result;
 
+  const storedAs: Record<string, number> = {};
+  for (const t of plan.tensors) storedAs[t.to] = (storedAs[t.to] ?? 0) + 1;
   const out = await openGguf(blob);
   const tensors: TensorStat[] = [];
-  const candidates = model.file.tensors.filter((t) => isQuantizable(t.name, t.shape));
-  for (const [i, t] of candidates.entries()) {
-    const q = out.getTensor(t.name);
-    if (!q || q.ggmlType === t.ggmlType) continue;
-    const x = tensorToF32(await model.file.readTensor(t.name));
-    const y = tensorToF32(await out.readTensor(t.name));
-    let ss = 0;
-    let se = 0;
-    let max = 0;
-    for (let j = 0; j < x.length; j++) {
-      ss += x[j] * x[j];
-      const e = Math.abs(x[j] - y[j]);
-      se += e * e;
-      if (e > max) max = e;
+  const converted = plan.tensors.filter((t) => t.convert);
+  try {
+    for (const [i, t] of converted.entries()) {
+      const x = toF32(await model.file.readTensor(t.name));
+      const y = toF32(await out.readTensor(t.name));
+      let ss = 0;
+      let se = 0;
+      let max = 0;
+      for (let j = 0; j < x.length; j++) {
+        ss += x[j] * x[j];
+        const e = Math.abs(x[j] - y[j]);
+        se += e * e;
+        if (e > max) max = e;
+      }
+      const rms = Math.sqrt(ss / x.length) || 1;
+      const histogram = new Array<number>(histogramEdges.length).fill(0);
+      for (let j = 0; j < x.length; j++) {
+        const r = Math.abs(x[j] - y[j]) / rms;
+        let b = 0;
+        while (r > histogramEdges[b]) b++;
+        histogram[b]++;
+      }
+      tensors.push({
+        name: t.name,
+        shape: t.shape,
+        from: t.from,
+        to: t.to,
+        bytesBefore: t.bytesIn,
+        bytesAfter: t.bytesOut,
+        relativeRmse: Math.sqrt(se / x.length) / rms,
+        maxAbsError: max,
+        histogram,
+      });
+      options.onProgress?.({ phase: 'measure', fraction: (i + 1) / converted.length, tensor: t.name });
+      // Let the page repaint now and then.
+      if (performance.now() - lastPaint > 50) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastPaint = performance.now();
+      }
     }
-    const rms = Math.sqrt(ss / x.length) || 1;
-    const histogram = new Array<number>(histogramEdges.length).fill(0);
-    for (let j = 0; j < x.length; j++) {
-      const r = Math.abs(x[j] - y[j]) / rms;
-      let b = 0;
-      while (r > histogramEdges[b]) b++;
-      histogram[b]++;
-    }
-    tensors.push({
-      name: t.name,
-      shape: t.shape,
-      from: t.typeName,
-      to: q.typeName,
-      bytesBefore: t.byteLength,
-      bytesAfter: q.byteLength,
-      relativeRmse: Math.sqrt(se / x.length) / rms,
-      maxAbsError: max,
-      histogram,
-    });
-    onProgress({ phase: 'measure', done: i + 1, total: candidates.length, tensor: t.name });
-    await new Promise((r) => setTimeout(r, 0));
+  } finally {
+    await out.close();
   }
-  await out.close();
-  return { blob, target, seconds, tensors, storedAs };
+  return { blob, preset: plan.preset, threads, seconds, tensors, storedAs, warnings: plan.warnings };
 }
 
 /** A backend the page can offer, or why it cannot. */
@@ -163,9 +240,21 @@ export interface BackendChoice {
 
 /** The demo's backends in order of preference, each tried once: available, or the reason it is not. */
 export async function backendChoices(names = ['webgpu', 'wasm', 'js']): Promise<BackendChoice[]> {
+  const missing = new Map<string, string>();
+  for (const [name, { module, missing: why }] of Object.entries(optionalBackends)) {
+    const load = Object.values(module)[0];
+    if (!load) missing.set(name, why);
+    else
+      await load().catch((e: unknown) => missing.set(name, `its package failed to load: ${(e as Error).message}`));
+  }
   const all = [...new Set([...names, ...registeredBackends()])];
   const out: BackendChoice[] = [];
   for (const name of all) {
+    const why = missing.get(name);
+    if (why && !registeredBackends().includes(name)) {
+      out.push({ name, available: false, reason: why });
+      continue;
+    }
     try {
       const { backend } = await selectBackend([name]);
       backend.dispose();

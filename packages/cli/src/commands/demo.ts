@@ -6,14 +6,29 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formats, type Int8Options, int8 } from '@nibble/formats';
-import { blobSink, type GgufFile, GgufWriter, parseGguf } from '@nibble/gguf';
-import { type DTypeName, dtypes, NibbleError } from '@nibble/tensor';
+import { formats, getFormat, type Int8Options, int8 } from '@nibble/formats';
+import { type GgufFile, parseGguf } from '@nibble/gguf';
+import { allowsQuantization, fallbackType, quantizeToBlob } from '@nibble/quantize';
+import { type DTypeName, dtypes, type HostTensor, NibbleError } from '@nibble/tensor';
 import { parseOrHelp } from '../args.js';
-import { isQuantizable, quantizeModel, storedType, tensorToF32 } from '../model-quant.js';
 import { type Progress, progressBar } from '../progress.js';
 import { demoSpec } from '../specs.js';
 import { formatTable as table } from '../table.js';
+
+// A tensor's values as f32 (a copy when not f32 or not 4-byte aligned).
+function tensorToF32(t: HostTensor): Float32Array {
+  if (t.dtype === 'f32' && t.data.byteOffset % 4 === 0) {
+    return new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4);
+  }
+  if (t.dtype === 'f32') return new Float32Array(t.data.slice().buffer);
+  return getFormat(t.dtype).dequantize(
+    t.data,
+    t.shape.reduce((a, b) => a * b, 1),
+  );
+}
+
+// llama-quantize's test for a weight it quantizes (shape outermost first).
+const isQuantizable = (name: string, shape: readonly number[]) => allowsQuantization(name, [...shape].reverse());
 
 /**
  * The root of the installed `@nibble/cli` package: the nearest folder above this module with its package.json. The
@@ -47,6 +62,8 @@ export interface QualityRow {
   format: string;
   fileBytes: number;
   perplexity: number;
+  /** Mean KL divergence of the next-token distributions from the F32 model's (0 for F32). */
+  kld: number;
   llamaCppPerplexity?: number;
   story: string;
 }
@@ -67,37 +84,48 @@ export async function demoQuality(
   } = {},
 ): Promise<QualityRow[]> {
   await import('@nibble/backend-js'); // registers the 'js' backend
-  const { loadModel } = await import('@nibble/runner');
+  const { loadModel, klDivergence } = await import('@nibble/runner');
   const rows: QualityRow[] = [];
-  for (const name of RUN_FORMATS) {
-    options.onFormat?.(rows.length, RUN_FORMATS.length, name);
-    const sink = blobSink();
-    await quantizeModel(file, name, new GgufWriter(sink));
-    const blob = sink.blob();
-    const model = await loadModel(blob, { backend: 'js', contextSize: 512 });
-    try {
-      const ppl = await model.perplexity(text);
-      const { text: story } = await model
-        .generate(options.prompt ?? 'Once upon a time', { temperature: 0, maxTokens: options.maxTokens ?? 48 })
-        .collect();
-      const label = name.toUpperCase();
-      const row: QualityRow = {
-        format: label,
-        fileBytes: blob.size,
-        perplexity: ppl.perplexity,
-        llamaCppPerplexity: LLAMA_CPP_PPL[label],
-        story: (options.prompt ?? 'Once upon a time') + story,
-      };
-      rows.push(row);
-      options.onRow?.(row);
-    } finally {
-      await model.dispose();
+  const f32 = await loadModel((await quantizeToBlob(file, { type: 'f32' })).blob, { backend: 'js', contextSize: 512 });
+  try {
+    for (const name of RUN_FORMATS) {
+      options.onFormat?.(rows.length, RUN_FORMATS.length, name);
+      // MXFP4 has no preset of its own: as before, output.weight keeps llama.cpp's rule (Q8_0 here).
+      const extra = name === 'mxfp4' ? { outputType: 'q8_0' } : {};
+      const { blob } = await quantizeToBlob(file, { type: name, ...extra });
+      const model = name === 'f32' ? f32 : await loadModel(blob, { backend: 'js', contextSize: 512 });
+      try {
+        // KL divergence against F32 scores the same windows as perplexity, and gives the perplexity too.
+        const ppl =
+          name === 'f32' ? { ...(await model.perplexity(text)), meanKld: 0 } : await klDivergence(model, f32, text);
+        const { text: story } = await model
+          .generate(options.prompt ?? 'Once upon a time', { temperature: 0, maxTokens: options.maxTokens ?? 48 })
+          .collect();
+        const label = name.toUpperCase();
+        const row: QualityRow = {
+          format: label,
+          fileBytes: blob.size,
+          perplexity: ppl.perplexity,
+          kld: ppl.meanKld,
+          llamaCppPerplexity: LLAMA_CPP_PPL[label],
+          story: (options.prompt ?? 'Once upon a time') + story,
+        };
+        rows.push(row);
+        options.onRow?.(row);
+      } finally {
+        if (model !== f32) await model.dispose();
+      }
     }
+  } finally {
+    await f32.dispose();
   }
   return rows;
 }
 
-/** The quality rows as a table: size, perplexity, its change from the first row, llama.cpp's figure. */
+/**
+ * The quality rows as a table: size, perplexity, its change from the first row, the mean KL divergence from the F32
+ * model, llama.cpp's perplexity.
+ */
 export function formatQuality(rows: readonly QualityRow[]): string {
   const base = rows[0]?.perplexity ?? 0;
   const body = rows.map((r, i) => {
@@ -107,10 +135,13 @@ export function formatQuality(rows: readonly QualityRow[]): string {
       `${(r.fileBytes / 1024).toFixed(0)} KiB`,
       r.perplexity.toFixed(4),
       i === 0 ? '' : `${delta >= 0 ? '+' : ''}${delta.toFixed(4)}`,
+      r.kld.toFixed(6),
       r.llamaCppPerplexity === undefined ? '' : r.llamaCppPerplexity.toFixed(4),
     ];
   });
-  return table(['format', 'size', 'perplexity', 'change', 'llama.cpp'], body, { align: ['l', 'r', 'r', 'r', 'r'] });
+  return table(['format', 'size', 'perplexity', 'change', 'KLD', 'llama.cpp'], body, {
+    align: ['l', 'r', 'r', 'r', 'r', 'r'],
+  });
 }
 
 /** One weight tensor of the model, as f32. */
@@ -127,6 +158,8 @@ export interface Variant {
   label: string;
   /** Encodes one tensor; returns its stored bytes, its values decoded, and the dtype it was stored as. */
   encode(w: Weight): { bytes: number; decoded: Float32Array; storedAs: string };
+  /** Whether rows of this length can be stored at all (default: yes). */
+  fits?(rowLength: number): boolean;
 }
 
 /** One row of the table. */
@@ -144,8 +177,16 @@ export interface DemoRow {
 function blockVariant(name: DTypeName): Variant {
   return {
     label: name.toUpperCase().replace(/_K$/, '_K'),
+    fits(rowLength) {
+      try {
+        fallbackType(name, rowLength);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     encode(w) {
-      const type = storedType(name, w.rowLength);
+      const type = fallbackType(name, w.rowLength);
       const codec = formats[type];
       const q = codec.quantize(w.values, { rowLength: w.rowLength });
       return { bytes: q.length, decoded: codec.dequantize(q, w.values.length), storedAs: type };
@@ -216,6 +257,8 @@ export function demoTable(
   ];
   for (const [index, v] of variants.entries()) {
     onVariant?.(index, variants.length, v.label);
+    // A format llama.cpp cannot store this model in (a 128-block type with no fallback for these rows) is left out.
+    if (!variantFits(v, weights)) continue;
     let bytes = 0;
     let sumSq = 0;
     let maxAbs = 0;
@@ -244,6 +287,11 @@ export function demoTable(
     });
   }
   return rows;
+}
+
+/** Whether every weight can be stored in the variant (llama.cpp refuses a type with no fallback for the rows). */
+function variantFits(v: Variant, weights: readonly Weight[]): boolean {
+  return v.fits === undefined || weights.every((w) => v.fits?.(w.rowLength));
 }
 
 function describeModel(file: GgufFile): string {
@@ -309,6 +357,12 @@ export async function run(args: string[]): Promise<number> {
     'Weights: every 2-D weight tensor (norms stay F32). Error: against the F32 weights, over all quantized weights.\n',
   );
   console.log(formatTable(rows));
+  const left = demoVariants().filter((v) => !rows.some((r) => r.format === v.label));
+  if (left.length > 0) {
+    console.log(
+      `\nNot shown: ${left.map((v) => v.label).join(', ')} (llama.cpp has no fallback type for this model's rows).`,
+    );
+  }
   const k = rows.find((r) => Object.keys(r.fallbacks).length > 0 && r.format.endsWith('_K'));
   if (k) {
     const widths = [

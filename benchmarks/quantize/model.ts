@@ -1,69 +1,65 @@
 /**
- * An F16 llama-shaped GGUF with random N(0, 0.02) weights, the input of the model-quantization benchmark: written
- * once under benchmarks/.cache/ through @nibble/gguf's streaming writer, with the tokenizer metadata of
- * fixtures/vocab/ggml-vocab-llama-spm.gguf, so that llama.cpp loads it as a llama model.
+ * The quantize benchmark's input: a TinyLlama-1.1B-shaped F16 GGUF (2.2 GB; the shape of ../gguf/generate.ts) with
+ * random weights, norms F32, the llama SPM vocabulary of fixtures/vocab. Written once under benchmarks/.cache/.
+ *
+ * Weights are random f16 bits with the exponent kept in 2^-9..2^-2 (and random signs and mantissas), so every value
+ * is finite and of the size real weights have; no float is converted, so writing 2.2 GB takes seconds.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { f16 } from '@nibble/formats';
 import { GgufWriter } from '@nibble/gguf';
 import { fileSink, openGgufFile } from '@nibble/gguf/node';
-import type { LlamaShape } from '../gguf/generate.js';
+import { type LlamaShape, tinyLlamaShape } from '../gguf/generate.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
 
-/** TinyLlama's shape with 4 of its 22 layers: 307M parameters, 614 MB in F16. */
-export const fullShape: Readonly<LlamaShape> = Object.freeze({
-  dim: 2048,
-  hidden: 5632,
+/** A small shape for checking the benchmark works (rows of 256 so every preset keeps its own types). */
+export const smallShape: Readonly<LlamaShape> = Object.freeze({
+  dim: 256,
+  hidden: 768,
   layers: 4,
-  heads: 32,
-  kvHeads: 4,
-  vocab: 32000,
-  contextLength: 2048,
-});
-
-/** A small shape for `--quick`: 38M parameters, 76 MB; every row a multiple of 256 so K-quants apply. */
-export const quickShape: Readonly<LlamaShape> = Object.freeze({
-  dim: 512,
-  hidden: 1536,
-  layers: 2,
   heads: 8,
-  kvHeads: 4,
+  kvHeads: 2,
   vocab: 32000,
-  contextLength: 2048,
+  contextLength: 512,
 });
 
-/** Deterministic N(0, sigma) values (xorshift32 + Box-Muller). */
-function gaussian(n: number, sigma: number, state: Uint32Array): Float32Array {
-  const out = new Float32Array(n);
-  let s = state[0];
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) + 0.5) / 2 ** 32;
-  };
+function randomF16(n: number, state: Uint32Array): Uint16Array {
+  const out = new Uint16Array(n);
+  let [x, y, z, w] = state;
   for (let i = 0; i < n; i += 2) {
-    const r = sigma * Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    out[i] = r * Math.cos(t);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+    const t = x ^ (x << 11);
+    x = y;
+    y = z;
+    z = w;
+    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+    // Per half: sign, exponent 6..13 (2^-9..2^-2), 10 random mantissa bits.
+    const a = w & 0xffff;
+    const b = w >>> 16;
+    out[i] = (a & 0x83ff) | ((6 + ((a >>> 10) & 7)) << 10);
+    if (i + 1 < n) out[i + 1] = (b & 0x83ff) | ((6 + ((b >>> 10) & 7)) << 10);
   }
-  state[0] = s;
+  state.set([x, y, z, w]);
   return out;
 }
 
-/** Writes the model to `path` (through a temporary file). */
-export async function writeLlamaF16(path: string, shape: LlamaShape): Promise<void> {
+/**
+ * Writes the F16 model (atomically).
+ *
+ * @example
+ * ```ts
+ * await writeF16Model('/tmp/m.gguf', smallShape);
+ * ```
+ */
+export async function writeF16Model(path: string, shape: LlamaShape = tinyLlamaShape): Promise<void> {
   const { dim, hidden, layers, heads, kvHeads, vocab, contextLength } = shape;
   const kvDim = (dim / heads) * kvHeads;
   const w = new GgufWriter(await fileSink(path));
   const m = w.metadata;
   m.setString('general.architecture', 'llama');
-  m.setString('general.name', 'nibble-bench-llama-f16');
+  m.setString('general.name', 'nibble-bench-tinyllama-shape-f16');
   m.setU32('general.file_type', 1);
   m.setU32('llama.context_length', contextLength);
   m.setU32('llama.embedding_length', dim);
@@ -74,11 +70,9 @@ export async function writeLlamaF16(path: string, shape: LlamaShape): Promise<vo
   m.setU32('llama.rope.dimension_count', dim / heads);
   m.setF32('llama.rope.freq_base', 10000);
   m.setF32('llama.attention.layer_norm_rms_epsilon', 1e-5);
-  m.setU32('llama.vocab_size', vocab);
   const spm = await openGgufFile(join(repo, 'fixtures/vocab/ggml-vocab-llama-spm.gguf'));
   m.copyFrom(spm, (k) => k.startsWith('tokenizer.'));
   await spm.close();
-
   const plan: [string, 'f16' | 'f32', number[]][] = [
     ['token_embd.weight', 'f16', [vocab, dim]],
     ['output_norm.weight', 'f32', [dim]],
@@ -98,12 +92,11 @@ export async function writeLlamaF16(path: string, shape: LlamaShape): Promise<vo
     );
   }
   for (const [name, dtype, s] of plan) w.addTensor({ name, dtype, shape: s });
-  const state = new Uint32Array([0x2545f491]);
+  const state = new Uint32Array([0x9e3779b9, 0x7f4a7c15, 0x94d049bb, 0x2545f491]);
   try {
     for (const [name, dtype, s] of plan) {
       const n = s.reduce((a, b) => a * b, 1);
-      if (dtype === 'f32') await w.writeTensor(name, new Float32Array(n).fill(1));
-      else await w.writeTensor(name, f16.quantize(gaussian(n, 0.02, state)));
+      await w.writeTensor(name, dtype === 'f16' ? randomF16(n, state) : new Float32Array(n).fill(1));
     }
     await w.finish();
   } catch (e) {
@@ -112,12 +105,12 @@ export async function writeLlamaF16(path: string, shape: LlamaShape): Promise<vo
   }
 }
 
-/** The path of the model of `shape`, created on first use under benchmarks/.cache/. */
-export async function llamaF16Path(name: string, shape: LlamaShape): Promise<string> {
-  const path = join(here, '..', '.cache', `${name}-f16.gguf`);
+/** The path of the model of a shape, written on first use under benchmarks/.cache/. */
+export async function f16ModelPath(small: boolean): Promise<string> {
+  const path = join(here, '..', '.cache', small ? 'small-shape-f16.gguf' : 'tinyllama-shape-f16.gguf');
   if (!existsSync(path)) {
     mkdirSync(dirname(path), { recursive: true });
-    await writeLlamaF16(path, shape);
+    await writeF16Model(path, small ? smallShape : tinyLlamaShape);
   }
   return path;
 }
