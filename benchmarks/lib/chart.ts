@@ -137,7 +137,16 @@ export interface ScatterPoint {
  */
 export function scatterChart(
   points: readonly ScatterPoint[],
-  options: { title: string; subtitle?: string; xLabel: string; yLabel: string; width?: number; height?: number },
+  options: {
+    title: string;
+    subtitle?: string;
+    xLabel: string;
+    yLabel: string;
+    width?: number;
+    height?: number;
+    /** `log` for figures spanning decades (KL divergence); every y must then be above 0. */
+    yScale?: 'linear' | 'log';
+  },
 ): string {
   const width = options.width ?? 760;
   const height = options.height ?? 420;
@@ -153,10 +162,13 @@ export function scatterChart(
     const pad = (hi - lo || Math.abs(hi) || 1) * 0.08;
     return [lo - pad, hi + pad] as const;
   };
+  const log = options.yScale === 'log';
+  if (log && points.some((p) => !(p.y > 0))) throw new RangeError('a log scale needs every y above 0');
+  const ty = (y: number) => (log ? Math.log10(y) : y);
   const [x0, x1] = range(points.map((p) => p.x));
-  const [y0, y1] = range(points.map((p) => p.y));
+  const [y0, y1] = range(points.map((p) => ty(p.y)));
   const px = (x: number) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
-  const py = (y: number) => height - bottom - ((y - y0) / (y1 - y0)) * (height - top - bottom);
+  const py = (y: number) => height - bottom - ((ty(y) - y0) / (y1 - y0)) * (height - top - bottom);
   const parts: string[] = [];
   parts.push(`<text x="10" y="20" font-weight="600" font-size="14">${esc(options.title)}</text>`);
   if (options.subtitle) parts.push(`<text x="10" y="38" font-size="11" opacity="0.75">${esc(options.subtitle)}</text>`);
@@ -170,14 +182,19 @@ export function scatterChart(
   parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}" ${axis}/>`);
   for (let i = 0; i <= 4; i++) {
     const xv = x0 + ((x1 - x0) * i) / 4;
-    const yv = y0 + ((y1 - y0) * i) / 4;
     parts.push(
       `<text x="${px(xv).toFixed(1)}" y="${height - bottom + 16}" text-anchor="middle" font-size="10">${esc(formatValue(xv))}</text>`,
     );
+  }
+  // y ticks: five even steps, or each power of ten on a log scale.
+  const yTicks = log
+    ? Array.from({ length: Math.floor(y1) - Math.ceil(y0) + 1 }, (_, i) => 10 ** (Math.ceil(y0) + i))
+    : [0, 1, 2, 3, 4].map((i) => y0 + ((y1 - y0) * i) / 4);
+  if (yTicks.length === 0) yTicks.push(10 ** y0, 10 ** y1);
+  for (const yv of yTicks)
     parts.push(
       `<text x="${left - 6}" y="${(py(yv) + 3).toFixed(1)}" text-anchor="end" font-size="10">${esc(formatValue(yv))}</text>`,
     );
-  }
   parts.push(
     `<text x="${(left + width - right) / 2}" y="${height - 10}" text-anchor="middle" font-size="11">${esc(options.xLabel)}</text>`,
   );

@@ -119,6 +119,22 @@ describe('results files', () => {
     expect(svg.match(/>Q4_0</g)).toHaveLength(1); // labels on the first series only
   });
 
+  it('puts points a decade apart equally far apart on a log y scale, with a tick per power of ten', () => {
+    const pts = [
+      { label: 'a', x: 1, y: 1e-4, series: 's' },
+      { label: 'b', x: 2, y: 1e-3, series: 's' },
+      { label: 'c', x: 3, y: 1e-2, series: 's' },
+    ];
+    const svg = scatterChart(pts, { title: 't', xLabel: 'x', yLabel: 'y', yScale: 'log' });
+    const cy = [...svg.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)" r="4.5"/g)].map((m) => Number(m[1]));
+    expect(cy).toHaveLength(3);
+    expect(Math.abs(cy[0] - cy[1] - (cy[1] - cy[2]))).toBeLessThan(0.2);
+    for (const tick of ['1.00e-4', '1.00e-3', '0.01']) expect(svg).toContain(`>${tick}</text>`);
+    expect(() => scatterChart([{ ...pts[0], y: 0 }], { title: 't', xLabel: 'x', yLabel: 'y', yScale: 'log' })).toThrow(
+      'log scale',
+    );
+  });
+
   it("takes the webgpu benchmark's own record (what the GPU machine returns) through its adapter", () => {
     const record = {
       date: '2026-12-02T00:00:00.000Z',

@@ -14,7 +14,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCase, median, quick, writeResults } from '../lib/results.js';
@@ -120,11 +120,25 @@ const cases = rows.flatMap((r) => {
   const name = `${r.preset}, ${r.threads} thread${r.threads > 1 ? 's' : ''}`;
   const engines = (ours: number, theirs: number | null) => [
     { engine: 'nibble', ours: true, median: ours, runs: rounds },
-    ...(theirs === null ? [] : [{ engine: 'llama.cpp (llama_model_quantize)', ours: false, median: theirs, runs: rounds }]),
+    ...(theirs === null
+      ? []
+      : [{ engine: 'llama.cpp (llama_model_quantize)', ours: false, median: theirs, runs: rounds }]),
   ];
   return [
-    makeCase({ group: `quantize ${inputName}, seconds`, name, unit: 's', higherIsBetter: false, results: engines(r.nibbleSeconds, r.llamaSeconds) }),
-    makeCase({ group: 'quantize, peak RSS', name, unit: 'MB', higherIsBetter: false, results: engines(r.nibblePeakRssMB, r.llamaPeakRssMB) }),
+    makeCase({
+      group: `quantize ${inputName}, seconds`,
+      name,
+      unit: 's',
+      higherIsBetter: false,
+      results: engines(r.nibbleSeconds, r.llamaSeconds),
+    }),
+    makeCase({
+      group: 'quantize, peak RSS',
+      name,
+      unit: 'MB',
+      higherIsBetter: false,
+      results: engines(r.nibblePeakRssMB, r.llamaPeakRssMB),
+    }),
   ];
 });
 const differ = rows.filter((r) => r.sameBytes === false).map((r) => `${r.preset} x${r.threads}`);
@@ -136,7 +150,9 @@ const written = writeResults({
   peers: ['node-llama-cpp', '@node-llama-cpp/linux-x64'],
   notes: [
     ...(differ.length ? [`Output bytes differ from llama.cpp's for: ${differ.join(', ')}.`] : []),
-    ...(compared ? [`The output file equals llama.cpp's byte for byte (SHA-256) in ${compared} of ${rows.length} cases.`] : []),
+    ...(compared
+      ? [`The output file equals llama.cpp's byte for byte (SHA-256) in ${compared} of ${rows.length} cases.`]
+      : []),
     ...(peerError ? [`llama.cpp did not run: ${peerError}`] : []),
   ],
   cases,

@@ -2,6 +2,7 @@
  * `pnpm docs:gen`: everything the site shows that code measures or draws, written before VitePress builds.
  *
  * - docs/parts/*.md: fragments the pages include (format error table on real weights, block diagrams, bundle sizes,
+ *   model sizes per preset from `nibble sizes`, size against perplexity and KL divergence from the quality results,
  *   the benchmark report with inline charts from benchmarks/results/*.json);
  * - docs/public/models/stories260K.gguf: the model the demo and the examples load, served with the site.
  *
@@ -16,7 +17,7 @@ import { readResults } from '../../benchmarks/lib/results.js';
 import { blockDiagram, q4_0Layout, q4_KLayout } from './block-diagrams.js';
 import { bundleSizeTable } from './bundle-size.js';
 import { formatErrorTable, measureFormatErrors } from './format-errors.js';
-import { sizeQualitySection } from './size-quality.js';
+import { qualitySection, runNibbleSizes, sizesSection } from './size-quality.js';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..');
 const root = join(docs, '..');
@@ -42,7 +43,8 @@ write(
     ? renderReport(files, { charts: { kind: 'inline' }, skipped })
     : 'No results files yet: run `pnpm bench` (or `pnpm bench --quick`).\n',
 );
-write('size-quality.md', sizeQualitySection(files.find((f) => f.topic === 'quality')));
+write('size-quality.md', qualitySection(files.find((f) => f.topic === 'quality')));
+write('model-sizes.md', sizesSection(runNibbleSizes(root)));
 for (const s of skipped) console.warn(`docs:gen: benchmarks/results/${s.file} left out: ${s.reason}`);
 
 mkdirSync(join(docs, 'public/models'), { recursive: true });

@@ -244,8 +244,7 @@ export async function backendChoices(names = ['webgpu', 'wasm', 'js']): Promise<
   for (const [name, { module, missing: why }] of Object.entries(optionalBackends)) {
     const load = Object.values(module)[0];
     if (!load) missing.set(name, why);
-    else
-      await load().catch((e: unknown) => missing.set(name, `its package failed to load: ${(e as Error).message}`));
+    else await load().catch((e: unknown) => missing.set(name, `its package failed to load: ${(e as Error).message}`));
   }
   const all = [...new Set([...names, ...registeredBackends()])];
   const out: BackendChoice[] = [];
