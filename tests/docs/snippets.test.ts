@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, openPage, serveStatic } from '../browser/harness.js';
+import { type ChromiumSession, launchChromium, openPage, serveStatic } from '../browser/harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const docs = join(root, 'docs');
@@ -24,6 +24,14 @@ const gold = (
     cases: { id: string; expected_text?: string }[];
   }
 ).cases.find((c) => c.id === 'greedy-200')?.expected_text as string;
+
+/** SHA-256 of the file llama.cpp's llama_model_quantize wrote from stories260K (fixtures/quantize/manifest.json). */
+function llamaCppSha(label: string): string | undefined {
+  const manifest = JSON.parse(readFileSync(fixture('quantize/manifest.json'), 'utf8')) as {
+    runs: { model: string; label: string; sha256?: string }[];
+  };
+  return manifest.runs.find((r) => r.model === 'stories260K' && r.label === label)?.sha256;
+}
 
 /** A fenced block or an include, in page order. */
 type Block = { kind: 'fence'; lang: string; text: string } | { kind: 'include'; file: string };
@@ -93,7 +101,20 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'nibble-snippets-'));
   copyFileSync(fixture('models/stories260K.gguf'), join(work, 'stories260K.gguf'));
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// One Chromium per set of flags, started by the first page test that needs it.
+const sessions = new Map<boolean, Promise<ChromiumSession>>();
+const chromiumWith = (webgpu: boolean) => {
+  let s = sessions.get(webgpu);
+  if (!s) {
+    s = launchChromium({ webgpu });
+    sessions.set(webgpu, s);
+  }
+  return s;
+};
+afterAll(async () => {
+  for (const s of sessions.values()) await (await s).close();
+  rmSync(work, { recursive: true, force: true });
+});
 
 async function runNode(file: string): Promise<string> {
   const out = join(work, `${file.replace(/\W/g, '_')}.mjs`);
@@ -104,10 +125,10 @@ async function runNode(file: string): Promise<string> {
   return r.stdout.replace(/\n$/, '');
 }
 
-const pages = ['getting-started.md', 'guides/one-package.md', 'guides/webgpu.md'];
+const pages = ['getting-started.md', 'guides/one-package.md', 'guides/webgpu.md', 'guides/quantize-a-model.md'];
 const nodeExamples = pages.flatMap((p) =>
   examplesOf(p)
-    .filter((e) => e.file.endsWith('.ts') && !e.file.endsWith('-page.ts'))
+    .filter((e) => e.file.endsWith('.ts') && !/-(page|worker)\.ts$/.test(e.file))
     .map((e) => ({ page: p, ...e })),
 );
 
@@ -134,11 +155,7 @@ describe('docs snippets', () => {
   });
 
   it("the model quantization examples write llama.cpp's files, byte for byte", async () => {
-    const manifest = JSON.parse(readFileSync(fixture('quantize/manifest.json'), 'utf8')) as {
-      runs: { model: string; label: string; sha256?: string }[];
-    };
-    const llamaCpp = (label: string) =>
-      manifest.runs.find((r) => r.model === 'stories260K' && r.label === label)?.sha256;
+    const llamaCpp = llamaCppSha;
     const sha = (file: string) =>
       createHash('sha256')
         .update(readFileSync(join(work, file)))
@@ -196,14 +213,36 @@ describe('docs snippets', () => {
     writeFileSync(join(site, 'index.html'), readFileSync(join(docs, 'snippets/generate-page.html')));
     copyFileSync(fixture('models/stories260K.gguf'), join(site, 'stories260K.gguf'));
     const server = await serveStatic({ root: site });
-    const chromium = await launchChromium();
     try {
-      const tab = await openPage(chromium, `${server.url}/`);
+      const tab = await openPage(await chromiumWith(false), `${server.url}/`);
       await tab.page.waitForSelector('#story[data-done=true]', { timeout: 60_000 });
       expect(await tab.page.textContent('#story')).toBe(gold);
       expect(tab.errors()).toEqual([]);
+      await tab.page.close();
     } finally {
-      await chromium.close();
+      await server.close();
+    }
+  }, 120_000);
+
+  it("the browser quantization guide's page turns a picked file into llama.cpp's Q4_K_M file on two workers", async () => {
+    const site = join(work, 'quantize-page');
+    await bundle('snippets/quantize-page.ts', join(site, 'quantize-page.js'), 'browser');
+    await bundle('snippets/quantize-worker.ts', join(site, 'quantize-worker.js'), 'browser');
+    writeFileSync(join(site, 'index.html'), readFileSync(join(docs, 'snippets/quantize-page.html')));
+    const server = await serveStatic({ root: site });
+    try {
+      const tab = await openPage(await chromiumWith(false), `${server.url}/`);
+      await tab.page.setInputFiles('#model', fixture('models/stories260K.gguf'));
+      await tab.page.waitForFunction(() => document.getElementById('result')?.textContent, null, { timeout: 60_000 });
+      expect(await tab.page.textContent('#result')).toMatch(/^stories260K-Q4_K_M\.gguf: \d+ bytes in [\d.]+ s$/);
+      const [download] = await Promise.all([tab.page.waitForEvent('download'), tab.page.click('#result a')]);
+      expect(download.suggestedFilename()).toBe('stories260K-Q4_K_M.gguf');
+      const bytes = readFileSync(await download.path());
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(llamaCppSha('Q4_K_M'));
+      expect(await tab.page.evaluate(() => (document.getElementById('progress') as HTMLProgressElement).value)).toBe(1);
+      expect(tab.errors()).toEqual([]);
+      await tab.page.close();
+    } finally {
       await server.close();
     }
   }, 120_000);
@@ -219,9 +258,8 @@ describe('docs snippets', () => {
       writeFileSync(join(site, 'index.html'), readFileSync(join(docs, 'snippets/webgpu-page.html')));
       copyFileSync(fixture('models/stories260K.gguf'), join(site, 'stories260K.gguf'));
       const server = await serveStatic({ root: site });
-      const chromium = await launchChromium({ webgpu });
       try {
-        const tab = await openPage(chromium, `${server.url}/`);
+        const tab = await openPage(await chromiumWith(webgpu), `${server.url}/`);
         await tab.page.waitForSelector('body[data-done=true]', { timeout: 90_000 });
         expect(await tab.page.textContent('#backend')).toBe(expected);
         const skipped = (await tab.page.textContent('#skipped')) ?? '';
@@ -229,8 +267,8 @@ describe('docs snippets', () => {
         else expect(skipped).toBe('');
         expect(await tab.page.textContent('#story')).toBe(gold);
         expect(tab.errors()).toEqual([]);
+        await tab.page.close();
       } finally {
-        await chromium.close();
         await server.close();
       }
     },
