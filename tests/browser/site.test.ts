@@ -3,7 +3,8 @@
  * site resolves (page and #anchor); the live demo quantizes stories260K to Q4_0 with the very bytes Node writes and
  * llama.cpp's llama_model_quantize wrote (and to Q4_K_M with an importance matrix on two Web Workers, llama.cpp's
  * bytes again), generates llama2.c's greedy gold text on every backend it offers, and chats as Node does.
- * Screenshots of the demo go to benchmarks/results/screenshots/.
+ * Screenshots of the demo are taken on every run; with NIBBLE_SCREENSHOTS=1 they replace the committed ones in
+ * benchmarks/results/screenshots/ (otherwise they go to a temporary folder, so a test run leaves the tree clean).
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -23,7 +24,17 @@ const gold = (
     cases: { id: string; expected_text?: string }[];
   }
 ).cases.find((c) => c.id === 'greedy-200')?.expected_text as string;
-const screenshots = join(repoRoot, 'benchmarks/results/screenshots');
+const keepScreenshots = process.env.NIBBLE_SCREENSHOTS === '1';
+const screenshots = keepScreenshots
+  ? join(repoRoot, 'benchmarks/results/screenshots')
+  : mkdtempSync(join(tmpdir(), 'nibble-screenshots-'));
+/** The demo's part of the page, as a JPEG (a full PNG of the page is 400 KB), without the site's sticky bars. */
+async function shot(tab: Awaited<ReturnType<typeof openPage>>, name: string): Promise<void> {
+  await tab.page.addStyleTag({ content: '.VPNav, .VPLocalNav { display: none !important; }' });
+  await tab.page
+    .locator('.nibble-demo')
+    .screenshot({ path: join(screenshots, `${name}.jpg`), type: 'jpeg', quality: 80 });
+}
 // SHA-256 of the files llama.cpp's llama_model_quantize wrote from stories260K (fixtures/quantize/generate.py).
 const llamaCppSha = (label: string): string => {
   const runs = (
@@ -54,6 +65,7 @@ afterAll(async () => {
   await chromium?.close();
   await server?.close();
   if (site) rmSync(site, { recursive: true, force: true });
+  if (!keepScreenshots) rmSync(screenshots, { recursive: true, force: true });
 });
 
 function pagesOf(dir: string): string[] {
@@ -186,7 +198,7 @@ describe('live demo', () => {
     // One row per converted tensor in the error table (31 Q4_0, 5 F16 fallbacks, output.weight Q8_0), each with a
     // histogram holding every value of the tensor.
     expect(await tab.page.locator('.demo-tensors tbody tr').count()).toBe(37);
-    await tab.page.screenshot({ path: join(screenshots, 'demo-quantized.png'), fullPage: true });
+    await shot(tab, 'demo-quantized');
     expect(tab.errors()).toEqual([]);
     await tab.page.close();
   }, 180_000);
@@ -244,7 +256,7 @@ describe('live demo', () => {
       expect(await tab.page.locator('[data-testid=demo-error]').count(), name).toBe(0);
       expect(await tab.page.textContent('[data-testid=demo-output]'), name).toBe(gold);
       expect(await tab.page.textContent('[data-testid=demo-speed]')).toContain(`${name} backend`);
-      await tab.page.screenshot({ path: join(screenshots, `demo-generated-${name}.png`), fullPage: true });
+      await shot(tab, `demo-generated-${name}`);
     }
     expect(tab.errors()).toEqual([]);
     await tab.page.close();
@@ -286,7 +298,7 @@ describe('live demo', () => {
     expect(first).not.toBe(second);
     expect(replies).toEqual([first, second]);
     expect(await tab.page.textContent('[data-testid=demo-chat-speed]')).not.toContain(' 0 tokens reused');
-    await tab.page.screenshot({ path: join(screenshots, 'demo-chat.png'), fullPage: true });
+    await shot(tab, 'demo-chat');
     expect(tab.errors()).toEqual([]);
     await tab.page.close();
   }, 180_000);
@@ -299,7 +311,7 @@ describe('live demo', () => {
       const note = await tab.page.textContent('[data-testid=demo-isolation]');
       expect(note).toContain('not cross-origin isolated');
       expect(note).toContain('Cross-Origin-Embedder-Policy: require-corp');
-      await tab.page.screenshot({ path: join(screenshots, 'demo-not-isolated.png') });
+      await shot(tab, 'demo-not-isolated');
       expect(tab.errors()).toEqual([]);
       await tab.page.close();
     } finally {
