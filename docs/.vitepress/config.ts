@@ -41,6 +41,7 @@ export default defineConfig({
   lang: 'en-US',
   cleanUrls: false,
   lastUpdated: false,
+  head: [['link', { rel: 'icon', type: 'image/svg+xml', href: '/favicon.svg' }]],
   // Generated fragments are included into pages, never pages themselves.
   srcExclude: ['parts/**', 'snippets/**', 'scripts/**', 'README.md'],
   markdown: {
@@ -123,10 +124,21 @@ export default defineConfig({
     outline: { level: [2, 3] },
   },
   vite: {
+    // Vite's server.headers reach the modules but not the pages VitePress renders: set them on every response.
+    plugins: [
+      {
+        name: 'nibble-cross-origin-isolation',
+        configureServer(server) {
+          server.middlewares.use((_req, res, next) => {
+            for (const [k, v] of Object.entries(isolation)) res.setHeader(k, v);
+            next();
+          });
+        },
+      },
+    ],
     resolve: { conditions: ['source'] },
     ssr: { resolve: { conditions: ['source'] } },
     server: { headers: isolation },
-    preview: { headers: isolation },
     worker: { format: 'es' },
     build: { chunkSizeWarningLimit: 2000 },
   },

@@ -54,6 +54,8 @@ export interface ServeOptions {
   isolation?: boolean;
   /** Extra files by URL path (`/stories260K.gguf`), served before `root`. */
   files?: Record<string, string | Uint8Array>;
+  /** Port on 127.0.0.1 (default 0: any free one). */
+  port?: number;
 }
 
 /** A running {@link serveStatic} server. */
@@ -119,7 +121,7 @@ export async function serveStatic(options: ServeOptions): Promise<StaticServer> 
     else if (extra instanceof Uint8Array) res.end(extra.subarray(start, end + 1));
     else createReadStream(path as string, { start, end }).pipe(res);
   });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  await new Promise<void>((ok) => server.listen(options.port ?? 0, '127.0.0.1', ok));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
