@@ -4,7 +4,7 @@
  *
  *   npx tsx --conditions=source benchmarks/e2e/worker.ts ENGINE MODEL THREADS PROMPT_TOKENS DECODE_TOKENS
  *
- * ENGINE is `nibble-js` or `llama.cpp`. The prompt is the same ids for both: BOS then a fixed cycle of token ids,
+ * ENGINE is `nibble-wasm`, `nibble-js` or `llama.cpp`. The prompt is the same ids for both: BOS then a fixed cycle of token ids,
  * so both engines do identical work whatever their tokenizers.
  */
 
@@ -27,27 +27,37 @@ interface Result {
   decodeMs: number;
   promptTokPerSec: number;
   decodeTokPerSec: number;
+  promptTokPerCpuSec: number;
+  decodeTokPerCpuSec: number;
   generated: number;
   maxRssMiB: number;
 }
 
 async function nibble(): Promise<Result> {
-  await import('@nibble/backend-js');
+  const backend = engine === 'nibble-wasm' ? 'wasm' : 'js';
+  if (backend === 'wasm') await import('@nibble/backend-wasm/node');
+  else await import('@nibble/backend-js');
   const { loadModel } = await import('@nibble/runner/node');
   const t0 = performance.now();
-  const model = await loadModel(modelPath, { backend: 'js', threads, contextSize: promptTokens + decodeTokens + 8 });
+  const model = await loadModel(modelPath, { backend, threads, contextSize: promptTokens + decodeTokens + 8 });
   const loadMs = performance.now() - t0;
   const gen = model.generate(promptIds(promptTokens), { temperature: 0, maxTokens: decodeTokens, ignoreEos: true });
   let n = 0;
   let tFirst = 0;
+  let cFirst = 0;
   const tStart = performance.now();
+  const cStart = cpuMs();
   for await (const _ of gen) {
-    if (n === 0) tFirst = performance.now();
+    if (n === 0) {
+      tFirst = performance.now();
+      cFirst = cpuMs();
+    }
     n++;
   }
   const tEnd = performance.now();
+  const cEnd = cpuMs();
   await model.dispose();
-  return summarize('nibble-js', loadMs, tFirst - tStart, tEnd - tFirst, n);
+  return summarize(engine, loadMs, tFirst - tStart, tEnd - tFirst, n, cFirst - cStart, cEnd - cFirst);
 }
 
 async function llamaCpp(): Promise<Result> {
@@ -60,20 +70,40 @@ async function llamaCpp(): Promise<Result> {
   const seq = context.getSequence();
   let n = 0;
   let tFirst = 0;
+  let cFirst = 0;
   const tStart = performance.now();
+  const cStart = cpuMs();
   for await (const _ of seq.evaluate(promptIds(promptTokens) as never[], { temperature: 0 })) {
-    if (n === 0) tFirst = performance.now();
+    if (n === 0) {
+      tFirst = performance.now();
+      cFirst = cpuMs();
+    }
     n++;
     if (n >= decodeTokens) break;
   }
   const tEnd = performance.now();
+  const cEnd = cpuMs();
   await context.dispose();
   await model.dispose();
   await llama.dispose();
-  return summarize('llama.cpp', loadMs, tFirst - tStart, tEnd - tFirst, n);
+  return summarize('llama.cpp', loadMs, tFirst - tStart, tEnd - tFirst, n, cFirst - cStart, cEnd - cFirst);
 }
 
-function summarize(name: string, loadMs: number, promptMs: number, decodeMs: number, generated: number): Result {
+/** CPU time of the whole process (every thread), ms: on a busy machine, a steadier cost measure than wall time. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+function summarize(
+  name: string,
+  loadMs: number,
+  promptMs: number,
+  decodeMs: number,
+  generated: number,
+  promptCpuMs: number,
+  decodeCpuMs: number,
+): Result {
   return {
     engine: name,
     loadMs: round(loadMs),
@@ -82,6 +112,9 @@ function summarize(name: string, loadMs: number, promptMs: number, decodeMs: num
     // The first token comes out of the prompt's forward pass; each later one is one decode step.
     promptTokPerSec: round((promptTokens / promptMs) * 1000),
     decodeTokPerSec: round(((generated - 1) / decodeMs) * 1000),
+    // Tokens per CPU-second (all threads together).
+    promptTokPerCpuSec: round((promptTokens / promptCpuMs) * 1000),
+    decodeTokPerCpuSec: round(((generated - 1) / decodeCpuMs) * 1000),
     generated,
     maxRssMiB: round(process.resourceUsage().maxRSS / 1024),
   };

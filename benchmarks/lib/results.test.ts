@@ -8,7 +8,7 @@ import { isWebgpuRecord, webgpuToCommon } from '../webgpu/cases.js';
 import { resultsAdapters } from './adapters.js';
 import { barChart, scatterChart } from './chart.js';
 import { renderReport } from './report.js';
-import { type BenchFile, makeCase, readResults, SCHEMA, shapeProblem } from './results.js';
+import { type BenchFile, benchDir, makeCase, readResults, SCHEMA, shapeProblem } from './results.js';
 
 const faster = makeCase({
   group: 'decode',
@@ -133,6 +133,18 @@ describe('results files', () => {
     expect(() => scatterChart([{ ...pts[0], y: 0 }], { title: 't', xLabel: 'x', yLabel: 'y', yScale: 'log' })).toThrow(
       'log scale',
     );
+  });
+
+  it('reads every committed results file, converting the records written before the common shape', () => {
+    const { files, skipped } = readResults(join(benchDir, 'results'), resultsAdapters);
+    expect(skipped).toEqual([]);
+    const topics = files.map((f) => f.topic);
+    for (const t of ['browser', 'e2e', 'matmul-wasm', 'quality']) expect(topics).toContain(t);
+    const browser = files.find((f) => f.topic === 'browser');
+    // wllama beside nibble-wasm in the same page: a ratio per case that has both.
+    expect(browser?.cases.some((c) => c.ratios.some((r) => r.peer === 'wllama'))).toBe(true);
+    const e2e = files.find((f) => f.topic === 'e2e');
+    expect(e2e?.cases.some((c) => c.results.some((r) => r.engine === 'nibble (wasm)'))).toBe(true);
   });
 
   it("takes the webgpu benchmark's own record (what the GPU machine returns) through its adapter", () => {

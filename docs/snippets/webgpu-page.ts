@@ -1,5 +1,6 @@
-// Prefer the GPU, fall back to plain JavaScript: the runner takes the first backend of the list that starts.
+// Prefer the GPU, then WebAssembly, then plain JavaScript: the runner takes the first backend of the list that starts.
 import '@nibble/backend-js';
+import '@nibble/backend-wasm'; // registers 'wasm' (Web Workers when the page is cross-origin isolated)
 import '@nibble/backend-webgpu'; // registers 'webgpu' on navigator.gpu
 import { loadModel } from '@nibble/runner';
 import { selectBackend } from '@nibble/tensor';
@@ -9,7 +10,7 @@ const say = (id: string, text: string) => {
 };
 
 // Ask the registry first to tell the user why a backend was passed over (no navigator.gpu, no adapter, ...).
-const { backend, skipped } = await selectBackend(['webgpu', 'js']);
+const { backend, skipped } = await selectBackend(['webgpu', 'wasm', 'js']);
 say('backend', backend.name);
 say('skipped', skipped.map((s) => `${s.name}: ${s.reason}`).join('\n'));
 

@@ -249,7 +249,7 @@ describe('docs snippets', () => {
 
   it.each([
     { webgpu: true, expected: 'webgpu' },
-    { webgpu: false, expected: 'js' },
+    { webgpu: false, expected: 'wasm' },
   ])(
     'the WebGPU guide page runs on $expected (WebGPU flags: $webgpu) with the gold story',
     async ({ webgpu, expected }) => {
@@ -263,7 +263,7 @@ describe('docs snippets', () => {
         await tab.page.waitForSelector('body[data-done=true]', { timeout: 90_000 });
         expect(await tab.page.textContent('#backend')).toBe(expected);
         const skipped = (await tab.page.textContent('#skipped')) ?? '';
-        if (expected === 'js') expect(skipped).toMatch(/^webgpu: .{10,}/);
+        if (expected === 'wasm') expect(skipped).toMatch(/^webgpu: .{10,}$/);
         else expect(skipped).toBe('');
         expect(await tab.page.textContent('#story')).toBe(gold);
         expect(tab.errors()).toEqual([]);

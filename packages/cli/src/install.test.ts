@@ -2,14 +2,28 @@
 // with npm in a temporary folder outside the repository, and run the installed binary. The bundled model and text
 // must come with @nibble/cli itself. Needs the packages built (`pnpm build`, as .ci/run does before the tests).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const packagesDir = fileURLToPath(new URL('../../', import.meta.url));
-const names = ['tensor', 'formats', 'gguf', 'tokenizer', 'backend-js', 'runner', 'quantize', 'cli'];
+/** @nibble/cli and every workspace package it depends on, directly or not (folder names). */
+function workspaceClosure(start: string): string[] {
+  const seen = new Set<string>();
+  const visit = (dir: string) => {
+    if (seen.has(dir)) return;
+    seen.add(dir);
+    const pkg = JSON.parse(readFileSync(join(packagesDir, dir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
+    for (const dep of Object.keys(pkg.dependencies ?? {})) if (dep.startsWith('@nibble/')) visit(dep.slice(8));
+  };
+  visit(start);
+  return [...seen];
+}
+const names = workspaceClosure('cli');
 const built = names.every((n) => existsSync(join(packagesDir, n, 'dist', 'index.js')));
 
 describe.skipIf(!built)('installed @nibble/cli (skipped: run `pnpm build` first)', () => {

@@ -24,8 +24,9 @@ import type { RunnerTokenizer } from './text.js';
 export interface LoadModelOptions {
   /**
    * Which backend: a registered name (`'js'`, after importing `@nibble/backend-js`), a factory, a list tried in
-   * order, `'auto'` (every registered backend, in registration order), or a backend you created (then the model does
-   * not dispose it). Default `'auto'`.
+   * order, `'auto'` (every registered backend, `webgpu`, `wasm` and `js` first in that order: the first that
+   * initialises wins, and {@link Model.skipped} says why the others did not), or a backend you created (then the model
+   * does not dispose it). Default `'auto'`.
    */
   backend?: BackendSpec | 'auto' | Backend;
   /** Worker threads for backends that have them. */
@@ -342,6 +343,18 @@ export class Model {
   }
 }
 
+/** Preferred order when no backend is named: the fastest that initialises wins. */
+const preferredBackends = ['webgpu', 'wasm', 'js'];
+
+/** The registered backends, preferred ones first (names not registered are left out). */
+function autoBackends(): string[] {
+  const registered = registeredBackends();
+  return [
+    ...preferredBackends.filter((n) => registered.includes(n)),
+    ...registered.filter((n) => !preferredBackends.includes(n)),
+  ];
+}
+
 function isBackend(x: unknown): x is Backend {
   return typeof x === 'object' && x !== null && 'run' in x && 'upload' in x && 'capabilities' in x;
 }
@@ -383,7 +396,7 @@ export async function loadModelFrom(source: ModelSource, options: LoadModelOptio
   const ownsBackend = !isBackend(options.backend);
   if (isBackend(options.backend)) backend = options.backend;
   else {
-    const spec = options.backend === undefined || options.backend === 'auto' ? registeredBackends() : options.backend;
+    const spec = options.backend === undefined || options.backend === 'auto' ? autoBackends() : options.backend;
     const backendOptions: Record<string, unknown> = {};
     if (options.threads !== undefined) backendOptions.threads = options.threads;
     if (options.matmulActivations !== undefined) backendOptions.matmulActivations = options.matmulActivations;

@@ -94,6 +94,11 @@ export interface BackendLimits {
   readonly maxBufferBytes: number;
   /** Largest buffer one kernel can bind (WebGPU `maxStorageBufferBindingSize`). */
   readonly maxBindingBytes: number;
+  /**
+   * Most bytes of weights and state the backend can hold in all (wasm32: 4 GiB of memory); undefined: no limit.
+   * Loaders check a model against it before uploading anything.
+   */
+  readonly maxTotalBytes?: number;
 }
 
 /**

@@ -5,6 +5,7 @@
  * start, and stream generated text with its speed.
  */
 import '@nibble/backend-js';
+import '@nibble/backend-wasm'; // registers 'wasm': Web Workers over one shared memory when cross-origin isolated
 import '@nibble/backend-webgpu'; // registers 'webgpu' on navigator.gpu; it reports why when the browser has none
 import { getFormat } from '@nibble/formats';
 import { type GgufFile, openGguf } from '@nibble/gguf';
@@ -22,16 +23,6 @@ import { type ChatMessage, type Generation, ggufChatTemplate, loadModel, type Mo
 import { type HostTensor, registeredBackends, selectBackend } from '@nibble/tensor';
 // The quantization worker, bundled by Vite; its URL goes to webWorkerPool.
 import quantizeWorkerUrl from './quantize-worker.ts?worker&url';
-
-// Backends whose package may not be in the workspace yet. Each registers its backend when imported; a missing one
-// shows in the picker with the reason. The WASM backend (@nibble/backend-wasm, registers 'wasm') is being built:
-// once its package exists, this glob finds it and 'wasm' becomes selectable with no other change here.
-const optionalBackends: Record<string, { module: Record<string, () => Promise<unknown>>; missing: string }> = {
-  wasm: {
-    module: import.meta.glob('../../../../packages/backend-wasm/src/index.ts'),
-    missing: 'the WebAssembly backend (@nibble/backend-wasm) is not part of this build of the site yet',
-  },
-};
 
 /** An opened model file and where it came from. */
 export interface OpenedModel {
@@ -235,29 +226,23 @@ export async function quantizeInPage(
 export interface BackendChoice {
   name: string;
   available: boolean;
+  /** Why it cannot start here. */
   reason?: string;
+  /** What it says about how it runs here (the WASM backend's thread count without cross-origin isolation). */
+  note?: string;
 }
 
 /** The demo's backends in order of preference, each tried once: available, or the reason it is not. */
 export async function backendChoices(names = ['webgpu', 'wasm', 'js']): Promise<BackendChoice[]> {
-  const missing = new Map<string, string>();
-  for (const [name, { module, missing: why }] of Object.entries(optionalBackends)) {
-    const load = Object.values(module)[0];
-    if (!load) missing.set(name, why);
-    else await load().catch((e: unknown) => missing.set(name, `its package failed to load: ${(e as Error).message}`));
-  }
   const all = [...new Set([...names, ...registeredBackends()])];
   const out: BackendChoice[] = [];
   for (const name of all) {
-    const why = missing.get(name);
-    if (why && !registeredBackends().includes(name)) {
-      out.push({ name, available: false, reason: why });
-      continue;
-    }
     try {
       const { backend } = await selectBackend([name]);
+      // The WASM backend runs one thread where SharedArrayBuffer is withheld, and says why.
+      const note = (backend as { threadNote?: string }).threadNote;
       backend.dispose();
-      out.push({ name, available: true });
+      out.push({ name, available: true, ...(note ? { note } : {}) });
     } catch (e) {
       const skipped = (e as { skipped?: { reason: string }[] }).skipped;
       out.push({ name, available: false, reason: skipped?.[0]?.reason ?? (e as Error).message });

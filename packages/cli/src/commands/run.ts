@@ -13,11 +13,13 @@ import { runSpec } from '../specs.js';
 export async function registerBackendByName(name: string): Promise<void> {
   if (name === 'auto') {
     await import('@nibble/backend-js');
+    await import('@nibble/backend-wasm/node');
     return;
   }
   for (const n of name.split(',')) {
     try {
-      await import(`@nibble/backend-${n}`);
+      // The wasm backend's Node entry brings worker threads.
+      await import(n === 'wasm' ? '@nibble/backend-wasm/node' : `@nibble/backend-${n}`);
     } catch (e) {
       throw new UsageError(`--backend: '${n}' is not available (${(e as Error).message.split('\n')[0]})`);
     }
@@ -113,6 +115,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     const prompt = v.prompt;
     // Like llama2.c and llama.cpp, show the prompt, then its continuation.
+    if (!json) for (const k of model.skipped) console.error(`[backend ${k.name} skipped: ${k.reason}]`);
     if (!json) process.stdout.write(prompt);
     const gen = model.generate(prompt, samplingFromFlags(v));
     const { ids, text } = await streamGeneration(gen, json);
@@ -131,6 +134,7 @@ export async function run(args: string[]): Promise<number> {
           promptTokPerSec: round(promptTokPerSec),
           decodeTokPerSec: round(decodeTokPerSec),
           backend: model.backend.name,
+          skipped: model.skipped,
           threads: v.threads,
           finishReason: s.finishReason,
         }),

@@ -235,6 +235,12 @@ export async function uploadWeights(
     totalBytes += info.byteLength;
   }
 
+  const limit = backend.capabilities.limits.maxTotalBytes;
+  if (limit !== undefined && totalBytes > limit) {
+    throw new UnsupportedError(
+      `the model's weights are ${totalBytes} bytes (${(totalBytes / 2 ** 30).toFixed(2)} GiB), above backend '${backend.name}''s limit of ${limit} bytes (${(limit / 2 ** 30).toFixed(2)} GiB)`,
+    );
+  }
   const up = new Map<string, BackendTensor>();
   const sources = new Map<BackendTensor, string>();
   let loadedBytes = 0;

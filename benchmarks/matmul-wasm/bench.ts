@@ -1,0 +1,167 @@
+// Matrix-vector throughput of @nibble/backend-wasm: GB/s of weight bytes per second (median of runs) per format, at
+// 4096x4096 and 11008x4096 ([out, in]), with 1 and 2 threads, in ggml mode (activations quantized to the vec_dot
+// type, integer dots) and with f32 activations. Each run multiplies enough distinct copies of the weight to exceed
+// the L3 cache, so the bytes come from DRAM as in a decode step. Beside: ggml's native single-thread figures on this
+// machine kind, and a one-thread read of a large f32 array measured in this run.
+//
+//   npx tsx --conditions=source benchmarks/matmul-wasm/bench.ts [format ...]
+//   THREADS=1,2 RUNS=5 SHAPES=4096,11008 MIN_MB=160 MATMUL_WASM_RESULTS=path
+//
+// With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): q4_0, q8_0, q4_K, f16 at 4096x4096, one thread, 3 runs. Writes
+// results/matmul-wasm.json in the common shape (lib/results.ts).
+import '@nibble/backend-wasm/node';
+import { join } from 'node:path';
+import { formats } from '@nibble/formats';
+import {
+  type Backend,
+  createBackend,
+  type DTypeName,
+  type Graph,
+  GraphBuilder,
+  hostTensor,
+  rowBytes,
+} from '@nibble/tensor';
+import { quick, resultsDir, writeResults } from '../lib/results.js';
+import { type MatmulWasmDetails, matmulWasmCases, matmulWasmMethod, matmulWasmTitle } from './cases.js';
+
+const ggmlGBs: Record<string, number> = { q4_0: 9.2, q8_0: 16.6, q4_K: 9.8, q6_K: 11.5, f16: 14.2 };
+const all: DTypeName[] = [
+  'f32',
+  'f16',
+  'bf16',
+  'q8_0',
+  'q4_0',
+  'q4_1',
+  'q5_0',
+  'q5_1',
+  'q2_K',
+  'q3_K',
+  'q4_K',
+  'q5_K',
+  'q6_K',
+  'iq4_nl',
+  'iq4_xs',
+  'mxfp4',
+];
+const wanted = process.argv.slice(2) as DTypeName[];
+const list = wanted.length ? wanted : quick ? (['q4_0', 'q8_0', 'q4_K', 'f16'] as DTypeName[]) : all;
+const threadCounts = (process.env.THREADS ?? (quick ? '1' : '1,2')).split(',').map(Number);
+const runs = Number(process.env.RUNS ?? (quick ? 3 : 5));
+const shapes = (process.env.SHAPES ?? (quick ? '4096' : '4096,11008')).split(',').map(Number);
+const minBytes = Number(process.env.MIN_MB ?? 160) * 1e6;
+const inF = 4096;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+function values(n: number, seed: number, scale: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = ((s / 4294967296) * 2 - 1) * scale;
+  }
+  return a;
+}
+function readGBs(): number {
+  const big = values(48 << 20, 7, 1);
+  const times: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    let s0 = 0;
+    let s1 = 0;
+    for (let i = 0; i < big.length; i += 2) {
+      s0 += big[i];
+      s1 += big[i + 1];
+    }
+    times.push(performance.now() - t0);
+    if (s0 + s1 === 42) console.log('');
+  }
+  return big.byteLength / 1e9 / (median(times) / 1000);
+}
+
+// 64 quantized rows tiled: real blocks (scales, quants) without quantizing 45M values per format.
+const tile = values(64 * inF, 1, 0.05);
+const x = values(inF, 2, 1);
+interface Row {
+  format: string;
+  shape: string;
+  threads: number;
+  mode: 'ggml' | 'f32';
+  gbs: number;
+  ms: number;
+}
+const rows: Row[] = [];
+const readBefore = readGBs();
+for (const threads of threadCounts) {
+  for (const mode of ['ggml', 'f32'] as const) {
+    const backend: Backend = await createBackend('wasm', { threads, matmulActivations: mode });
+    for (const fmt of list) {
+      const codec = formats[fmt];
+      const rb = rowBytes(fmt, inF);
+      const block = codec.quantize(tile, { rowLength: inF });
+      for (const outF of shapes) {
+        const bytes = new Uint8Array(outF * rb);
+        for (let o = 0; o < bytes.length; o += block.length)
+          bytes.set(block.subarray(0, Math.min(block.length, bytes.length - o)), o);
+        const copies = Math.max(1, Math.ceil(minBytes / bytes.length));
+        const g = new GraphBuilder();
+        const xi = g.input('x', 'f32', [1, inF]);
+        const ws = [];
+        for (let c = 0; c < copies; c++) {
+          const w = await backend.upload(hostTensor(fmt, [outF, inF], bytes), { name: `w${c}` });
+          ws.push(w);
+          g.output(`y${c}`, g.matmul(g.weight(w), xi));
+        }
+        const graph: Graph = g.build();
+        const times: number[] = [];
+        for (let r = 0; r < runs + 1; r++) {
+          const t0 = performance.now();
+          await backend.run(graph, { x });
+          if (r > 0) times.push((performance.now() - t0) / copies);
+        }
+        for (const w of ws) backend.free(w);
+        const ms = median(times);
+        rows.push({ format: fmt, shape: `${outF}x${inF}`, threads, mode, ms, gbs: bytes.length / 1e9 / (ms / 1000) });
+        process.stderr.write('.');
+      }
+    }
+    backend.dispose();
+  }
+}
+process.stderr.write('\n');
+const read = (readBefore + readGBs()) / 2;
+console.log(`\nwasm matrix-vector, median of ${runs}, weights from DRAM; GB/s = weight bytes / time`);
+console.log(
+  `same-run scale: one-thread JS read of a 200 MB f32 array ${read.toFixed(1)} GB/s (the f32 rows below are the wasm read)\n`,
+);
+const cols = threadCounts.flatMap((t) => shapes.flatMap((s) => [`${s}x${inF} ${t}T ggml`, `${s}x${inF} ${t}T f32`]));
+console.log(`| format | ${cols.join(' | ')} | ggml native 1T | best 1T / ggml |`);
+console.log(`|---|${cols.map(() => '---').join('|')}|---|---|`);
+for (const fmt of list) {
+  const cells = threadCounts.flatMap((t) =>
+    shapes.flatMap((s) =>
+      (['ggml', 'f32'] as const).map(
+        (m) =>
+          rows
+            .find((r) => r.format === fmt && r.threads === t && r.shape === `${s}x${inF}` && r.mode === m)
+            ?.gbs.toFixed(2) ?? '-',
+      ),
+    ),
+  );
+  const best = Math.max(...rows.filter((r) => r.format === fmt && r.threads === 1).map((r) => r.gbs));
+  const peer = ggmlGBs[fmt];
+  console.log(
+    `| ${fmt} | ${cells.join(' | ')} | ${peer ?? '-'} | ${peer ? `${((100 * best) / peer).toFixed(0)}%` : '-'} |`,
+  );
+}
+const details: MatmulWasmDetails = { date: new Date().toISOString(), runs, readGBs: read, ggmlGBs, quick, rows };
+writeResults({
+  topic: 'matmul-wasm',
+  title: matmulWasmTitle,
+  method: matmulWasmMethod(details),
+  cases: matmulWasmCases(details),
+  details,
+  path: process.env.MATMUL_WASM_RESULTS ?? join(resultsDir(), 'matmul-wasm.json'),
+});

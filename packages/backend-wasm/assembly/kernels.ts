@@ -1,0 +1,1314 @@
+// nibble's WebAssembly kernels (AssemblyScript, 128-bit SIMD). Everything works on raw pointers into the one memory
+// the JS side manages: no allocation here (the stub runtime is never asked for memory). Every kernel takes a range of
+// its output (rows or elements) so the threads of the pool can share a node; an output element is always computed by
+// one call in one fixed order, so results do not depend on how many threads split the work.
+//
+// Weight formats (codes shared with src/formats.ts):
+//   0 f32  1 f16  2 bf16  3 q8_0  4 q4_0  5 q4_1  6 q5_0  7 q5_1  8 q2_K  9 q3_K  10 q4_K  11 q5_K  12 q6_K
+//   13 iq4_nl  14 iq4_xs  15 mxfp4
+// q4_0 and q8_0 are repacked at upload into groups of 4 rows: per 32-block, the 4 rows' f16 scales (8 bytes) then
+// the 4 rows' quants (16 or 32 bytes each), so one pass reads 4 rows with one scale load (like ggml's q4_0_4x4).
+
+const F32: i32 = 0;
+const F16: i32 = 1;
+const BF16: i32 = 2;
+const Q8_0: i32 = 3;
+const Q4_0: i32 = 4;
+const Q4_1: i32 = 5;
+const Q5_0: i32 = 6;
+const Q5_1: i32 = 7;
+const Q2_K: i32 = 8;
+const Q3_K: i32 = 9;
+const Q4_K: i32 = 10;
+const Q5_K: i32 = 11;
+const Q6_K: i32 = 12;
+const IQ4_NL: i32 = 13;
+const IQ4_XS: i32 = 14;
+const MXFP4: i32 = 15;
+
+/** Bytes of one 4-row group per 32-block in the repacked q4_0 / q8_0 layouts. */
+const G4_Q4_0: i32 = 72;
+const G4_Q8_0: i32 = 136;
+
+// The IQ4_NL grid and MXFP4's doubled E2M1 values, as bytes in a static table.
+const IQ4NL: usize = memory.data<i8>([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]);
+const FP4: usize = memory.data<i8>([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12]);
+
+/** First byte the JS allocator may use: everything below holds this module's static data. */
+export function heapBase(): usize {
+  return (__heap_base + 63) & ~63;
+}
+
+/** A byte as u32 (AssemblyScript keeps u8 arithmetic in u8 otherwise). */
+@inline function u8at(p: usize): u32 {
+  return <u32>load<u8>(p);
+}
+
+// ---- half precision ------------------------------------------------------------------------------------------------
+
+const TWO112: f32 = reinterpret<f32>(0x77800000);
+
+/** fp16 bits to f32, exact for every value (subnormals through the 2^112 product, Inf/NaN kept). */
+@inline function h2f(h: u32): f32 {
+  const em = h & 0x7fff;
+  let f = reinterpret<f32>(em << 13) * TWO112;
+  if (em >= 0x7c00) f = reinterpret<f32>((em << 13) | 0x70000000);
+  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
+}
+
+/** Four fp16 values, each in the top half of an i32 lane, to f32 (finite inputs: weights and cache rows). */
+@inline function h2f4top(v: v128): v128 {
+  // Shifting right arithmetically by 3 moves exponent and mantissa into f32 position and smears the sign over bits
+  // 28..31; the mask keeps bit 31; the product rebiases the exponent (subnormals included).
+  const t = v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000));
+  return f32x4.mul(t, f32x4.splat(TWO112));
+}
+
+/** Low four u16 lanes of `v` into the top halves of i32 lanes. */
+@inline function lo16top(v: v128): v128 {
+  return i8x16.shuffle(i32x4.splat(0), v, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+}
+@inline function hi16top(v: v128): v128 {
+  return i8x16.shuffle(i32x4.splat(0), v, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+}
+
+/** f32 to fp16 bits, round to nearest even (F. Giesen's float_to_half_fast3_rtne); NaN gives 0x7e00. */
+export function f2h(f: f32): u32 {
+  const x = reinterpret<u32>(f);
+  const sign = (x >> 16) & 0x8000;
+  let a = x & 0x7fffffff;
+  let o: u32;
+  if (a >= 0x47800000) o = a > 0x7f800000 ? 0x7e00 : 0x7c00;
+  else if (a < 0x38800000) {
+    o = reinterpret<u32>(reinterpret<f32>(a) + reinterpret<f32>(0x3f000000)) - 0x3f000000;
+  } else {
+    const odd = (a >> 13) & 1;
+    a += 0xc8000fff; // ((15 - 127) << 23) + 0xfff
+    a += odd;
+    o = a >> 13;
+  }
+  return o | sign;
+}
+
+/** f32 to bf16 bits, round to nearest even; NaN stays a quiet NaN. */
+@inline function f2bf(f: f32): u32 {
+  const x = reinterpret<u32>(f);
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >> 16) | 64) & 0xffff;
+  return ((x + 0x7fff + ((x >> 16) & 1)) >> 16) & 0xffff;
+}
+
+/** MXFP4's E8M0 scale halved: 2^(e-128), subnormal for e < 2. */
+@inline function e8m0half(e: u32): f32 {
+  return reinterpret<f32>(e < 2 ? 0x00200000 << e : (e - 1) << 23);
+}
+
+// ---- row decoders --------------------------------------------------------------------------------------------------
+
+@inline function q4kScale(s: usize, j: i32): u32 {
+  return j < 4 ? u8at(s + j) & 63 : (u8at(s + j + 4) & 15) | ((u8at(s + j - 4) >> 6) << 4);
+}
+@inline function q4kMin(s: usize, j: i32): u32 {
+  return j < 4 ? u8at(s + j + 4) & 63 : (u8at(s + j + 4) >> 4) | ((u8at(s + j) >> 6) << 4);
+}
+@inline function q3kScale(sc: usize, j: i32): i32 {
+  const lo = j < 8 ? u8at(sc + j) & 15 : u8at(sc + j - 8) >> 4;
+  const hi = (u8at(sc + 8 + (j & 3)) >> (2 * (j >> 2))) & 3;
+  return <i32>(lo | (hi << 4)) - 32;
+}
+
+/**
+ * Decodes `n` values of row `r` of a weight at `w` (`rowBytes` per row in the file layout; `rows4` = the repacked
+ * group stride in blocks for q4_0/q8_0) into f32 at `dst`.
+ */
+export function decodeRow(fmt: i32, w: usize, r: i32, rowBytes: i32, dst: usize, n: i32): void {
+  const nb = n >> 5;
+  if (fmt == F32) {
+    memory.copy(dst, w + <usize>r * rowBytes, <usize>n << 2);
+  } else if (fmt == F16) {
+    const src = w + <usize>r * rowBytes;
+    let i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const v = v128.load(src + (i << 1));
+      v128.store(dst + (i << 2), h2f4top(lo16top(v)));
+      v128.store(dst + (i << 2), h2f4top(hi16top(v)), 16);
+    }
+    for (; i < n; i++) store<f32>(dst + (i << 2), h2f(load<u16>(src + (i << 1))));
+  } else if (fmt == BF16) {
+    const src = w + <usize>r * rowBytes;
+    let i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const v = v128.load(src + (i << 1));
+      v128.store(dst + (i << 2), lo16top(v));
+      v128.store(dst + (i << 2), hi16top(v), 16);
+    }
+    for (; i < n; i++) store<u32>(dst + (i << 2), (<u32>load<u16>(src + (i << 1))) << 16);
+  } else if (fmt == Q8_0) {
+    const g = w + <usize>(r >> 2) * nb * G4_Q8_0;
+    const lane = r & 3;
+    for (let b = 0; b < nb; b++) {
+      const blk = g + b * G4_Q8_0;
+      const d = f32x4.splat(h2f(load<u16>(blk + 2 * lane)));
+      const q = blk + 8 + 32 * lane;
+      const o = dst + (b << 7);
+      for (let k = 0; k < 32; k += 16) {
+        const v = v128.load(q + k);
+        const lo = i16x8.extend_low_i8x16_s(v);
+        const hi = i16x8.extend_high_i8x16_s(v);
+        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), d));
+        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), d), 16);
+        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), d), 32);
+        v128.store(o + (k << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), d), 48);
+      }
+    }
+  } else if (fmt == Q4_0) {
+    const g = w + <usize>(r >> 2) * nb * G4_Q4_0;
+    const lane = r & 3;
+    for (let b = 0; b < nb; b++) {
+      const blk = g + b * G4_Q4_0;
+      const d = h2f(load<u16>(blk + 2 * lane));
+      const q = blk + 8 + 16 * lane;
+      const o = dst + (b << 7);
+      for (let j = 0; j < 16; j++) {
+        const byte = <i32>u8at(q + j);
+        store<f32>(o + (j << 2), <f32>((byte & 15) - 8) * d);
+        store<f32>(o + ((j + 16) << 2), <f32>((byte >> 4) - 8) * d);
+      }
+    }
+  } else {
+    decodeRowOther(fmt, w + <usize>r * rowBytes, dst, n);
+  }
+}
+
+/** Formats in the file layout: decode one row starting at `q`. */
+function decodeRowOther(fmt: i32, q: usize, dst: usize, n: i32): void {
+  if (fmt == Q4_1 || fmt == Q5_0 || fmt == Q5_1) {
+    const bpb: i32 = fmt == Q4_1 ? 20 : fmt == Q5_0 ? 22 : 24;
+    for (let b = 0; b < n >> 5; b++) {
+      const p = q + b * bpb;
+      const d = h2f(load<u16>(p));
+      const o = dst + (b << 7);
+      if (fmt == Q4_1) {
+        const m = h2f(load<u16>(p + 2));
+        for (let j = 0; j < 16; j++) {
+          const byte = u8at(p + 4 + j);
+          store<f32>(o + (j << 2), <f32>(byte & 15) * d + m);
+          store<f32>(o + ((j + 16) << 2), <f32>(byte >> 4) * d + m);
+        }
+      } else if (fmt == Q5_0) {
+        const qh = load<u32>(p + 2);
+        for (let j = 0; j < 16; j++) {
+          const byte = <u32>u8at(p + 6 + j);
+          store<f32>(o + (j << 2), <f32>(<i32>((byte & 15) | (((qh >> j) & 1) << 4)) - 16) * d);
+          store<f32>(o + ((j + 16) << 2), <f32>(<i32>((byte >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16) * d);
+        }
+      } else {
+        const m = h2f(load<u16>(p + 2));
+        const qh = load<u32>(p + 4);
+        for (let j = 0; j < 16; j++) {
+          const byte = <u32>u8at(p + 8 + j);
+          store<f32>(o + (j << 2), <f32>((byte & 15) | (((qh >> j) & 1) << 4)) * d + m);
+          store<f32>(o + ((j + 16) << 2), <f32>((byte >> 4) | (((qh >> (j + 16)) & 1) << 4)) * d + m);
+        }
+      }
+    }
+  } else if (fmt == IQ4_NL || fmt == MXFP4) {
+    const bpb: i32 = fmt == IQ4_NL ? 18 : 17;
+    const grid = fmt == IQ4_NL ? IQ4NL : FP4;
+    const head: i32 = fmt == IQ4_NL ? 2 : 1;
+    for (let b = 0; b < n >> 5; b++) {
+      const p = q + b * bpb;
+      const d = fmt == IQ4_NL ? h2f(load<u16>(p)) : e8m0half(u8at(p));
+      const o = dst + (b << 7);
+      for (let j = 0; j < 16; j++) {
+        const byte = u8at(p + head + j);
+        store<f32>(o + (j << 2), <f32>load<i8>(grid + (byte & 15)) * d);
+        store<f32>(o + ((j + 16) << 2), <f32>load<i8>(grid + (byte >> 4)) * d);
+      }
+    }
+  } else if (fmt == Q4_K || fmt == Q5_K) {
+    const bpb: i32 = fmt == Q4_K ? 144 : 176;
+    for (let b = 0; b < n >> 8; b++) {
+      const p = q + b * bpb;
+      const d = h2f(load<u16>(p));
+      const dmin = h2f(load<u16>(p + 2));
+      for (let c = 0; c < 4; c++) {
+        const dl = d * <f32>q4kScale(p + 4, 2 * c);
+        const ml = dmin * <f32>q4kMin(p + 4, 2 * c);
+        const dh = d * <f32>q4kScale(p + 4, 2 * c + 1);
+        const mh = dmin * <f32>q4kMin(p + 4, 2 * c + 1);
+        const o = dst + ((b * 256 + 64 * c) << 2);
+        if (fmt == Q4_K) {
+          const qs = p + 16 + 32 * c;
+          for (let l = 0; l < 32; l++) {
+            const byte = u8at(qs + l);
+            store<f32>(o + (l << 2), dl * <f32>(byte & 15) - ml);
+            store<f32>(o + ((32 + l) << 2), dh * <f32>(byte >> 4) - mh);
+          }
+        } else {
+          const qs = p + 48 + 32 * c;
+          for (let l = 0; l < 32; l++) {
+            const byte = <u32>u8at(qs + l);
+            const qh = <u32>u8at(p + 16 + l);
+            store<f32>(o + (l << 2), dl * <f32>((byte & 15) | (((qh >> (2 * c)) & 1) << 4)) - ml);
+            store<f32>(o + ((32 + l) << 2), dh * <f32>((byte >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)) - mh);
+          }
+        }
+      }
+    }
+  } else if (fmt == Q6_K) {
+    for (let b = 0; b < n >> 8; b++) {
+      const p = q + b * 210;
+      const d = h2f(load<u16>(p + 208));
+      for (let h = 0; h < 2; h++) {
+        const ql = p + 64 * h;
+        const qh = p + 128 + 32 * h;
+        const sc = p + 192 + 8 * h;
+        const o = dst + ((b * 256 + 128 * h) << 2);
+        for (let l = 0; l < 32; l++) {
+          const is = l >> 4;
+          const a = <i32>u8at(ql + l);
+          const c = <i32>u8at(ql + l + 32);
+          const hb = <i32>u8at(qh + l);
+          store<f32>(o + (l << 2), d * <f32>load<i8>(sc + is) * <f32>(((a & 15) | ((hb & 3) << 4)) - 32));
+          store<f32>(o + ((l + 32) << 2), d * <f32>load<i8>(sc + is + 2) * <f32>(((c & 15) | (((hb >> 2) & 3) << 4)) - 32));
+          store<f32>(o + ((l + 64) << 2), d * <f32>load<i8>(sc + is + 4) * <f32>(((a >> 4) | (((hb >> 4) & 3) << 4)) - 32));
+          store<f32>(o + ((l + 96) << 2), d * <f32>load<i8>(sc + is + 6) * <f32>(((c >> 4) | (((hb >> 6) & 3) << 4)) - 32));
+        }
+      }
+    }
+  } else if (fmt == Q2_K) {
+    for (let b = 0; b < n >> 8; b++) {
+      const p = q + b * 84;
+      const d = h2f(load<u16>(p + 80));
+      const dmin = h2f(load<u16>(p + 82));
+      for (let h = 0; h < 2; h++) {
+        for (let s4 = 0; s4 < 4; s4++) {
+          const shift = 2 * s4;
+          for (let hf = 0; hf < 2; hf++) {
+            const e0 = 128 * h + 32 * s4 + 16 * hf;
+            const sc = <u32>u8at(p + (e0 >> 4));
+            const dl = d * <f32>(sc & 15);
+            const ml = dmin * <f32>(sc >> 4);
+            const o = dst + ((b * 256 + e0) << 2);
+            const qs = p + 16 + 32 * h + 16 * hf;
+            for (let l = 0; l < 16; l++) store<f32>(o + (l << 2), dl * <f32>((u8at(qs + l) >> shift) & 3) - ml);
+          }
+        }
+      }
+    }
+  } else if (fmt == Q3_K) {
+    for (let b = 0; b < n >> 8; b++) {
+      const p = q + b * 110;
+      const d = h2f(load<u16>(p + 108));
+      for (let h = 0; h < 2; h++) {
+        for (let s4 = 0; s4 < 4; s4++) {
+          const shift = 2 * s4;
+          const hbit = 4 * h + s4;
+          for (let hf = 0; hf < 2; hf++) {
+            const e0 = 128 * h + 32 * s4 + 16 * hf;
+            const dl = d * <f32>q3kScale(p + 96, e0 >> 4);
+            const o = dst + ((b * 256 + e0) << 2);
+            for (let i = 0; i < 16; i++) {
+              const l = 16 * hf + i;
+              const v = <i32>((u8at(p + 32 + 32 * h + l) >> shift) & 3) + 4 * <i32>((u8at(p + l) >> hbit) & 1) - 4;
+              store<f32>(o + (i << 2), dl * <f32>v);
+            }
+          }
+        }
+      }
+    }
+  } else if (fmt == IQ4_XS) {
+    for (let b = 0; b < n >> 8; b++) {
+      const p = q + b * 136;
+      const d = h2f(load<u16>(p));
+      const sh = <u32>load<u16>(p + 2);
+      for (let ib = 0; ib < 8; ib++) {
+        const ls = ((<u32>u8at(p + 4 + (ib >> 1)) >> (4 * (ib & 1))) & 15) | (((sh >> (2 * ib)) & 3) << 4);
+        const dl = d * <f32>(<i32>ls - 32);
+        const qs = p + 8 + 16 * ib;
+        const o = dst + ((b * 256 + 32 * ib) << 2);
+        for (let j = 0; j < 16; j++) {
+          const byte = u8at(qs + j);
+          store<f32>(o + (j << 2), dl * <f32>load<i8>(IQ4NL + (byte & 15)));
+          store<f32>(o + ((j + 16) << 2), dl * <f32>load<i8>(IQ4NL + (byte >> 4)));
+        }
+      }
+    }
+  }
+}
+
+// ---- repacking ----------------------------------------------------------------------------------------------------
+
+/**
+ * File layout (rows x rowBytes at `src`) to the 4-row group layout at `dst` (q4_0 / q8_0), rows padded to a
+ * multiple of 4 with zero blocks; `back` != 0 goes the other way.
+ */
+export function repack4(fmt: i32, src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
+  const nb = n >> 5;
+  const bpb: i32 = fmt == Q4_0 ? 18 : 34;
+  const qb: i32 = bpb - 2;
+  const gb: i32 = fmt == Q4_0 ? G4_Q4_0 : G4_Q8_0;
+  const groups = (rows + 3) >> 2;
+  for (let g = 0; g < groups; g++) {
+    for (let lane = 0; lane < 4; lane++) {
+      const r = 4 * g + lane;
+      for (let b = 0; b < nb; b++) {
+        const blk = (back ? src : dst) + (<usize>g * nb + b) * gb;
+        const file = (back ? dst : src) + (<usize>r * nb + b) * bpb;
+        if (back) {
+          if (r >= rows) continue;
+          store<u16>(file, load<u16>(blk + 2 * lane));
+          memory.copy(file + 2, blk + 8 + qb * lane, qb);
+        } else if (r < rows) {
+          store<u16>(blk + 2 * lane, load<u16>(file));
+          memory.copy(blk + 8 + qb * lane, file + 2, qb);
+        } else {
+          store<u16>(blk + 2 * lane, 0);
+          memory.fill(blk + 8 + qb * lane, 0, qb);
+        }
+      }
+    }
+  }
+}
+
+// ---- dot products --------------------------------------------------------------------------------------------------
+
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/**
+ * f32 dot product of `n` values: four f32x4 accumulators per 32-value chunk, each chunk's sum added in f64, so long
+ * rows keep their accuracy (ggml's golden dots are matched within 2e-6 of Σ|w·x|).
+ */
+export function dotF32(a: usize, b: usize, n: i32): f64 {
+  let total: f64 = 0;
+  let i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const p = a + (i << 2);
+    const q = b + (i << 2);
+    let s0 = f32x4.mul(v128.load(p), v128.load(q));
+    let s1 = f32x4.mul(v128.load(p, 16), v128.load(q, 16));
+    let s2 = f32x4.mul(v128.load(p, 32), v128.load(q, 32));
+    let s3 = f32x4.mul(v128.load(p, 48), v128.load(q, 48));
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(p, 64), v128.load(q, 64)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(p, 80), v128.load(q, 80)));
+    s2 = f32x4.add(s2, f32x4.mul(v128.load(p, 96), v128.load(q, 96)));
+    s3 = f32x4.add(s3, f32x4.mul(v128.load(p, 112), v128.load(q, 112)));
+    total += <f64>hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+  }
+  let s = f32x4.splat(0);
+  for (; i + 4 <= n; i += 4) s = f32x4.add(s, f32x4.mul(v128.load(a + (i << 2)), v128.load(b + (i << 2))));
+  let t: f32 = hsum(s);
+  for (; i < n; i++) t += load<f32>(a + (i << 2)) * load<f32>(b + (i << 2));
+  return total + <f64>t;
+}
+
+// ---- matmul, f32 activations ---------------------------------------------------------------------------------------
+
+/**
+ * y[t, o] = Σ_i W[o, i] x[t, i] for o in [r0, r1) and every token t < nTok: one weight row decoded into `scratch`
+ * (f32 rows are read in place), then dotted with each token's row. x [nTok, n], y [nTok, outF].
+ */
+export function matmulF32(
+  fmt: i32,
+  w: usize,
+  rowBytes: i32,
+  x: usize,
+  y: usize,
+  n: i32,
+  outF: i32,
+  nTok: i32,
+  r0: i32,
+  r1: i32,
+  scratch: usize,
+): void {
+  if (fmt == F16) {
+    matmulF16(w, rowBytes, x, y, n, outF, nTok, r0, r1);
+    return;
+  }
+  for (let o = r0; o < r1; o++) {
+    let row = scratch;
+    if (fmt == F32) row = w + <usize>o * rowBytes;
+    else decodeRow(fmt, w, o, rowBytes, scratch, n);
+    for (let t = 0; t < nTok; t++) {
+      store<f32>(y + ((<usize>t * outF + o) << 2), <f32>dotF32(row, x + ((<usize>t * n) << 2), n));
+    }
+  }
+}
+
+/** f16 weights: converted in registers (8 per load), f32 products, chunked like {@link dotF32}. */
+function matmulF16(w: usize, rowBytes: i32, x: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    for (let t = 0; t < nTok; t++) {
+      const xr = x + ((<usize>t * n) << 2);
+      let total: f64 = 0;
+      let i = 0;
+      for (; i + 32 <= n; i += 32) {
+        const p = row + (i << 1);
+        const q = xr + (i << 2);
+        const v0 = v128.load(p);
+        const v1 = v128.load(p, 16);
+        const v2 = v128.load(p, 32);
+        const v3 = v128.load(p, 48);
+        let s0 = f32x4.mul(h2f4top(lo16top(v0)), v128.load(q));
+        let s1 = f32x4.mul(h2f4top(hi16top(v0)), v128.load(q, 16));
+        s0 = f32x4.add(s0, f32x4.mul(h2f4top(lo16top(v1)), v128.load(q, 32)));
+        s1 = f32x4.add(s1, f32x4.mul(h2f4top(hi16top(v1)), v128.load(q, 48)));
+        s0 = f32x4.add(s0, f32x4.mul(h2f4top(lo16top(v2)), v128.load(q, 64)));
+        s1 = f32x4.add(s1, f32x4.mul(h2f4top(hi16top(v2)), v128.load(q, 80)));
+        s0 = f32x4.add(s0, f32x4.mul(h2f4top(lo16top(v3)), v128.load(q, 96)));
+        s1 = f32x4.add(s1, f32x4.mul(h2f4top(hi16top(v3)), v128.load(q, 112)));
+        total += <f64>hsum(f32x4.add(s0, s1));
+      }
+      let t2: f32 = 0;
+      for (; i < n; i++) t2 += h2f(load<u16>(row + (i << 1))) * load<f32>(xr + (i << 2));
+      store<f32>(y + ((<usize>t * outF + o) << 2), <f32>(total + <f64>t2));
+    }
+  }
+}
+
+// ---- activation quantization (ggml mode) ---------------------------------------------------------------------------
+
+/** C roundf: half away from zero, exact through f64. */
+@inline function roundAway(v: f32): i32 {
+  const x = <f64>v;
+  return <i32>(x < 0 ? x - 0.5 : x + 0.5);
+}
+/** ggml's nearest_int: ties to even. */
+@inline function nearest(v: f32): i32 {
+  return <i32>f32.nearest(v);
+}
+
+/**
+ * Rows [t0, t1) of x [*, n] to ggml's q8_0 (`quantize_row_q8_0_ref`: d = amax/127 rounded to fp16, q = roundf(x/d)),
+ * as i16 quants at `q` ([*, n]), the fp16-rounded scale as f32 at `d` ([*, n/32]) and the block sum of the quants at
+ * `sum` ([*, n/32], i32). `layout` 1 stores each block's quants permuted and scaled for the nibble kernels (see
+ * {@link matmulQ4_0}); 0 keeps their order. `deq` != 0 also writes the dequantized activations (d·q) there, for the
+ * formats whose dot product runs on decoded values; `s81` != 0 writes q8_1's stored s = fp16(d·Σq) as f32 there.
+ */
+export function quantQ8_0(
+  x: usize,
+  n: i32,
+  t0: i32,
+  t1: i32,
+  q: usize,
+  d: usize,
+  sum: usize,
+  layout: i32,
+  deq: usize,
+  s81: usize,
+): void {
+  const nb = n >> 5;
+  for (let t = t0; t < t1; t++) {
+    for (let b = 0; b < nb; b++) {
+      const src = x + ((<usize>t * n + (b << 5)) << 2);
+      let amax: f32 = 0;
+      for (let j = 0; j < 32; j++) {
+        const a = Mathf.abs(load<f32>(src + (j << 2)));
+        if (a > amax) amax = a;
+      }
+      const dd: f32 = amax / 127;
+      const id: f32 = dd != 0 ? <f32>1 / dd : 0;
+      const dh = h2f(f2h(dd));
+      const blk = q + ((<usize>t * n + (b << 5)) << 1);
+      let s: i32 = 0;
+      for (let j = 0; j < 32; j++) {
+        let v = roundAway(load<f32>(src + (j << 2)) * id);
+        // C's (int8_t) cast of an out-of-range product (Inf scale): keep the low byte.
+        v = <i32>(<i8>v);
+        s += v;
+        if (layout == 1) {
+          // byte j holds elements j (low nibble) and j + 16 (high): lanes k get elements 2k, 16 + 2k, 2k + 1, 17 + 2k
+          const e = j & 15;
+          const hi = j >> 4;
+          const odd = e & 1;
+          const k = e >> 1;
+          const vec = hi ? (odd ? 3 : 1) : odd ? 2 : 0;
+          const scale: i32 = vec == 0 || vec == 3 ? 256 : vec == 1 ? 16 : 1;
+          store<i16>(blk + (vec << 4) + (k << 1), <i16>(v * scale));
+        } else store<i16>(blk + (j << 1), <i16>v);
+        if (deq) store<f32>(deq + ((<usize>t * n + (b << 5) + j) << 2), <f32>v * dh);
+      }
+      store<f32>(d + ((<usize>t * nb + b) << 2), dh);
+      store<i32>(sum + ((<usize>t * nb + b) << 2), s);
+      if (s81) store<f32>(s81 + ((<usize>t * nb + b) << 2), h2f(f2h(<f32>s * dd)));
+    }
+  }
+}
+
+/**
+ * Rows [t0, t1) of x [*, n] to ggml's q8_K (`quantize_row_q8_K_ref`: iscale = -127/max of the signed largest value,
+ * q = nearest_int(iscale·x) capped at 127, d = 1/iscale): i16 quants at `q`, d at `d` ([*, n/256]), and the sums of
+ * each 16 quants at `bsum` ([*, n/16], i32). `layout` 2 permutes and scales each 64-value chunk for the Q4_K kernel.
+ * `deq` as in {@link quantQ8_0}.
+ */
+export function quantQ8_K(x: usize, n: i32, t0: i32, t1: i32, q: usize, d: usize, bsum: usize, layout: i32, deq: usize): void {
+  const nb = n >> 8;
+  for (let t = t0; t < t1; t++) {
+    for (let b = 0; b < nb; b++) {
+      const src = x + ((<usize>t * n + (b << 8)) << 2);
+      let amax: f32 = 0;
+      let max: f32 = 0;
+      for (let j = 0; j < 256; j++) {
+        const v = load<f32>(src + (j << 2));
+        const a = Mathf.abs(v);
+        if (a > amax) {
+          amax = a;
+          max = v;
+        }
+      }
+      const blk = q + ((<usize>t * n + (b << 8)) << 1);
+      const bs = bsum + ((<usize>t * (n >> 4) + (b << 4)) << 2);
+      if (amax == 0) {
+        memory.fill(blk, 0, 512);
+        memory.fill(bs, 0, 64);
+        store<f32>(d + ((<usize>t * nb + b) << 2), 0);
+        if (deq) memory.fill(deq + ((<usize>t * n + (b << 8)) << 2), 0, 1024);
+        continue;
+      }
+      const iscale: f32 = <f32>-127 / max;
+      const dd: f32 = <f32>1 / iscale;
+      for (let g = 0; g < 16; g++) store<i32>(bs + (g << 2), 0);
+      for (let j = 0; j < 256; j++) {
+        let v = nearest(iscale * load<f32>(src + (j << 2)));
+        if (v > 127) v = 127;
+        store<i32>(bs + ((j >> 4) << 2), load<i32>(bs + ((j >> 4) << 2)) + v);
+        if (layout == 2) {
+          // chunk c of 64: byte l < 32 holds elements l (low nibble) and 32 + l (high); loads of 16 bytes (g)
+          const c = j >> 6;
+          const e = j & 63;
+          const hi = e >> 5;
+          const l = e & 31;
+          const gg = l >> 4;
+          const odd = l & 1;
+          const k = (l & 15) >> 1;
+          const vec = hi ? (odd ? 3 : 1) : odd ? 2 : 0;
+          const scale: i32 = vec == 0 || vec == 3 ? 16 : 1;
+          store<i16>(blk + (c << 7) + (gg << 6) + (vec << 4) + (k << 1), <i16>(v * scale));
+        } else store<i16>(blk + (j << 1), <i16>v);
+        if (deq) store<f32>(deq + ((<usize>t * n + (b << 8) + j) << 2), dd * <f32>v);
+      }
+      store<f32>(d + ((<usize>t * nb + b) << 2), dd);
+    }
+  }
+}
+
+/** Rounds x [t0, t1) rows of n to f16 (`bf` = 0) or bf16 (1) precision in place at `dst` (ggml's f16/bf16 vec_dot). */
+export function roundRows(x: usize, dst: usize, n: i32, t0: i32, t1: i32, bf: i32): void {
+  for (let i = t0 * n; i < t1 * n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    store<f32>(dst + (<usize>i << 2), bf ? reinterpret<f32>(f2bf(v) << 16) : h2f(f2h(v)));
+  }
+}
+
+// ---- matmul, integer dot products (ggml mode) ----------------------------------------------------------------------
+
+/** Sums of each of four i32x4 vectors, as the lanes of one. */
+@inline function reduce4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  const t0 = i32x4.add(
+    i8x16.shuffle(s0, s1, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+    i8x16.shuffle(s0, s1, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31),
+  );
+  const t1 = i32x4.add(
+    i8x16.shuffle(s2, s3, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+    i8x16.shuffle(s2, s3, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31),
+  );
+  return i32x4.add(
+    i8x16.shuffle(t0, t1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+    i8x16.shuffle(t0, t1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31),
+  );
+}
+
+/**
+ * 16 nibble bytes (two elements each) against the permuted activations of {@link quantQ8_0} layout 1: as i16 lanes,
+ * `v & 0x000f`, `v & 0x00f0`, `v & 0x0f00` and `v >> 12` are the four nibbles times 1, 16, 256 and 1, and the
+ * activations were stored times 256, 16, 1 and 256, so every product is q·a·256 (|q·a·256| < 2^19: no overflow).
+ */
+@inline function nib4(v: v128, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  return i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x000f)), a0),
+      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x00f0)), a1),
+    ),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x0f00)), a2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), a3)),
+  );
+}
+
+/** The four fp16 scales at `p` as f32 lanes. */
+@inline function scales4(p: usize): v128 {
+  return h2f4top(lo16top(v128.load64_zero(p)));
+}
+
+/**
+ * Q4_0 x Q8_0 (ggml's vec_dot_q4_0_q8_0) on the 4-row groups: per block Σ (q - 8)·a as Σ q·a - 8 Σ a in integers,
+ * times d_w·d_a; the 4 rows' sums become the lanes of one vector, so the scales of 4 rows apply in one multiply.
+ * Rows [r0, r1) with r0 a multiple of 4; the last group reads its zero padding. a [nTok, n] i16 quants (layout 1),
+ * ad [nTok, n/32] scales, as [nTok, n/32] quant sums.
+ */
+export function matmulQ4_0(
+  w: usize,
+  a: usize,
+  ad: usize,
+  as: usize,
+  y: usize,
+  n: i32,
+  outF: i32,
+  nTok: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  const nb = n >> 5;
+  const inv = f32x4.splat(<f32>1 / 256);
+  for (let g = r0 >> 2; g << 2 < r1; g++) {
+    const gw = w + <usize>g * nb * G4_Q4_0;
+    const end = gw + <usize>nb * G4_Q4_0;
+    let t = 0;
+    // Two tokens per pass over the group's weights (prompts): the nibbles are unpacked once for both. Each token's
+    // sums are the same operations in the same order as alone, so pairing changes no result.
+    for (; t + 2 <= nTok; t += 2) {
+      let ap = a + ((<usize>t * n) << 1);
+      let bp = ap + ((<usize>n) << 1);
+      let dp = ad + ((<usize>t * nb) << 2);
+      let sp = as + ((<usize>t * nb) << 2);
+      const dq = <usize>nb << 2;
+      let acc = f32x4.splat(0);
+      let acc2 = f32x4.splat(0);
+      for (let blk = gw; blk < end; blk += G4_Q4_0) {
+        const v0 = v128.load(blk, 8);
+        const v1 = v128.load(blk, 24);
+        const v2 = v128.load(blk, 40);
+        const v3 = v128.load(blk, 56);
+        const sw = scales4(blk);
+        let a0 = v128.load(ap);
+        let a1 = v128.load(ap, 16);
+        let a2 = v128.load(ap, 32);
+        let a3 = v128.load(ap, 48);
+        let u = reduce4(nib4(v0, a0, a1, a2, a3), nib4(v1, a0, a1, a2, a3), nib4(v2, a0, a1, a2, a3), nib4(v3, a0, a1, a2, a3));
+        u = i32x4.sub(u, i32x4.splat(load<i32>(sp) << 11));
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(u), f32x4.mul(sw, f32x4.splat(load<f32>(dp)))));
+        a0 = v128.load(bp);
+        a1 = v128.load(bp, 16);
+        a2 = v128.load(bp, 32);
+        a3 = v128.load(bp, 48);
+        u = reduce4(nib4(v0, a0, a1, a2, a3), nib4(v1, a0, a1, a2, a3), nib4(v2, a0, a1, a2, a3), nib4(v3, a0, a1, a2, a3));
+        u = i32x4.sub(u, i32x4.splat(load<i32>(sp + dq) << 11));
+        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.convert_i32x4_s(u), f32x4.mul(sw, f32x4.splat(load<f32>(dp + dq)))));
+        ap += 64;
+        bp += 64;
+        dp += 4;
+        sp += 4;
+      }
+      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, f32x4.mul(acc, inv));
+      storeRows4(y + ((<usize>(t + 1) * outF) << 2), g << 2, outF, f32x4.mul(acc2, inv));
+    }
+    for (; t < nTok; t++) {
+      let ap = a + ((<usize>t * n) << 1);
+      let dp = ad + ((<usize>t * nb) << 2);
+      let sp = as + ((<usize>t * nb) << 2);
+      let acc = f32x4.splat(0);
+      for (let blk = gw; blk < end; blk += G4_Q4_0) {
+        const a0 = v128.load(ap);
+        const a1 = v128.load(ap, 16);
+        const a2 = v128.load(ap, 32);
+        const a3 = v128.load(ap, 48);
+        const s0 = nib4(v128.load(blk, 8), a0, a1, a2, a3);
+        const s1 = nib4(v128.load(blk, 24), a0, a1, a2, a3);
+        const s2 = nib4(v128.load(blk, 40), a0, a1, a2, a3);
+        const s3 = nib4(v128.load(blk, 56), a0, a1, a2, a3);
+        // 256 Σ q·a - 2048 Σ a = 256 Σ (q - 8)·a
+        const u = i32x4.sub(reduce4(s0, s1, s2, s3), i32x4.splat(load<i32>(sp) << 11));
+        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(dp)));
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(u), sc));
+        ap += 64;
+        dp += 4;
+        sp += 4;
+      }
+      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, f32x4.mul(acc, inv));
+    }
+  }
+}
+
+/** Stores the lanes of `v` at y[o0 .. o0 + 4), the lanes past `outF` dropped. */
+@inline function storeRows4(yt: usize, o0: i32, outF: i32, v: v128): void {
+  if (o0 + 4 <= outF) v128.store(yt + (<usize>o0 << 2), v);
+  else {
+    store<f32>(yt + (<usize>o0 << 2), f32x4.extract_lane(v, 0));
+    if (o0 + 1 < outF) store<f32>(yt + (<usize>(o0 + 1) << 2), f32x4.extract_lane(v, 1));
+    if (o0 + 2 < outF) store<f32>(yt + (<usize>(o0 + 2) << 2), f32x4.extract_lane(v, 2));
+  }
+}
+
+/** 32 int8 quants at `p` against 32 i16 activations. */
+@inline function q8x32(p: usize, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const v = v128.load(p);
+  const u = v128.load(p, 16);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), a1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(u), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(u), a3)),
+  );
+}
+
+/** Q8_0 x Q8_0 on the 4-row groups (a: layout 0). */
+export function matmulQ8_0(w: usize, a: usize, ad: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = n >> 5;
+  for (let g = r0 >> 2; g << 2 < r1; g++) {
+    const gw = w + <usize>g * nb * G4_Q8_0;
+    const end = gw + <usize>nb * G4_Q8_0;
+    for (let t = 0; t < nTok; t++) {
+      let ap = a + ((<usize>t * n) << 1);
+      let dp = ad + ((<usize>t * nb) << 2);
+      let acc = f32x4.splat(0);
+      for (let blk = gw; blk < end; blk += G4_Q8_0) {
+        const a0 = v128.load(ap);
+        const a1 = v128.load(ap, 16);
+        const a2 = v128.load(ap, 32);
+        const a3 = v128.load(ap, 48);
+        const s0 = q8x32(blk + 8, a0, a1, a2, a3);
+        const s1 = q8x32(blk + 40, a0, a1, a2, a3);
+        const s2 = q8x32(blk + 72, a0, a1, a2, a3);
+        const s3 = q8x32(blk + 104, a0, a1, a2, a3);
+        const sc = f32x4.mul(scales4(blk), f32x4.splat(load<f32>(dp)));
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(reduce4(s0, s1, s2, s3)), sc));
+        ap += 64;
+        dp += 4;
+      }
+      storeRows4(y + ((<usize>t * outF) << 2), g << 2, outF, acc);
+    }
+  }
+}
+
+@inline function hsumI(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+/**
+ * Q4_K's 6-bit scales and mins unpacked at upload, so the dot products read them as bytes: per super-block of the
+ * `nsb` at `src` (144 bytes each), 8 scales then 8 mins at `dst` (16 bytes).
+ */
+export function unpackQ4K(src: usize, dst: usize, nsb: i32): void {
+  for (let b = 0; b < nsb; b++) {
+    const s = src + <usize>b * 144 + 4;
+    const d = dst + (<usize>b << 4);
+    for (let j = 0; j < 8; j++) {
+      store<u8>(d + j, <u8>q4kScale(s, j));
+      store<u8>(d + 8 + j, <u8>q4kMin(s, j));
+    }
+  }
+}
+
+/** Low nibbles of the 32 quant bytes at `q` (one Q4_K sub-block) against layout-2 activations at `ac`: Σ q·a·16. */
+@inline function q4kLo(q: usize, ac: usize): v128 {
+  const v0 = v128.load(q);
+  const v1 = v128.load(q, 16);
+  return i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x000f)), v128.load(ac)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v0, i16x8.splat(0x0f00)), 4), v128.load(ac, 32)),
+    ),
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x000f)), v128.load(ac, 64)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v1, i16x8.splat(0x0f00)), 4), v128.load(ac, 96)),
+    ),
+  );
+}
+/** High nibbles: the next sub-block. */
+@inline function q4kHi(q: usize, ac: usize): v128 {
+  const v0 = v128.load(q);
+  const v1 = v128.load(q, 16);
+  return i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x00f0)), v128.load(ac, 16)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v0, 12), v128.load(ac, 48)),
+    ),
+    i32x4.add(
+      i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x00f0)), v128.load(ac, 80)),
+      i32x4.dot_i16x8_s(i16x8.shr_u(v1, 12), v128.load(ac, 112)),
+    ),
+  );
+}
+
+/** Eight bytes at `p` as two i32x4 vectors (lanes 0-3, 4-7). */
+@inline function bytes8lo(p: usize): v128 {
+  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load64_zero(p)));
+}
+@inline function bytes8hi(p: usize): v128 {
+  return i32x4.extend_high_i16x8_u(i16x8.extend_low_i8x16_u(v128.load64_zero(p)));
+}
+
+/**
+ * Q4_K x Q8_K (ggml's vec_dot_q4_K_q8_K): per super-block d·Σ_j sc_j Σ q·a - dmin·Σ_j m_j Σ a, the sums in
+ * integers, times the activation's d. `aux`: the unpacked scales of {@link unpackQ4K}. a: layout 2 quants, ad
+ * [nTok, n/256], bs [nTok, n/16] sums of 16.
+ */
+export function matmulQ4_K(
+  w: usize,
+  rowBytes: i32,
+  aux: usize,
+  a: usize,
+  ad: usize,
+  bs: usize,
+  y: usize,
+  n: i32,
+  outF: i32,
+  nTok: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  const nb = n >> 8;
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    const arow = aux + ((<usize>o * nb) << 4);
+    for (let t = 0; t < nTok; t++) {
+      const at = a + ((<usize>t * n) << 1);
+      let sum: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const p = row + b * 144;
+        const ab = at + (b << 9);
+        const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
+        // per sub-block j (low nibbles of chunk c: j = 2c, high: 2c + 1), Σ q·a·16 as i32x4 partial sums
+        const s0 = q4kLo(p + 16, ab);
+        const s1 = q4kHi(p + 16, ab);
+        const s2 = q4kLo(p + 48, ab + 128);
+        const s3 = q4kHi(p + 48, ab + 128);
+        const s4 = q4kLo(p + 80, ab + 256);
+        const s5 = q4kHi(p + 80, ab + 256);
+        const s6 = q4kLo(p + 112, ab + 384);
+        const s7 = q4kHi(p + 112, ab + 384);
+        const sb = arow + (<usize>b << 4);
+        const h0 = reduce4(s0, s1, s2, s3);
+        const h1 = reduce4(s4, s5, s6, s7);
+        const isum = hsumI(i32x4.add(i32x4.mul(h0, bytes8lo(sb)), i32x4.mul(h1, bytes8hi(sb))));
+        // Σ a per 32 from the sums of 16
+        const b0 = v128.load(bsb);
+        const b1 = v128.load(bsb, 16);
+        const b2 = v128.load(bsb, 32);
+        const b3 = v128.load(bsb, 48);
+        const p0 = i32x4.add(
+          i8x16.shuffle(b0, b1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+          i8x16.shuffle(b0, b1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+        );
+        const p1 = i32x4.add(
+          i8x16.shuffle(b2, b3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+          i8x16.shuffle(b2, b3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+        );
+        const mins = hsumI(i32x4.add(i32x4.mul(p0, bytes8lo(sb + 8)), i32x4.mul(p1, bytes8hi(sb + 8))));
+        const da = load<f32>(ad + ((<usize>t * nb + b) << 2));
+        const d = h2f(load<u16>(p)) * da;
+        const dmin = h2f(load<u16>(p + 2)) * da;
+        sum += d * (<f32>isum * 0.0625) - dmin * <f32>mins;
+      }
+      store<f32>(y + ((<usize>t * outF + o) << 2), sum);
+    }
+  }
+}
+
+/**
+ * Q6_K x Q8_K (ggml's vec_dot_q6_K_q8_K): Σ_g sc_g Σ (q - 32)·a per 16 values, as Σ q·a - 32 Σ a, times d_w·d_a.
+ * a: layout 0 quants, ad [nTok, n/256], bs [nTok, n/16].
+ */
+export function matmulQ6_K(
+  w: usize,
+  rowBytes: i32,
+  a: usize,
+  ad: usize,
+  bs: usize,
+  y: usize,
+  n: i32,
+  outF: i32,
+  nTok: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  const nb = n >> 8;
+  const m0f = i8x16.splat(0x0f);
+  const m30 = i8x16.splat(0x30);
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    for (let t = 0; t < nTok; t++) {
+      const at = a + ((<usize>t * n) << 1);
+      let sum: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const p = row + b * 210;
+        const ab = at + (b << 9);
+        const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
+        let acc = i32x4.splat(0);
+        let corr: i32 = 0;
+        for (let h = 0; h < 2; h++) {
+          const ql = p + 64 * h;
+          const qh = p + 128 + 32 * h;
+          const sc = p + 192 + 8 * h;
+          const ah = ab + (h << 8);
+          for (let is = 0; is < 2; is++) {
+            const l = is << 4;
+            const la = v128.load(ql + l);
+            const lb = v128.load(ql + l + 32);
+            const hb = v128.load(qh + l);
+            const q1 = v128.or(v128.and(la, m0f), v128.and(i16x8.shl(hb, 4), m30));
+            const q2 = v128.or(v128.and(lb, m0f), v128.and(i16x8.shl(hb, 2), m30));
+            const q3 = v128.or(v128.and(i16x8.shr_u(la, 4), m0f), v128.and(hb, m30));
+            const q4 = v128.or(v128.and(i16x8.shr_u(lb, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30));
+            // values l.., 32 + l.., 64 + l.., 96 + l.. of this half; scale index (e / 16)
+            const d1 = dotU8(q1, ah + (l << 1));
+            const d2 = dotU8(q2, ah + ((32 + l) << 1));
+            const d3 = dotU8(q3, ah + ((64 + l) << 1));
+            const d4 = dotU8(q4, ah + ((96 + l) << 1));
+            const s1 = <i32>load<i8>(sc + is);
+            const s2 = <i32>load<i8>(sc + is + 2);
+            const s3 = <i32>load<i8>(sc + is + 4);
+            const s4 = <i32>load<i8>(sc + is + 6);
+            acc = i32x4.add(
+              acc,
+              i32x4.add(
+                i32x4.add(i32x4.mul(d1, i32x4.splat(s1)), i32x4.mul(d2, i32x4.splat(s2))),
+                i32x4.add(i32x4.mul(d3, i32x4.splat(s3)), i32x4.mul(d4, i32x4.splat(s4))),
+              ),
+            );
+            const g = (h << 3) + is;
+            corr +=
+              s1 * load<i32>(bsb + (g << 2)) +
+              s2 * load<i32>(bsb + ((g + 2) << 2)) +
+              s3 * load<i32>(bsb + ((g + 4) << 2)) +
+              s4 * load<i32>(bsb + ((g + 6) << 2));
+          }
+        }
+        const d = h2f(load<u16>(p + 208)) * load<f32>(ad + ((<usize>t * nb + b) << 2));
+        sum += d * <f32>(hsumI(acc) - 32 * corr);
+      }
+      store<f32>(y + ((<usize>t * outF + o) << 2), sum);
+    }
+  }
+}
+
+/** 16 unsigned bytes (< 128) against 16 i16 activations. */
+@inline function dotU8(v: v128, a: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v), v128.load(a)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v), v128.load(a, 16)),
+  );
+}
+
+/**
+ * q4_1 / q5_1 weights in ggml mode run on the decoded q8_1 activations; ggml's min term is m·s with the block's
+ * stored s = fp16(d·Σq), not m·d·Σq: add Σ_b m_b·(s_b - d_b·Σq_b) to rows [r0, r1).
+ */
+export function fixQ8_1(
+  fmt: i32,
+  w: usize,
+  rowBytes: i32,
+  ad: usize,
+  as: usize,
+  s81: usize,
+  y: usize,
+  n: i32,
+  outF: i32,
+  nTok: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  const nb = n >> 5;
+  const bpb: i32 = fmt == Q4_1 ? 20 : 24;
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    for (let t = 0; t < nTok; t++) {
+      let fix: f64 = 0;
+      for (let b = 0; b < nb; b++) {
+        const k = (<usize>t * nb + b) << 2;
+        const diff = <f64>load<f32>(s81 + k) - <f64>load<f32>(ad + k) * <f64>load<i32>(as + k);
+        fix += <f64>h2f(load<u16>(row + b * bpb + 2)) * diff;
+      }
+      const yp = y + ((<usize>t * outF + o) << 2);
+      store<f32>(yp, <f32>(<f64>load<f32>(yp) + fix));
+    }
+  }
+}
+
+/** Epilogue of a fused matmul: y += bias (per column) and then y += residual, for columns [r0, r1). */
+export function addBiasResidual(y: usize, bias: usize, res: usize, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  for (let t = 0; t < nTok; t++) {
+    const yt = y + ((<usize>t * outF) << 2);
+    for (let o = r0; o < r1; o++) {
+      let v = load<f32>(yt + (<usize>o << 2));
+      if (bias) v += load<f32>(bias + (<usize>o << 2));
+      if (res) v += load<f32>(res + ((<usize>t * outF + o) << 2));
+      store<f32>(yt + (<usize>o << 2), v);
+    }
+  }
+}
+
+// ---- other ops -----------------------------------------------------------------------------------------------------
+
+/** Rows [r0, r1) of the table at `ids` decoded into out [*, n]. */
+export function getRows(fmt: i32, w: usize, rowBytes: i32, ids: usize, out: usize, n: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) decodeRow(fmt, w, load<i32>(ids + (r << 2)), rowBytes, out + ((<usize>r * n) << 2), n);
+}
+
+/**
+ * Rows [r0, r1) of rms_norm (`layer` = 0) or layer_norm (1): f32((x - mean) / sqrt(var + eps)) · weight + bias,
+ * sums in f64; `w` and `b` may be 0 (none).
+ */
+export function norm(x: usize, out: usize, w: usize, bias: usize, n: i32, eps: f64, layer: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const xr = x + ((<usize>r * n) << 2);
+    const yr = out + ((<usize>r * n) << 2);
+    let mean: f64 = 0;
+    if (layer) {
+      for (let i = 0; i < n; i++) mean += <f64>load<f32>(xr + (i << 2));
+      mean /= n;
+    }
+    let ss: f64 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = <f64>load<f32>(xr + (i << 2)) - mean;
+      ss += v * v;
+    }
+    const s = 1 / Math.sqrt(ss / n + eps);
+    for (let i = 0; i < n; i++) {
+      let v = <f32>((<f64>load<f32>(xr + (i << 2)) - mean) * s);
+      if (w) v *= load<f32>(w + (i << 2));
+      if (bias) v += load<f32>(bias + (i << 2));
+      store<f32>(yr + (i << 2), v);
+    }
+  }
+}
+
+/** Softmax of rows [r0, r1) of x [*, n], exp and sum in f64. */
+export function softmax(x: usize, out: usize, n: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const xr = x + ((<usize>r * n) << 2);
+    const yr = out + ((<usize>r * n) << 2);
+    let max: f32 = -Infinity;
+    for (let i = 0; i < n; i++) max = Mathf.max(max, load<f32>(xr + (i << 2)));
+    let sum: f64 = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.exp(<f64>load<f32>(xr + (i << 2)) - <f64>max);
+      store<f32>(yr + (i << 2), <f32>e);
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let i = 0; i < n; i++) store<f32>(yr + (i << 2), <f32>(<f64>load<f32>(yr + (i << 2)) * inv));
+  }
+}
+
+@inline function siluF(v: f64): f64 {
+  return v / (1 + Math.exp(-v));
+}
+@inline function geluF(v: f64): f64 {
+  return 0.5 * v * (1 + Math.tanh(0.7978845608028654 * v * (1 + 0.044715 * v * v)));
+}
+
+/**
+ * Element-wise ops on elements [e0, e1): 0 silu, 1 gelu, 2 scale (by `f`), 3 softcap (cap `f`), 4 add, 5 mul (b
+ * broadcast when it has `bn` < total elements), 6 glu-silu, 7 glu-gelu (gate `a`, up `b`; `bn` = row length when
+ * the gate row holds [g | u], else 0).
+ */
+export function eltwise(op: i32, a: usize, b: usize, out: usize, f: f64, bn: i32, e0: i32, e1: i32): void {
+  if (op == 4 || op == 5) {
+    for (let i = e0; i < e1; i++) {
+      const x = load<f32>(a + (<usize>i << 2));
+      const y = load<f32>(b + (<usize>(bn > 0 ? i % bn : i) << 2));
+      store<f32>(out + (<usize>i << 2), op == 4 ? x + y : x * y);
+    }
+    return;
+  }
+  for (let i = e0; i < e1; i++) {
+    let g: f64;
+    let u: f64 = 1;
+    if (op >= 6 && bn > 0) {
+      // fused [g | u] rows: output element i is row r = i / bn, column c; gate at 2·bn·r + c, up bn after
+      const r = i / bn;
+      const c = i - r * bn;
+      g = <f64>load<f32>(a + ((<usize>(2 * bn * r + c)) << 2));
+      u = <f64>load<f32>(a + ((<usize>(2 * bn * r + c + bn)) << 2));
+    } else {
+      g = <f64>load<f32>(a + (<usize>i << 2));
+      if (op >= 6) u = <f64>load<f32>(b + (<usize>i << 2));
+    }
+    let v: f64;
+    if (op == 0) v = siluF(g);
+    else if (op == 1) v = geluF(g);
+    else if (op == 2) v = g * f;
+    else if (op == 3) v = f * Math.tanh(g / f);
+    else if (op == 6) v = <f64>(<f32>siluF(g)) * u;
+    else v = <f64>(<f32>geluF(g)) * u;
+    store<f32>(out + (<usize>i << 2), <f32>v);
+  }
+}
+
+/**
+ * Rope of rows [r0, r1) of x [*, nHeads·headDim]: pair j of a row at position p turns by p·theta[j] (f64 table),
+ * cos and sin times mscale; `pos` (i32 per row) or `start` + row. `cs` is 2·nRot/2 f64 of scratch.
+ */
+export function rope(
+  x: usize,
+  out: usize,
+  nHeads: i32,
+  headDim: i32,
+  nRot: i32,
+  neox: i32,
+  theta: usize,
+  mscale: f64,
+  pos: usize,
+  start: i32,
+  cs: usize,
+  r0: i32,
+  r1: i32,
+): void {
+  const pairs = nRot >> 1;
+  const cols = nHeads * headDim;
+  for (let r = r0; r < r1; r++) {
+    const p = <f64>(pos ? load<i32>(pos + (r << 2)) : start + r);
+    for (let j = 0; j < pairs; j++) {
+      const ang = p * load<f64>(theta + (j << 3));
+      store<f64>(cs + (j << 4), Math.cos(ang) * mscale);
+      store<f64>(cs + (j << 4) + 8, Math.sin(ang) * mscale);
+    }
+    for (let h = 0; h < nHeads; h++) {
+      const o = x + ((<usize>r * cols + h * headDim) << 2);
+      const q = out + ((<usize>r * cols + h * headDim) << 2);
+      for (let j = 0; j < pairs; j++) {
+        const i0 = neox ? j : 2 * j;
+        const i1 = neox ? j + pairs : 2 * j + 1;
+        const x0 = <f64>load<f32>(o + (i0 << 2));
+        const x1 = <f64>load<f32>(o + (i1 << 2));
+        const c = load<f64>(cs + (j << 4));
+        const s = load<f64>(cs + (j << 4) + 8);
+        store<f32>(q + (i0 << 2), <f32>(x0 * c - x1 * s));
+        store<f32>(q + (i1 << 2), <f32>(x0 * s + x1 * c));
+      }
+      if (o != q) for (let i = nRot; i < headDim; i++) store<f32>(q + (i << 2), load<f32>(o + (i << 2)));
+    }
+  }
+}
+
+/**
+ * Writes rows [r0, r1) of src [*, n] into the cache `dst` of format f32/f16/bf16/q8_0 (file layout) at row `pos[r]`
+ * (or start + r). q8_0 follows quantize_row_q8_0_ref exactly, as the codec does.
+ */
+export function copyRows(fmt: i32, src: usize, dst: usize, n: i32, pos: usize, start: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const p = <usize>(pos ? load<i32>(pos + (r << 2)) : start + r);
+    const s = src + ((<usize>r * n) << 2);
+    if (fmt == F32) memory.copy(dst + ((p * n) << 2), s, <usize>n << 2);
+    else if (fmt == F16 || fmt == BF16) {
+      const d = dst + ((p * n) << 1);
+      for (let i = 0; i < n; i++) {
+        const v = load<f32>(s + (i << 2));
+        store<u16>(d + (i << 1), <u16>(fmt == F16 ? f2h(v) : f2bf(v)));
+      }
+    } else {
+      const nb = n >> 5;
+      const d = dst + p * nb * 34;
+      for (let b = 0; b < nb; b++) {
+        const x = s + (b << 7);
+        let amax: f32 = 0;
+        for (let j = 0; j < 32; j++) amax = Mathf.max(amax, Mathf.abs(load<f32>(x + (j << 2))));
+        const dd: f32 = amax / 127;
+        const id: f32 = dd != 0 ? <f32>1 / dd : 0;
+        const q = d + b * 34;
+        store<u16>(q, <u16>f2h(dd));
+        for (let j = 0; j < 32; j++) store<i8>(q + 2 + j, <i8>roundAway(load<f32>(x + (j << 2)) * id));
+      }
+    }
+  }
+}
+
+/** One cache row (f32/f16/bf16/q8_0) of `n` values at `src` decoded into f32 at `dst`. */
+@inline function cacheRow(fmt: i32, src: usize, dst: usize, n: i32): void {
+  if (fmt == Q8_0) {
+    for (let b = 0; b < n >> 5; b++) {
+      const q = src + b * 34;
+      const d = h2f(load<u16>(q));
+      for (let j = 0; j < 32; j++) store<f32>(dst + ((b * 32 + j) << 2), <f32>load<i8>(q + 2 + j) * d);
+    }
+  } else if (fmt == F16) {
+    for (let i = 0; i < n; i++) store<f32>(dst + (i << 2), h2f(load<u16>(src + (i << 1))));
+  } else {
+    for (let i = 0; i < n; i++) store<u32>(dst + (i << 2), (<u32>load<u16>(src + (i << 1))) << 16);
+  }
+}
+
+/**
+ * Causal grouped-query attention for work items [i0, i1) of (row, head) pairs, item = row·nHeads + head. Query row
+ * r at position p reads cache rows t in (p - window, p] (all of [0, p] when window = 0). k, v: caches
+ * [ctx, nKv·hd] of format `fmt`; `sc` holds ctx f32 scores and `tmp` hd f32 (per thread).
+ */
+export function attention(
+  q: usize,
+  k: usize,
+  v: usize,
+  fmt: i32,
+  out: usize,
+  nHeads: i32,
+  nKv: i32,
+  hd: i32,
+  scale: f32,
+  softcap: f32,
+  window: i32,
+  pos: usize,
+  start: i32,
+  sc: usize,
+  tmp: usize,
+  i0: i32,
+  i1: i32,
+): void {
+  const kvDim = nKv * hd;
+  const group = nHeads / nKv;
+  const rowBytes: i32 = fmt == F32 ? kvDim << 2 : fmt == Q8_0 ? (kvDim >> 5) * 34 : kvDim << 1;
+  for (let it = i0; it < i1; it++) {
+    const r = it / nHeads;
+    const h = it - r * nHeads;
+    const p = pos ? load<i32>(pos + (r << 2)) : start + r;
+    const t0 = window > 0 ? max(0, p - window + 1) : 0;
+    const qr = q + ((<usize>r * nHeads * hd + h * hd) << 2);
+    const ko = (h / group) * hd;
+    let mx: f32 = -Infinity;
+    for (let t = t0; t <= p; t++) {
+      let kr: usize;
+      if (fmt == F32) kr = k + <usize>t * rowBytes + (ko << 2);
+      else {
+        // decode the head's slice (q8_0: its blocks; ko is a block multiple or within one block)
+        if (fmt == Q8_0) {
+          const nbh = ((ko & 31) + hd + 31) >> 5;
+          cacheRow(fmt, k + <usize>t * rowBytes + (ko >> 5) * 34, tmp, nbh << 5);
+          kr = tmp + ((ko & 31) << 2);
+        } else {
+          cacheRow(fmt, k + <usize>t * rowBytes + (ko << 1), tmp, hd);
+          kr = tmp;
+        }
+      }
+      let d = <f32>dotF32(qr, kr, hd) * scale;
+      if (softcap > 0) d = softcap * Mathf.tanh(d / softcap);
+      store<f32>(sc + (t << 2), d);
+      if (d > mx) mx = d;
+    }
+    let sum: f64 = 0;
+    for (let t = t0; t <= p; t++) {
+      const e = Math.exp(<f64>load<f32>(sc + (t << 2)) - <f64>mx);
+      store<f32>(sc + (t << 2), <f32>e);
+      sum += e;
+    }
+    const inv = <f32>(1 / sum);
+    const orow = out + ((<usize>r * nHeads * hd + h * hd) << 2);
+    memory.fill(orow, 0, <usize>hd << 2);
+    for (let t = t0; t <= p; t++) {
+      const wt = f32x4.splat(load<f32>(sc + (t << 2)) * inv);
+      let vr: usize;
+      if (fmt == F32) vr = v + <usize>t * rowBytes + (ko << 2);
+      else if (fmt == Q8_0) {
+        const nbh = ((ko & 31) + hd + 31) >> 5;
+        cacheRow(fmt, v + <usize>t * rowBytes + (ko >> 5) * 34, tmp, nbh << 5);
+        vr = tmp + ((ko & 31) << 2);
+      } else {
+        cacheRow(fmt, v + <usize>t * rowBytes + (ko << 1), tmp, hd);
+        vr = tmp;
+      }
+      let i = 0;
+      for (; i + 4 <= hd; i += 4) {
+        v128.store(orow + (i << 2), f32x4.add(v128.load(orow + (i << 2)), f32x4.mul(wt, v128.load(vr + (i << 2)))));
+      }
+      const ws = f32x4.extract_lane(wt, 0);
+      for (; i < hd; i++) store<f32>(orow + (i << 2), load<f32>(orow + (i << 2)) + ws * load<f32>(vr + (i << 2)));
+    }
+  }
+}
