@@ -7,9 +7,10 @@
  *   npx tsx --conditions=source benchmarks/browser/bench.ts [--threads 1,2] [--runs 3] [--decode 32] [--prompt 32]
  *     [--models stories,TinyLlama] [--engines nibble-wasm,wllama]
  *
- * Writes benchmarks/results/browser.json and prints a markdown table.
+ * With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): stories260K only, one thread, one run, 16 decode steps. Writes
+ * results/browser.json in the common shape (lib/results.ts) and prints a markdown table.
  */
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { tinyLlamaQ4_0Path } from '../gguf/generate.js';
+import { quick, writeResults } from '../lib/results.js';
+import { type BrowserDetails, browserCases, browserMethod, browserTitle } from './cases.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../..');
@@ -25,15 +28,21 @@ const flag = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
 };
-const threadCounts = flag('threads', '1,2').split(',').map(Number);
-const runs = Number(flag('runs', '3'));
-const decode = Number(flag('decode', '32'));
+const threadCounts = flag('threads', quick ? '1' : '1,2')
+  .split(',')
+  .map(Number);
+const runs = Number(flag('runs', quick ? '1' : '3'));
+const decode = Number(flag('decode', quick ? '16' : '32'));
 const promptTokens = Number(flag('prompt', '32'));
 const engines = flag('engines', 'nibble-wasm,wllama').split(',');
-const only = flag('models', '');
+const only = flag('models', quick ? 'stories260K' : '');
+const big = 'TinyLlama-shaped synthetic (Q4_0, 620 MB)';
 const models = [
   { name: 'stories260K (F32)', path: join(root, 'fixtures/models/stories260K.gguf') },
-  { name: 'TinyLlama-shaped synthetic (Q4_0, 620 MB)', path: await tinyLlamaQ4_0Path() },
+  // The 620 MB file is made only when this run measures it.
+  ...(only === '' || only.split(',').some((o) => big.includes(o))
+    ? [{ name: big, path: await tinyLlamaQ4_0Path() }]
+    : []),
 ].filter((m) => (only === '' || only.split(',').some((o) => m.name.includes(o))) && existsSync(m.path));
 
 const page = await build({
@@ -150,11 +159,15 @@ try {
   rmSync(profile, { recursive: true, force: true });
   server.close();
 }
-mkdirSync(join(here, '../results'), { recursive: true });
-writeFileSync(
-  join(here, '../results/browser.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), runs, decode, rows }, null, 2)}\n`,
-);
+const details: BrowserDetails = { date: new Date().toISOString(), runs, decode, quick, rows };
+writeResults({
+  topic: 'browser',
+  title: browserTitle,
+  method: browserMethod(details),
+  peers: ['@wllama/wllama', 'playwright-core'],
+  cases: browserCases(details),
+  details,
+});
 console.log('| model | engine (Chromium) | threads | prompt tokens | prompt tok/s | decode tok/s | decode vs wllama |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) {

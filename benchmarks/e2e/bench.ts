@@ -7,14 +7,18 @@
  *     [--prompts 32,128] [--engines nibble-wasm,llama.cpp,nibble-js] [--merge]
  *
  * --merge keeps the rows of the existing results file that this run does not measure (other models or threads).
+ * With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): 1 thread, 1 run, 32 decode steps, a 32-token prompt, stories260K
+ * only.
  *
- * Writes benchmarks/results/e2e.json and prints a markdown table.
+ * Writes results/e2e.json in the common shape (lib/results.ts) and prints a markdown table.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tinyLlamaQ4_0Path } from '../gguf/generate.js';
+import { type BenchFile, quick, resultsDir, writeResults } from '../lib/results.js';
+import { type E2eDetails, e2eCases, e2eMethod, e2eTitle, isE2eRecord } from './cases.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../..');
@@ -23,18 +27,26 @@ const flag = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
 };
-const threadCounts = flag('threads', '1,2').split(',').map(Number);
-const runs = Number(flag('runs', '3'));
-const decode = Number(flag('decode', '64'));
-const promptCounts = flag('prompts', '32,128').split(',').map(Number);
+const threadCounts = flag('threads', quick ? '1' : '1,2')
+  .split(',')
+  .map(Number);
+const runs = Number(flag('runs', quick ? '1' : '3'));
+const decode = Number(flag('decode', quick ? '32' : '64'));
+const promptCounts = flag('prompts', quick ? '32' : '32,128')
+  .split(',')
+  .map(Number);
 const engines = flag('engines', 'nibble-wasm,llama.cpp,nibble-js').split(',');
 
+const only = flag('models', quick ? 'stories260K' : '');
+const big = 'TinyLlama-shaped synthetic (Q4_0, 620 MB)';
 const candidates = [
   { name: 'stories260K (F32)', path: join(root, 'fixtures/models/stories260K.gguf'), decode, runs, js: true },
   { name: 'stories260K (Q4_0)', path: join(root, 'fixtures/models/stories260K-Q4_0.gguf'), decode, runs, js: true },
-  { name: 'TinyLlama-shaped synthetic (Q4_0, 620 MB)', path: await tinyLlamaQ4_0Path(), decode, runs, js: false },
+  // The 620 MB file is made only when this run measures it.
+  ...(only === '' || only.split(',').some((o) => big.includes(o))
+    ? [{ name: big, path: await tinyLlamaQ4_0Path(), decode, runs, js: false }]
+    : []),
 ];
-const only = flag('models', '');
 const models = candidates.filter(
   (m) => (only === '' || only.split(',').some((o) => m.name.includes(o))) && existsSync(m.path),
 );
@@ -97,11 +109,12 @@ for (const threads of threadCounts)
         });
       }
 
-mkdirSync(join(here, '../results'), { recursive: true });
-const resultsPath = join(here, '../results/e2e.json');
+const resultsPath = join(resultsDir(), 'e2e.json');
 let threadsInFile = threadCounts;
 if (args.includes('--merge') && existsSync(resultsPath)) {
-  const old = JSON.parse(readFileSync(resultsPath, 'utf8')) as { threads: number[]; rows: Row[] };
+  // The common shape keeps the record under details; older files are the record itself.
+  const file = JSON.parse(readFileSync(resultsPath, 'utf8')) as BenchFile | E2eDetails;
+  const old = (isE2eRecord(file) ? file : (file as BenchFile).details) as { threads: number[]; rows: Row[] };
   const kept = old.rows.filter(
     (o) =>
       !rows.some(
@@ -118,10 +131,24 @@ if (args.includes('--merge') && existsSync(resultsPath)) {
       a.threads - b.threads || order.indexOf(a.model) - order.indexOf(b.model) || a.promptTokens - b.promptTokens,
   );
 }
-writeFileSync(
-  resultsPath,
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, threads: threadsInFile, runs, prompts: promptCounts, rows }, null, 2)}\n`,
-);
+const details: E2eDetails = {
+  date: new Date().toISOString(),
+  node: process.version,
+  threads: threadsInFile,
+  runs,
+  prompts: promptCounts,
+  decode,
+  quick,
+  rows,
+};
+writeResults({
+  topic: 'e2e',
+  title: e2eTitle,
+  method: e2eMethod(details),
+  peers: ['node-llama-cpp', '@node-llama-cpp/linux-x64'],
+  cases: e2eCases(details),
+  details,
+});
 const peer = (r: Row) =>
   rows.find(
     (p) =>

@@ -9,16 +9,20 @@
  *
  *   npx tsx --conditions=source benchmarks/formats/bench.ts [--values 16777216] [--runs 5] [--only q4_K,q6_K]
  *
+ * With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`) the defaults are 1M values and 3 runs.
+ *
  * Without python3 or the library, the ggml columns stay empty and the reason is printed and recorded.
  *
- * Writes benchmarks/results/formats.json and prints markdown tables.
+ * Writes benchmarks/results/formats.json (the common shape of lib/results.ts) and prints markdown tables.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Codec, formats } from '@nibble/formats';
+import { quick, writeResults } from '../lib/results.js';
+import { formatsCases, formatsMethod, formatsNotes, formatsTitle, formatsVersions } from './cases.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../..');
@@ -27,8 +31,8 @@ const flag = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
 };
-const nValues = Number(flag('values', String(16 * 1024 * 1024)));
-const runs = Number(flag('runs', '5'));
+const nValues = Number(flag('values', String((quick ? 1 : 16) * 1024 * 1024)));
+const runs = Number(flag('runs', quick ? '3' : '5'));
 const only = flag('only', '');
 const rowLength = 4096;
 
@@ -223,12 +227,29 @@ const imatrix = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_K', 'q3_K', 'q4_K', 'q5_K',
 
 rmSync(peerDir, { recursive: true, force: true });
 
-mkdirSync(join(here, '../results'), { recursive: true });
 const load = loadavg()[0];
-writeFileSync(
-  join(here, '../results/formats.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, loadAverage1m: load, threads: 1, values: x.length, rowLength, runs, ggmlPeer: peerNote ?? peerInfo ?? 'no format run', rows, imatrix }, null, 2)}\n`,
-);
+const details = {
+  date: new Date().toISOString(),
+  node: process.version,
+  loadAverage1m: load,
+  threads: 1,
+  values: x.length,
+  rowLength,
+  runs,
+  ggmlPeer: peerNote ?? peerInfo ?? 'no format run',
+  rows,
+  imatrix,
+};
+writeResults({
+  topic: 'formats',
+  title: formatsTitle,
+  method: formatsMethod(details),
+  peers: ['@node-llama-cpp/linux-x64'],
+  extraVersions: formatsVersions(details),
+  notes: formatsNotes(details),
+  cases: formatsCases(details),
+  details,
+});
 
 const f = (v: number | undefined) => (v === undefined ? '' : v < 0.1 ? v.toFixed(3) : v.toFixed(2));
 const ratio = (v: number | undefined) => (v === undefined ? '' : `${v.toFixed(2)}×`);

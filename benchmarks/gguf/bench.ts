@@ -5,16 +5,19 @@
  * Writes results/gguf.json and prints a markdown table.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { quick, writeResults } from '../lib/results.js';
+import { ggufCases, ggufMethod, ggufTitle } from './cases.js';
 import { tinyLlamaQ4_0Path } from './generate.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
-const reps = Number(process.env.BENCH_REPS ?? 7);
+// BENCH_ROUNDS / BENCH_REPS; `--quick` (NIBBLE_BENCH_QUICK=1) defaults to 2 rounds of 3.
+const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 5));
+const reps = Number(process.env.BENCH_REPS ?? (quick ? 3 : 7));
 
 interface Sample {
   lib: string;
@@ -119,10 +122,17 @@ const result = {
     tensors: summary[0].tensors,
   },
   method: `${rounds} rounds x ${reps} opens per process; cold = first open in a fresh process, warm = median of the rest; medians over rounds`,
+  rounds,
   results: summary,
 };
-mkdirSync(join(here, '..', 'results'), { recursive: true });
-writeFileSync(join(here, '..', 'results', 'gguf.json'), `${JSON.stringify(result, null, 2)}\n`);
+writeResults({
+  topic: 'gguf',
+  title: ggufTitle,
+  method: ggufMethod(result),
+  peers: ['@huggingface/gguf'],
+  cases: ggufCases(result),
+  details: result,
+});
 
 console.log(
   `Open + index ${summary[0].tensors} tensors of a ${(size / 1e6).toFixed(0)} MB Q4_0 GGUF (${cpu}, Node ${process.version})\n`,

@@ -6,8 +6,11 @@
 //
 //   npx tsx --conditions=source benchmarks/matmul-wasm/bench.ts [format ...]
 //   THREADS=1,2 RUNS=5 SHAPES=4096,11008 MIN_MB=160 MATMUL_WASM_RESULTS=path
-import { mkdirSync, writeFileSync } from 'node:fs';
+//
+// With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): q4_0, q8_0, q4_K, f16 at 4096x4096, one thread, 3 runs. Writes
+// results/matmul-wasm.json in the common shape (lib/results.ts).
 import '@nibble/backend-wasm/node';
+import { join } from 'node:path';
 import { formats } from '@nibble/formats';
 import {
   type Backend,
@@ -18,6 +21,8 @@ import {
   hostTensor,
   rowBytes,
 } from '@nibble/tensor';
+import { quick, resultsDir, writeResults } from '../lib/results.js';
+import { type MatmulWasmDetails, matmulWasmCases, matmulWasmMethod, matmulWasmTitle } from './cases.js';
 
 const ggmlGBs: Record<string, number> = { q4_0: 9.2, q8_0: 16.6, q4_K: 9.8, q6_K: 11.5, f16: 14.2 };
 const all: DTypeName[] = [
@@ -39,10 +44,10 @@ const all: DTypeName[] = [
   'mxfp4',
 ];
 const wanted = process.argv.slice(2) as DTypeName[];
-const list = wanted.length ? wanted : all;
-const threadCounts = (process.env.THREADS ?? '1,2').split(',').map(Number);
-const runs = Number(process.env.RUNS ?? 5);
-const shapes = (process.env.SHAPES ?? '4096,11008').split(',').map(Number);
+const list = wanted.length ? wanted : quick ? (['q4_0', 'q8_0', 'q4_K', 'f16'] as DTypeName[]) : all;
+const threadCounts = (process.env.THREADS ?? (quick ? '1' : '1,2')).split(',').map(Number);
+const runs = Number(process.env.RUNS ?? (quick ? 3 : 5));
+const shapes = (process.env.SHAPES ?? (quick ? '4096' : '4096,11008')).split(',').map(Number);
 const minBytes = Number(process.env.MIN_MB ?? 160) * 1e6;
 const inF = 4096;
 
@@ -151,9 +156,12 @@ for (const fmt of list) {
     `| ${fmt} | ${cells.join(' | ')} | ${peer ?? '-'} | ${peer ? `${((100 * best) / peer).toFixed(0)}%` : '-'} |`,
   );
 }
-const resultsPath = process.env.MATMUL_WASM_RESULTS ?? new URL('../results/matmul-wasm.json', import.meta.url);
-mkdirSync(new URL('../results/', import.meta.url), { recursive: true });
-writeFileSync(
-  resultsPath,
-  `${JSON.stringify({ date: new Date().toISOString(), runs, readGBs: read, ggmlGBs, rows }, null, 2)}\n`,
-);
+const details: MatmulWasmDetails = { date: new Date().toISOString(), runs, readGBs: read, ggmlGBs, quick, rows };
+writeResults({
+  topic: 'matmul-wasm',
+  title: matmulWasmTitle,
+  method: matmulWasmMethod(details),
+  cases: matmulWasmCases(details),
+  details,
+  path: process.env.MATMUL_WASM_RESULTS ?? join(resultsDir(), 'matmul-wasm.json'),
+});

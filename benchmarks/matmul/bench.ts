@@ -9,10 +9,13 @@
 //   npx tsx --conditions=source benchmarks/matmul/bench.ts [format ...]
 //   TOKENS=8,32 MULTI_RUNS=5 RUNS=7 SINGLE=0 (skip the one-token part) MATMUL_RESULTS=path
 //   MATMUL_BACKEND=path/to/backend.ts (another JsBackend, e.g. an older copy, to compare)
-import { mkdirSync, writeFileSync } from 'node:fs';
+// With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): f32, q8_0, q4_0, q4_K, q6_K, 4096x4096 only, RUNS=3, TOKENS=8.
+import { fileURLToPath } from 'node:url';
 import type { JsBackend as JsBackendType } from '@nibble/backend-js';
 import { formats } from '@nibble/formats';
 import { type DTypeName, type Graph, GraphBuilder, hostTensor, rowBytes } from '@nibble/tensor';
+import { quick, writeResults } from '../lib/results.js';
+import { matmulCases, matmulMethod, matmulTitle } from './cases.js';
 
 /** ggml's single-thread dot products from DRAM on this machine kind (spec/toolchain.md and the issue), GB/s. */
 const ggmlGBs: Record<string, number> = { q4_0: 9.2, q8_0: 16.6, q4_K: 9.8, q6_K: 11.5, f16: 14.2 };
@@ -39,14 +42,17 @@ const all: DTypeName[] = [
   'mxfp4',
 ];
 const wanted = process.argv.slice(2) as DTypeName[];
-const list = wanted.length ? wanted : all;
-const shapes: [number, number][] = [
-  [4096, 4096],
-  [11008, 4096],
-];
-const runs = Number(process.env.RUNS ?? 7);
-const multiRuns = Number(process.env.MULTI_RUNS ?? 5);
-const tokenCounts = (process.env.TOKENS ?? '8,32').split(',').filter(Boolean).map(Number);
+const quickList: DTypeName[] = ['f32', 'q8_0', 'q4_0', 'q4_K', 'q6_K'];
+const list = wanted.length ? wanted : quick ? quickList : all;
+const shapes: [number, number][] = quick
+  ? [[4096, 4096]]
+  : [
+      [4096, 4096],
+      [11008, 4096],
+    ];
+const runs = Number(process.env.RUNS ?? (quick ? 3 : 7));
+const multiRuns = Number(process.env.MULTI_RUNS ?? (quick ? 2 : 5));
+const tokenCounts = (process.env.TOKENS ?? (quick ? '8' : '8,32')).split(',').filter(Boolean).map(Number);
 const single = process.env.SINGLE !== '0';
 const { JsBackend } = (await import(process.env.MATMUL_BACKEND ?? '@nibble/backend-js')) as {
   JsBackend: typeof JsBackendType;
@@ -69,7 +75,7 @@ function values(n: number, seed: number, scale: number): Float32Array {
 }
 
 const inF = 4096;
-const maxOut = 11008;
+const maxOut = Math.max(...shapes.map(([out]) => out));
 const src = values(maxOut * inF, 1, 0.05);
 const x = values(inF, 2, 1);
 
@@ -251,9 +257,22 @@ if (multi.length) {
   }
 }
 // MATMUL_RESULTS: where to write the JSON (default benchmarks/results/matmul.json).
-const resultsPath = process.env.MATMUL_RESULTS ?? new URL('../results/matmul.json', import.meta.url);
-mkdirSync(new URL('../results/', import.meta.url), { recursive: true });
-writeFileSync(
-  resultsPath,
-  `${JSON.stringify({ date: new Date().toISOString(), runs, jsReadGBs: { before: readBefore, after: readAfter }, memoryGBs, ggmlGBs, rows, multiRuns, multi }, null, 2)}\n`,
-);
+const details = {
+  date: new Date().toISOString(),
+  runs,
+  jsReadGBs: { before: readBefore, after: readAfter },
+  memoryGBs,
+  ggmlGBs,
+  rows,
+  multiRuns,
+  multi,
+};
+const resultsPath = process.env.MATMUL_RESULTS;
+writeResults({
+  topic: 'matmul',
+  title: matmulTitle,
+  method: matmulMethod(details),
+  cases: matmulCases(details),
+  details,
+  ...(resultsPath ? { path: resultsPath.startsWith('file:') ? fileURLToPath(resultsPath) : resultsPath } : {}),
+});

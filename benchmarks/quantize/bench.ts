@@ -7,33 +7,34 @@
  * are the steadier measure.
  *
  *   pnpm bench quantize                          # the 2.2 GB file
+ *   pnpm bench --quick quantize                  # a 36 MB file of the same layout, 1 round, 1 thread
+ *   BENCH_SHAPE=small pnpm bench quantize        # the small file with the full rounds, presets and threads
  *   BENCH_LAYERS=2 pnpm bench quantize           # the same tensors with 2 of the 22 blocks (440 MB)
- *   BENCH_SHAPE=small pnpm bench quantize        # a 40 MB file of the same layout, to check the benchmark works
  *   BENCH_ROUNDS=3 BENCH_PRESETS=Q4_0,Q8_0 BENCH_THREADS=1,2
  *   BENCH_SOURCE=1                               # run nibble from its TypeScript sources (through tsx)
  *
  * nibble runs as users get it, the built package (dist/, built here first with its dependencies), as llama.cpp runs
  * as a compiled library: from the sources each worker thread would spend most of a second compiling TypeScript.
  *
- * Writes benchmarks/results/quantize.json (other shapes: benchmarks/.cache/quantize-SHAPE.json) and prints a
- * markdown table.
+ * Writes results/quantize.json in the common shape (lib/results.ts; the small shape outside --quick:
+ * benchmarks/.cache/quantize-small.json) and prints a markdown table.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeCase, median, quick, writeResults } from '../lib/results.js';
 import { f16ModelPath } from './model.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const small = process.env.BENCH_SHAPE === 'small';
+const small = quick || process.env.BENCH_SHAPE === 'small';
 const layers = Number(process.env.BENCH_LAYERS ?? 22);
 const full = !small && layers === 22;
-const shapeName = small ? 'small' : full ? 'tinyllama-1.1b' : `tinyllama-1.1b-${layers}-layers`;
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const presets = (process.env.BENCH_PRESETS ?? 'Q4_0,Q8_0,Q4_K_M').split(',');
-const threadCounts = (process.env.BENCH_THREADS ?? '1,2').split(',').map(Number);
+const threadCounts = (process.env.BENCH_THREADS ?? (quick ? '1' : '1,2')).split(',').map(Number);
 
 interface Run {
   seconds: number;
@@ -89,11 +90,6 @@ function peer(out: string, preset: string, threads: number): Run | undefined {
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : s[Math.floor((s.length - 1) / 2)];
-};
-
 const loadBefore = loadavg();
 const rows = [];
 for (const preset of presets) {
@@ -142,32 +138,80 @@ for (const preset of presets) {
   }
 }
 
-const result = {
-  date: new Date().toISOString(),
-  node: process.version,
-  loadAverage1m: loadavg()[0],
-  loadAverageBefore: loadBefore,
-  loadAverageAfter: loadavg(),
-  cpus: cpus().length,
+const peerInfo = peerError
+  ? { error: peerError }
+  : { library: 'libllama of @node-llama-cpp/linux-x64 3.21.1, llama_model_quantize' };
+const shapeName = small ? 'small' : full ? 'tinyllama-1.1b' : `tinyllama-1.1b-${layers}-layers`;
+const inputName = `${(inputBytes / 1e6).toFixed(0)} MB F16 (${shapeName} shape)`;
+const loadAfter = loadavg();
+const details = {
   input: { shape: shapeName, bytes: inputBytes, type: 'f16' },
   rounds,
   nibble: fromSource ? 'TypeScript sources (tsx)' : 'built package (dist)',
-  peer: peerError
-    ? { error: peerError }
-    : { library: 'libllama of @node-llama-cpp/linux-x64 3.21.1, llama_model_quantize' },
+  cpus: cpus().length,
+  loadAverageBefore: loadBefore,
+  loadAverageAfter: loadAfter,
+  peer: peerInfo,
   rows,
 };
-// Other shapes than the full file only check the benchmark or look closer: their figures go to the cache.
-writeFileSync(
-  join(here, full ? '../results/quantize.json' : `../.cache/quantize-${shapeName}.json`),
-  `${JSON.stringify(result, null, 2)}\n`,
-);
+const cases = rows.flatMap((r) => {
+  const name = `${r.preset}, ${r.threads} thread${r.threads > 1 ? 's' : ''}`;
+  const engines = (ours: number, theirs: number | null) => [
+    { engine: 'nibble', ours: true, median: ours, runs: rounds },
+    ...(theirs === null
+      ? []
+      : [{ engine: 'llama.cpp (llama_model_quantize)', ours: false, median: theirs, runs: rounds }]),
+  ];
+  return [
+    makeCase({
+      group: `quantize ${inputName}, seconds`,
+      name,
+      unit: 's',
+      higherIsBetter: false,
+      results: engines(r.nibbleSeconds, r.llamaSeconds),
+    }),
+    makeCase({
+      group: 'quantize, CPU seconds of all threads',
+      name,
+      unit: 's',
+      higherIsBetter: false,
+      results: engines(r.nibbleCpuSeconds, r.llamaCpuSeconds),
+    }),
+    makeCase({
+      group: 'quantize, peak RSS',
+      name,
+      unit: 'MB',
+      higherIsBetter: false,
+      results: engines(r.nibblePeakRssMB, r.llamaPeakRssMB),
+    }),
+  ];
+});
+const differ = rows.filter((r) => r.sameBytes === false).map((r) => `${r.preset} x${r.threads}`);
+const compared = rows.filter((r) => r.sameBytes === true).length;
+const written = writeResults({
+  topic: 'quantize',
+  title: 'Quantize a whole model',
+  method: `Wall time to quantize ${inputName} to each preset (llama-quantize's per-tensor rules), reading and writing the files included, each run in its own process (peak RSS is that process's), nibble's quantizeFile beside llama.cpp's llama_model_quantize through ctypes on node-llama-cpp's prebuilt libllama, alternating who goes first; median of ${rounds} round${rounds > 1 ? 's' : ''}.`,
+  peers: ['node-llama-cpp', '@node-llama-cpp/linux-x64'],
+  notes: [
+    ...(differ.length ? [`Output bytes differ from llama.cpp's for: ${differ.join(', ')}.`] : []),
+    ...(compared
+      ? [`The output file equals llama.cpp's byte for byte (SHA-256) in ${compared} of ${rows.length} cases.`]
+      : []),
+    ...(peerError ? [`llama.cpp did not run: ${peerError}`] : []),
+  ],
+  cases,
+  details,
+  // Other shapes outside --quick only check the benchmark or look closer: their figures stay in the cache.
+  ...(!full && !quick ? { path: join(here, `../.cache/quantize-${shapeName}.json`) } : {}),
+});
+console.error(`wrote ${written}`);
 
 const f = (x: number | null, d = 2) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(d));
 const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' ');
 console.log(
-  `Quantize ${(inputBytes / 1e9).toFixed(2)} GB F16 (${result.input.shape} shape), median of ${rounds}, peak RSS max; ` +
-    `${result.cpus} CPUs, load average ${la(loadBefore)} before, ${la(result.loadAverageAfter)} after.\n`,
+  `Quantize ${(inputBytes / 1e9).toFixed(2)} GB F16 (${shapeName} shape), median of ${rounds}, peak RSS max; ` +
+    `${cpus().length} CPUs, load average ${la(loadBefore)} before, ${la(loadAfter)} after.\n`,
 );
 console.log(
   '| preset | threads | nibble s | MB/s | CPU-s | peak RSS MB | llama.cpp s | MB/s | CPU-s | peak RSS MB | speed vs llama.cpp | CPU-s ratio | same bytes |',
@@ -178,3 +222,4 @@ for (const r of rows) {
     `| ${r.preset} | ${r.threads} | ${f(r.nibbleSeconds)} | ${f(r.nibbleMBs, 1)} | ${f(r.nibbleCpuSeconds)} | ${f(r.nibblePeakRssMB, 0)} | ${f(r.llamaSeconds)} | ${f(r.llamaMBs, 1)} | ${f(r.llamaCpuSeconds)} | ${f(r.llamaPeakRssMB, 0)} | ${f(r.speedRatio)}x | ${f(r.cpuRatio)}x | ${r.sameBytes ?? '-'} |`,
   );
 }
+if (differ.length) process.exitCode = 1;

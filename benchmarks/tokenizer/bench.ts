@@ -6,11 +6,11 @@
  *   warm: the same instance, after one untimed encode;
  * - SentencePiece (LLaMA's 32000-token vocabulary, from the llama-spm GGUF) on wikitext-2.
  *
- *   npx tsx --conditions=source benchmarks/tokenizer/bench.ts [--runs 5]
+ *   npx tsx --conditions=source benchmarks/tokenizer/bench.ts [--runs 5]   (2 runs with NIBBLE_BENCH_QUICK=1)
  *
  * Writes benchmarks/results/tokenizer.json and prints a markdown table.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,12 +20,14 @@ import r50k from 'gpt-tokenizer/bpeRanks/r50k_base';
 import { GptEncoding } from 'gpt-tokenizer/GptEncoding';
 import { Tiktoken } from 'js-tiktoken/lite';
 import gpt2Ranks from 'js-tiktoken/ranks/gpt2';
+import { quick, writeResults } from '../lib/results.js';
+import { tokenizerCases, tokenizerMethod, tokenizerTitle } from './cases.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../..');
 const args = process.argv.slice(2);
 const runsIdx = args.indexOf('--runs');
-const runs = runsIdx >= 0 ? Number(args[runsIdx + 1]) : 5;
+const runs = runsIdx >= 0 ? Number(args[runsIdx + 1]) : quick ? 2 : 5;
 
 const fixture = (rel: string): string => readFileSync(join(root, 'fixtures', rel), 'utf8');
 const vocabJson = JSON.parse(fixture('gpt2-bpe/gpt2_vocab.json')) as Record<string, number>;
@@ -128,8 +130,14 @@ const result = {
   gpt2: rows,
   spm,
 };
-mkdirSync(join(here, '../results'), { recursive: true });
-writeFileSync(join(here, '../results/tokenizer.json'), `${JSON.stringify(result, null, 2)}\n`);
+writeResults({
+  topic: 'tokenizer',
+  title: tokenizerTitle,
+  method: tokenizerMethod(result),
+  peers: ['gpt-tokenizer', 'js-tiktoken'],
+  cases: tokenizerCases(result),
+  details: result,
+});
 
 console.log(`GPT-2 BPE encode, MB/s, median of ${runs} (${result.cpu}, ${result.cores} cores, Node ${result.node})\n`);
 console.log('| text | library | cold MB/s | warm MB/s | construct ms | tokens | ids = js-tiktoken |');

@@ -37,7 +37,8 @@ const { values: flags, positionals } = parseArgs({
   options: {
     out: { type: 'string' },
     models: { type: 'string' },
-    deadline: { type: 'string', default: '420' },
+    // `pnpm bench --quick` (NIBBLE_BENCH_QUICK=1) gives the whole run 150 s.
+    deadline: { type: 'string', default: process.env.NIBBLE_BENCH_QUICK === '1' ? '150' : '420' },
     tiny: { type: 'boolean', default: false },
     sections: { type: 'string', default: 'copy,matvec,sweep,attention,gold,generate,models' },
     /** Models to measure: shape:dtype pairs (default: TinyLlama and 7B in Q4_0 and Q8_0). */
@@ -58,7 +59,10 @@ const { values: flags, positionals } = parseArgs({
 });
 
 const repo = resolve(flags.repo ?? process.cwd());
-const outPath = resolve(flags.out ?? join(repo, 'benchmarks/results/webgpu.json'));
+// `pnpm bench` (run-all.ts) says where results go through NIBBLE_BENCH_OUT (results/quick/ for --quick).
+const outPath = resolve(
+  flags.out ?? join(process.env.NIBBLE_BENCH_OUT ?? join(repo, 'benchmarks/results'), 'webgpu.json'),
+);
 const t0 = performance.now();
 const deadline = Number(flags.deadline) * 1000;
 const left = () => deadline - (performance.now() - t0);

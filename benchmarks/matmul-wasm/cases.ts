@@ -1,0 +1,80 @@
+// The common-shape cases of the WASM matrix-vector benchmark, from the record bench.ts writes (also what older
+// matmul-wasm.json files hold on their own: `matmulWasmToCommon` wraps one for the report).
+import { type BenchCase, type BenchFile, makeCase, SCHEMA } from '../lib/results.js';
+
+/** The record bench.ts writes (the results file's `details`). */
+export interface MatmulWasmDetails {
+  date: string;
+  runs: number;
+  /** One-thread JS read of a large f32 array in the same run, GB/s. */
+  readGBs: number;
+  /** ggml's native single-thread figures on this machine kind, quoted. */
+  ggmlGBs: Record<string, number>;
+  quick?: boolean;
+  rows: { format: string; shape: string; threads: number; mode: 'ggml' | 'f32'; gbs: number; ms: number }[];
+}
+
+export const matmulWasmTitle = 'WASM backend: matrix × vector';
+
+export function isMatmulWasmRecord(x: unknown): x is MatmulWasmDetails {
+  const r = x as Partial<MatmulWasmDetails> & { schema?: unknown };
+  return r?.schema === undefined && typeof r?.readGBs === 'number' && Array.isArray(r.rows) && !!r.ggmlGBs;
+}
+
+export function matmulWasmMethod(d: MatmulWasmDetails): string {
+  return `GB/s of weight bytes per second of @nibble/backend-wasm's matmul with one activation row, median of ${d.runs} runs; each run multiplies enough distinct copies of the weight to exceed the L3 cache, so the bytes come from DRAM as in a decode step. 'ggml' mode quantizes the activations to the weight's vec_dot type (integer dots, as ggml's CPU backend), 'f32' keeps them f32. ggml's native single-thread figures are quoted from an earlier measurement on this machine kind; a one-thread JS read of a large array in the same run (${d.readGBs.toFixed(1)} GB/s) gives the scale.`;
+}
+
+export function matmulWasmCases(d: MatmulWasmDetails): BenchCase[] {
+  const cases: BenchCase[] = [];
+  for (const shape of [...new Set(d.rows.map((r) => r.shape))])
+    for (const threads of [...new Set(d.rows.map((r) => r.threads))])
+      for (const format of [...new Set(d.rows.map((r) => r.format))]) {
+        const mine = d.rows.filter((r) => r.shape === shape && r.threads === threads && r.format === format);
+        if (!mine.length) continue;
+        const peer = threads === 1 ? d.ggmlGBs[format] : undefined;
+        cases.push(
+          makeCase({
+            group: `matrix × vector, ${shape}, ${threads} thread${threads === 1 ? '' : 's'}`,
+            name: format,
+            unit: 'GB/s of weights',
+            higherIsBetter: true,
+            results: [
+              ...mine.map((r) => ({
+                engine: `nibble (wasm, ${r.mode} activations)`,
+                ours: true,
+                median: r.gbs,
+                runs: d.runs,
+              })),
+              ...(peer === undefined
+                ? []
+                : [{ engine: 'ggml (native, 1 thread)', ours: false, median: peer, note: 'quoted, not this run' }]),
+            ],
+          }),
+        );
+      }
+  return cases;
+}
+
+/** An older matmul-wasm.json (the record alone) in the common shape. */
+export function matmulWasmToCommon(d: MatmulWasmDetails): BenchFile {
+  return {
+    schema: SCHEMA,
+    topic: 'matmul-wasm',
+    title: matmulWasmTitle,
+    date: d.date,
+    quick: d.quick ?? false,
+    machine: {
+      cpu: 'CPU not recorded',
+      cores: 0,
+      memoryGiB: 0,
+      os: 'not recorded',
+      node: 'not recorded',
+      note: "the benchmark's own record, from before the common shape: the machine was not recorded",
+    },
+    versions: { nibble: 'commit not recorded' },
+    method: matmulWasmMethod(d),
+    cases: matmulWasmCases(d),
+    details: d,
+  };
+}
