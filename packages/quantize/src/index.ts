@@ -28,7 +28,7 @@ export {
   writeImatrix,
 } from './imatrix.js';
 export type { QuantizeJob } from './jobs.js';
-export { JobRunner, NonFiniteValue } from './jobs.js';
+export { JobRunner, NonFiniteValue, ScaleOverflow } from './jobs.js';
 export type { JobMessage, JobPool, JobReply, WebWorkerPoolOptions, WorkerLike } from './pool.js';
 export { inlinePool, makeJobHandler, webWorkerPool, workerPool } from './pool.js';
 export type { Preset } from './presets.js';
