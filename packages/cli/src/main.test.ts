@@ -115,7 +115,7 @@ describe('nibble', () => {
     expect(byName.get('F16')!.rmse).toBeLessThan(byName.get('Q8_0')!.rmse);
   });
 
-  it('run --json from BOS gives llama2.c greedy ids', async () => {
+  it('run --json from BOS gives llama2.c greedy ids, on the backend auto picks (wasm in Node)', async () => {
     const goldIds: number[] = JSON.parse(
       readFileSync(fixture('reference/stories260K-greedy-llama2c.json'), 'utf8'),
     ).tokens;
@@ -132,7 +132,7 @@ describe('nibble', () => {
     );
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out) as { ids: number[]; generatedTokens: number; backend: string };
-    expect(j.backend).toBe('js');
+    expect(j.backend).toBe('wasm');
     expect(j.ids.slice(-24)).toEqual(goldIds.slice(0, 24));
   });
 

@@ -9,14 +9,19 @@ const json = { type: 'boolean', help: 'print one JSON document instead of text (
 
 /** Flags that load a model for `run`, `chat` and `perplexity`. */
 const modelFlags = {
-  backend: { type: 'string', value: 'B', default: 'js', help: "backend name(s), comma-separated, or 'auto'" },
+  backend: {
+    type: 'string',
+    value: 'B',
+    default: 'auto',
+    help: "backend name(s), comma-separated (the first that starts), or 'auto' (wasm, then js)",
+  },
   threads: {
     type: 'integer',
     value: 'K',
     min: 1,
     max: availableParallelism(),
-    default: 1,
-    help: 'worker threads for backends that have them (the js backend runs on one)',
+    default: availableParallelism(),
+    help: "worker threads for backends that have them (default: this machine's cores; the js backend runs on one)",
   },
   ctx: {
     type: 'integer',

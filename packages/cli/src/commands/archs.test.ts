@@ -37,9 +37,11 @@ describe.each(['llama', 'llama3', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3'])
       '8',
       '--ctx',
       '128',
+      '--backend',
+      'js',
       '--json',
     );
-    const ppl = nibble('perplexity', path, text, '--ctx', '128', '--json');
+    const ppl = nibble('perplexity', path, text, '--ctx', '128', '--backend', 'js', '--json');
     const model = await loadModel(new Uint8Array(readFileSync(path)), { backend: 'js', contextSize: 128 });
     try {
       const g = await model.generate('Once upon a time', { temperature: 0, maxTokens: 8 }).collect();
