@@ -35,7 +35,7 @@ describe('backend registry', () => {
   });
 
   it('shares one table between copies of the package through a global symbol', () => {
-    const table = (globalThis as Record<symbol, unknown>)[Symbol.for('@nibble/tensor/backend-registry@1')];
+    const table = (globalThis as Record<symbol, unknown>)[Symbol.for('@nibble/tensor/backend-registry@2')];
     expect(table).toBeInstanceOf(Map);
     expect((table as Map<string, unknown>).has('test-ok')).toBe(true);
   });

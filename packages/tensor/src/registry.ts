@@ -6,13 +6,16 @@ import { type Backend, BackendError, type BackendFactory, type BackendOptions, t
  *
  * The table lives on `globalThis` under a `Symbol.for` key, so two copies of `@nibble/tensor` in one bundle (a
  * duplicated dependency) share one registry instead of each holding half of it. Entries are factories, which are
- * stateless, so whichever copy of a backend package registered last serves equally well.
+ * stateless, so whichever copy of a backend package registered last serves equally well. The key carries the version
+ * of the backend interface and graph IR: copies that speak different IRs (the backend kit's `@2` against `@1`) keep
+ * separate tables, so an older runner never gets a newer backend that would misread its graphs (it ran, and
+ * generated token 0 over and over).
  */
 
 /** A backend choice: a registered name, a factory, or a list tried in order until one initialises. */
 export type BackendSpec = string | BackendFactory | readonly (string | BackendFactory)[];
 
-const registryKey = Symbol.for('@nibble/tensor/backend-registry@1');
+const registryKey = Symbol.for('@nibble/tensor/backend-registry@2');
 
 function registry(): Map<string, BackendFactory> {
   const g = globalThis as { [registryKey]?: Map<string, BackendFactory> };
