@@ -45,7 +45,7 @@ const cpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };
-const prompt =
+const text =
   'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.';
 const median = (x: number[]) => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
 
@@ -72,7 +72,7 @@ for (const path of models) {
   for (let r = 0; r <= runs; r++) {
     for (const e of r % 2 ? [engines[1], engines[0]] : engines) {
       const t = cpu();
-      const g = await e.model.generate(prompt, { temperature: 0, maxTokens: 64 }).collect();
+      const g = await e.model.generate(text, { temperature: 0, maxTokens: 64 }).collect();
       const spent = cpu() - t;
       if (r === 0) continue;
       e.p.push(g.stats.promptTokens / (g.stats.promptMs / 1000));
@@ -88,3 +88,5 @@ for (const path of models) {
     `${path.split('/').pop()}, median of ${runs}: prompt tok/s ${f('p')}; decode tok/s ${f('d')}; tokens per CPU-s ${f('c')}; same ids: ${o.ids === n.ids}`,
   );
 }
+
+export {};
