@@ -1,6 +1,6 @@
 // The common-shape cases of the browser benchmark (nibble-wasm beside wllama in Chromium), from the record bench.ts
 // writes (also what older browser.json files hold on their own: `browserToCommon` wraps one for the report).
-import { type BenchCase, type BenchFile, makeCase, SCHEMA } from '../lib/results.js';
+import { type BenchCase, type BenchFile, makeCase, SCHEMA, unrecordedMachine } from '../lib/results.js';
 
 /** The record bench.ts writes (the results file's `details`). */
 export interface BrowserDetails {
@@ -73,14 +73,7 @@ export function browserToCommon(d: BrowserDetails): BenchFile {
     title: browserTitle,
     date: d.date,
     quick: d.quick ?? false,
-    machine: {
-      cpu: 'CPU not recorded',
-      cores: 0,
-      memoryGiB: 0,
-      os: 'not recorded',
-      node: 'not recorded',
-      note: "the benchmark's own record, from before the common shape: the machine was not recorded",
-    },
+    machine: unrecordedMachine(),
     versions: { nibble: 'commit not recorded', '@wllama/wllama': '3.8.1' },
     method: browserMethod(d),
     cases: browserCases(d),

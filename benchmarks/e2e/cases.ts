@@ -1,6 +1,6 @@
 // The common-shape cases of the end-to-end benchmark (see ../lib/results.ts), from the record bench.ts writes. The
 // record is also what older e2e.json files hold on their own: `e2eToCommon` wraps one for the report.
-import { type BenchCase, type BenchFile, makeCase, SCHEMA } from '../lib/results.js';
+import { type BenchCase, type BenchFile, makeCase, SCHEMA, unrecordedMachine } from '../lib/results.js';
 
 /** The record bench.ts writes (the results file's `details`). */
 export interface E2eDetails {
@@ -124,14 +124,7 @@ export function e2eToCommon(d: E2eDetails): BenchFile {
     title: e2eTitle,
     date: d.date,
     quick: d.quick ?? false,
-    machine: {
-      cpu: 'CPU not recorded',
-      cores: 0,
-      memoryGiB: 0,
-      os: 'linux',
-      node: d.node ?? 'not recorded',
-      note: "the benchmark's own record, from before the common shape: the machine was not recorded",
-    },
+    machine: unrecordedMachine('linux', d.node ?? 'not recorded'),
     versions: { nibble: 'commit not recorded', 'node-llama-cpp': '3.21.1' },
     method: e2eMethod(d),
     cases: e2eCases(d),

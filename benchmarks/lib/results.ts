@@ -64,6 +64,18 @@ export interface Machine {
   note?: string;
 }
 
+/** The machine of a record written before the common shape, which did not note it (what little is known goes in). */
+export function unrecordedMachine(os = 'not recorded', node = 'not recorded'): Machine {
+  return {
+    cpu: 'CPU not recorded',
+    cores: 0,
+    memoryGiB: 0,
+    os,
+    node,
+    note: "the benchmark's own record, from before the common shape: the machine was not recorded",
+  };
+}
+
 /** A results file. */
 export interface BenchFile {
   schema: typeof SCHEMA;

@@ -1,6 +1,6 @@
 // The common-shape cases of the WASM matrix-vector benchmark, from the record bench.ts writes (also what older
 // matmul-wasm.json files hold on their own: `matmulWasmToCommon` wraps one for the report).
-import { type BenchCase, type BenchFile, makeCase, SCHEMA } from '../lib/results.js';
+import { type BenchCase, type BenchFile, makeCase, SCHEMA, unrecordedMachine } from '../lib/results.js';
 
 /** The record bench.ts writes (the results file's `details`). */
 export interface MatmulWasmDetails {
@@ -64,14 +64,7 @@ export function matmulWasmToCommon(d: MatmulWasmDetails): BenchFile {
     title: matmulWasmTitle,
     date: d.date,
     quick: d.quick ?? false,
-    machine: {
-      cpu: 'CPU not recorded',
-      cores: 0,
-      memoryGiB: 0,
-      os: 'not recorded',
-      node: 'not recorded',
-      note: "the benchmark's own record, from before the common shape: the machine was not recorded",
-    },
+    machine: unrecordedMachine(),
     versions: { nibble: 'commit not recorded' },
     method: matmulWasmMethod(d),
     cases: matmulWasmCases(d),
