@@ -43,6 +43,7 @@ import {
 import { wasmPlain, wasmShared, workerSource } from './generated.js';
 import { Heap, wasm32Limit } from './heap.js';
 import { Pool, type WorkerSpawner } from './pool.js';
+import { planBarriers } from './sync.js';
 
 /** Format codes of the kernels (assembly/kernels.ts). */
 const fmtCode: Partial<Record<DTypeName, number>> = {
@@ -650,6 +651,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
               fmt: dst.fmt,
               src: ptrOf(node.src),
               dst: dst.ptr,
+              dstBytes: byteLength(dst.dtype, dst.shape),
               n: dst.cols,
               pos,
               startParam,
@@ -675,6 +677,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
               q: ptrOf(node.q),
               kc: kc.ptr,
               vc: vc.ptr,
+              cacheBytes: byteLength(kc.dtype, kc.shape),
               fmt: kc.fmt,
               out: ptrOf(node.out),
               nHeads: node.nHeads,
@@ -724,7 +727,8 @@ export class WasmBackend extends KernelBackend<Prepared> {
         if (op.k === 'attention') ops[i] = { ...op, sc: scBase, scStride, tmp: tmpBase, tmpStride };
         else if (op.k === 'rope') ops[i] = { ...op, scratch: ropeBase, scratchStride: ropeStride };
       }
-      const prog: Program = { id: this.#progIds++, ops };
+      const maxOf = (c: Count) => c.p.reduce((a, p) => a * graph.params[p].max, c.m);
+      const prog: Program = { id: this.#progIds++, ops: planBarriers(ops, maxOf) };
       if (this.#pool !== undefined) {
         const json = new TextEncoder().encode(JSON.stringify(prog));
         const at = heap.alloc(json.length, 'program');
