@@ -468,7 +468,17 @@ export class WasmBackend extends KernelBackend<Prepared> {
             let cls = classes.get(key);
             if (quant !== 0) {
               if (cls === undefined) {
-                cls = { bytesQ: 0, bytesS: 0, bytesDeq: 0, q: 0, d: 0, s: 0, deq: 0, s81: quant === 3 ? -1 : 0, last: -1 };
+                cls = {
+                  bytesQ: 0,
+                  bytesS: 0,
+                  bytesDeq: 0,
+                  q: 0,
+                  d: 0,
+                  s: 0,
+                  deq: 0,
+                  s81: quant === 3 ? -1 : 0,
+                  last: -1,
+                };
                 classes.set(key, cls);
               }
               const per = quant === 2 ? 16 : 32;
