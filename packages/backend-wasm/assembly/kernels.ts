@@ -647,13 +647,10 @@ export function roundRows(x: usize, dst: usize, e0: i32, e1: i32, bf: i32): void
  * 256 and 1, and the activations were stored times 256, 16, 1 and 256, so every product is q·a·256 (|q·a·256| <
  * 2^19, a block's sum < 2^24: exact in f32 too). Lane k: row k's sum over those 8 elements.
  */
-@inline function nibdot(v: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+@inline function nibdot(v: v128, x0: v128, x1: v128, x2: v128, x3: v128, m0: v128, m1: v128, m2: v128): v128 {
   return i32x4.add(
-    i32x4.add(
-      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x000f)), x0),
-      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x00f0)), x1),
-    ),
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x0f00)), x2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m0), x0), i32x4.dot_i16x8_s(v128.and(v, m1), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m2), x2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3)),
   );
 }
 
@@ -767,6 +764,10 @@ const E_BLOCK: i32 = 576;
     }
     return;
   }
+  if (fmt == Q4_0) {
+    g8DecodeQ4_0(w, a, ad, sp0, y, n, outF, nTok, r0, r1);
+    return;
+  }
   for (let t = 0; t < nTok; t++) {
     for (let g = r0 >> 3; g << 3 < r1; g++) {
       const gw = w + <usize>g * nb * gb;
@@ -799,14 +800,83 @@ const E_BLOCK: i32 = 576;
             const x1 = v128.load32_splat(p, 4);
             const x2 = v128.load32_splat(p, 8);
             const x3 = v128.load32_splat(p, 12);
-            s = i32x4.add(s, nibdot(v128.load(q), x0, x1, x2, x3));
-            u = i32x4.add(u, nibdot(v128.load(q, 16), x0, x1, x2, x3));
+            s = i32x4.add(s, nibdot(v128.load(q), x0, x1, x2, x3, i16x8.splat(0x000f), i16x8.splat(0x00f0), i16x8.splat(0x0f00)));
+            u = i32x4.add(u, nibdot(v128.load(q, 16), x0, x1, x2, x3, i16x8.splat(0x000f), i16x8.splat(0x00f0), i16x8.splat(0x0f00)));
             p += 16;
           }
         }
         acc0 = g8block(fmt, blk, sp, dp, s, u, acc0, 1);
         acc1 = g8block(fmt, blk, sp, dp, s, u, acc1, 0);
         ap += 64;
+        dp += 4;
+        sp += 4;
+      }
+      const yt = y + ((<usize>t * outF) << 2);
+      storeRows4(yt, g << 3, outF, acc0);
+      storeRows4(yt, (g << 3) + 4, outF, acc1);
+    }
+  }
+}
+
+// The constants of g8DecodeQ4_0: the three nibble masks (i16), the fp16 sign/exponent/mantissa mask, 2^112, 1/256.
+const G8K: usize = memory.data<u32>(
+  [
+    0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, 0x00f000f0, 0x00f000f0, 0x00f000f0, 0x00f000f0, 0x0f000f00,
+    0x0f000f00, 0x0f000f00, 0x0f000f00, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x77800000, 0x77800000,
+    0x77800000, 0x77800000, 0x3b800000, 0, 0, 0,
+  ],
+  16,
+);
+
+/**
+ * The decode path of {@link matmulG8Impl} for q4_0 with both halves' scales from one load and the constants in
+ * locals. (Unrolling the block's four columns by hand makes V8 hoist every load and spill: slower.)
+ * Same f32 operations in the same order as {@link g8block}: bit-identical results.
+ */
+function g8DecodeQ4_0(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = n >> 5;
+  const stride = <usize>n << 1;
+  // Loaded, not written as constants: the optimizer would fold those back into the loop, where V8 rebuilds each
+  // vector constant with three instructions per block.
+  const m0 = v128.load(G8K);
+  const m1 = v128.load(G8K, 16);
+  const m2 = v128.load(G8K, 32);
+  const hm = v128.load(G8K, 48);
+  const h112 = v128.load(G8K, 64);
+  const inv256 = load<f32>(G8K, 80);
+  const zero = i32x4.splat(0);
+  for (let t = 0; t < nTok; t++) {
+    for (let g = r0 >> 3; g << 3 < r1; g++) {
+      let blk = w + <usize>g * nb * G8_Q4_0;
+      const gend = blk + <usize>nb * G8_Q4_0;
+      let p = a + <usize>t * stride;
+      let dp = ad + ((<usize>t * nb) << 2);
+      let sp = sp0 + ((<usize>t * nb) << 2);
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      for (; blk < gend; blk += G8_Q4_0) {
+        let s = zero;
+        let u = zero;
+        const end = blk + G8_Q4_0;
+        let pp = p;
+        for (let q = blk + 16; q < end; q += 32) {
+          const x0 = v128.load32_splat(pp);
+          const x1 = v128.load32_splat(pp, 4);
+          const x2 = v128.load32_splat(pp, 8);
+          const x3 = v128.load32_splat(pp, 12);
+          s = i32x4.add(s, nibdot(v128.load(q), x0, x1, x2, x3, m0, m1, m2));
+          u = i32x4.add(u, nibdot(v128.load(q, 16), x0, x1, x2, x3, m0, m1, m2));
+          pp += 16;
+        }
+        // g8block's q4_0 epilogue for both halves: Σ (q - 8)·a = Σ q·a - 8 Σ a, times d_w·d_a / 256.
+        const da = f32x4.splat(load<f32>(dp) * inv256);
+        const off = i32x4.splat(load<i32>(sp) << 11);
+        const sc = v128.load(blk);
+        const d0 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 3), hm), h112);
+        const d1 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 3), hm), h112);
+        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s, off)), f32x4.mul(d0, da)));
+        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(u, off)), f32x4.mul(d1, da)));
+        p += 64;
         dp += 4;
         sp += 4;
       }
