@@ -502,17 +502,17 @@ function matmulF16(w: usize, rowBytes: i32, x: usize, y: usize, n: i32, outF: i3
 }
 
 /**
- * Rows [t0, t1) of x [*, n] to ggml's q8_0 (`quantize_row_q8_0_ref`: d = amax/127 rounded to fp16, q = roundf(x/d)),
- * as i16 quants at `q` ([*, n]), the fp16-rounded scale as f32 at `d` ([*, n/32]) and the block sum of the quants at
- * `sum` ([*, n/32], i32). `layout` 3 stores each block's quants permuted and scaled for the nibble kernels (see
- * {@link matmulG8}); 0 keeps their order. `deq` != 0 also writes the dequantized activations (d·q) there, for the
- * formats whose dot product runs on decoded values; `s81` != 0 writes q8_1's stored s = fp16(d·Σq) as f32 there.
+ * Blocks [b0, b1) of x to ggml's q8_0 (`quantize_row_q8_0_ref`: d = amax/127 rounded to fp16, q = roundf(x/d)); the
+ * rows of x [*, n] are contiguous, so block k is elements [32k, 32k + 32) whatever the row length. Writes i16 quants
+ * at `q` (64 bytes per block), the fp16-rounded scale as f32 at `d` and the block sum of the quants at `sum` (i32,
+ * 4 bytes per block each). `layout` 3 stores each block's quants permuted and scaled for the nibble kernels (see
+ * {@link matmulG8Impl}); 0 keeps their order. `deq` != 0 also writes the dequantized activations (d·q) there, for
+ * the formats whose dot product runs on decoded values; `s81` != 0 writes q8_1's stored s = fp16(d·Σq) as f32.
  */
 export function quantQ8_0(
   x: usize,
-  n: i32,
-  t0: i32,
-  t1: i32,
+  b0: i32,
+  b1: i32,
   q: usize,
   d: usize,
   sum: usize,
@@ -520,105 +520,99 @@ export function quantQ8_0(
   deq: usize,
   s81: usize,
 ): void {
-  const nb = n >> 5;
-  for (let t = t0; t < t1; t++) {
-    for (let b = 0; b < nb; b++) {
-      const src = x + ((<usize>t * n + (b << 5)) << 2);
-      let amax: f32 = 0;
-      for (let j = 0; j < 32; j++) {
-        const a = Mathf.abs(load<f32>(src + (j << 2)));
-        if (a > amax) amax = a;
-      }
-      const dd: f32 = amax / 127;
-      const id: f32 = dd != 0 ? <f32>1 / dd : 0;
-      const dh = h2f(f2h(dd));
-      const blk = q + ((<usize>t * n + (b << 5)) << 1);
-      let s: i32 = 0;
-      for (let j = 0; j < 32; j++) {
-        let v = roundAway(load<f32>(src + (j << 2)) * id);
-        // C's (int8_t) cast of an out-of-range product (Inf scale): keep the low byte.
-        v = <i32>(<i8>v);
-        s += v;
-        if (layout == 3) {
-          // Element j sits in byte B = j & 15 of its row's block (low nibble for j < 16): in the 4-byte column
-          // c = B >> 2 at position p = B & 3, i.e. i16 lane p >> 1 of a pair, at bits 8·(p & 1) + 4·(j >> 4). The
-          // nibble kernels mask those bits out unshifted (x1, x16, x256, or shift the top one down), so each of
-          // the 4 bit positions m gets its own word of 2 activations, scaled by 256 / 16 / 1 / 256.
-          const B = j & 15;
-          const p = B & 3;
-          const m = ((p & 1) << 1) | (j >> 4);
-          const scale: i32 = m == 2 ? 1 : m == 1 ? 16 : 256;
-          store<i16>(blk + ((((B >> 2) << 2) + m) << 2) + ((p >> 1) << 1), <i16>(v * scale));
-        } else store<i16>(blk + (j << 1), <i16>v);
-        if (deq) store<f32>(deq + ((<usize>t * n + (b << 5) + j) << 2), <f32>v * dh);
-      }
-      store<f32>(d + ((<usize>t * nb + b) << 2), dh);
-      store<i32>(sum + ((<usize>t * nb + b) << 2), s);
-      if (s81) store<f32>(s81 + ((<usize>t * nb + b) << 2), h2f(f2h(<f32>s * dd)));
+  for (let k = b0; k < b1; k++) {
+    const src = x + (<usize>k << 7);
+    let amax: f32 = 0;
+    for (let j = 0; j < 32; j++) {
+      const a = Mathf.abs(load<f32>(src + (j << 2)));
+      if (a > amax) amax = a;
     }
+    const dd: f32 = amax / 127;
+    const id: f32 = dd != 0 ? <f32>1 / dd : 0;
+    const dh = h2f(f2h(dd));
+    const blk = q + (<usize>k << 6);
+    let s: i32 = 0;
+    for (let j = 0; j < 32; j++) {
+      let v = roundAway(load<f32>(src + (j << 2)) * id);
+      // C's (int8_t) cast of an out-of-range product (Inf scale): keep the low byte.
+      v = <i32>(<i8>v);
+      s += v;
+      if (layout == 3) {
+        // Element j sits in byte B = j & 15 of its row's block (low nibble for j < 16): in the 4-byte column
+        // c = B >> 2 at position p = B & 3, i.e. i16 lane p >> 1 of a pair, at bits 8·(p & 1) + 4·(j >> 4). The
+        // nibble kernels mask those bits out unshifted (x1, x16, x256, or shift the top one down), so each of
+        // the 4 bit positions m gets its own word of 2 activations, scaled by 256 / 16 / 1 / 256.
+        const B = j & 15;
+        const p = B & 3;
+        const m = ((p & 1) << 1) | (j >> 4);
+        const scale: i32 = m == 2 ? 1 : m == 1 ? 16 : 256;
+        store<i16>(blk + ((((B >> 2) << 2) + m) << 2) + ((p >> 1) << 1), <i16>(v * scale));
+      } else store<i16>(blk + (j << 1), <i16>v);
+      if (deq) store<f32>(deq + ((<usize>(k << 5) + j) << 2), <f32>v * dh);
+    }
+    store<f32>(d + (<usize>k << 2), dh);
+    store<i32>(sum + (<usize>k << 2), s);
+    if (s81) store<f32>(s81 + (<usize>k << 2), h2f(f2h(<f32>s * dd)));
   }
 }
 
 /**
- * Rows [t0, t1) of x [*, n] to ggml's q8_K (`quantize_row_q8_K_ref`: iscale = -127/max of the signed largest value,
- * q = nearest_int(iscale·x) capped at 127, d = 1/iscale): i16 quants at `q`, d at `d` ([*, n/256]), and the sums of
- * each 16 quants at `bsum` ([*, n/16], i32). `layout` 2 permutes and scales each 64-value chunk for the Q4_K kernel.
- * `deq` as in {@link quantQ8_0}.
+ * Blocks [b0, b1) (of 256) of x to ggml's q8_K (`quantize_row_q8_K_ref`: iscale = -127/max of the signed largest
+ * value, q = nearest_int(iscale·x) capped at 127, d = 1/iscale): i16 quants at `q` (512 bytes per block), d at `d`,
+ * and the sums of each 16 quants at `bsum` (64 bytes per block). `layout` 2 permutes and scales each 64-value chunk
+ * for the Q4_K kernel. `deq` as in {@link quantQ8_0}.
  */
-export function quantQ8_K(x: usize, n: i32, t0: i32, t1: i32, q: usize, d: usize, bsum: usize, layout: i32, deq: usize): void {
-  const nb = n >> 8;
-  for (let t = t0; t < t1; t++) {
-    for (let b = 0; b < nb; b++) {
-      const src = x + ((<usize>t * n + (b << 8)) << 2);
-      let amax: f32 = 0;
-      let max: f32 = 0;
-      for (let j = 0; j < 256; j++) {
-        const v = load<f32>(src + (j << 2));
-        const a = Mathf.abs(v);
-        if (a > amax) {
-          amax = a;
-          max = v;
-        }
+export function quantQ8_K(x: usize, b0: i32, b1: i32, q: usize, d: usize, bsum: usize, layout: i32, deq: usize): void {
+  for (let k = b0; k < b1; k++) {
+    const src = x + (<usize>k << 10);
+    let amax: f32 = 0;
+    let max: f32 = 0;
+    for (let j = 0; j < 256; j++) {
+      const v = load<f32>(src + (j << 2));
+      const a = Mathf.abs(v);
+      if (a > amax) {
+        amax = a;
+        max = v;
       }
-      const blk = q + ((<usize>t * n + (b << 8)) << 1);
-      const bs = bsum + ((<usize>t * (n >> 4) + (b << 4)) << 2);
-      if (amax == 0) {
-        memory.fill(blk, 0, 512);
-        memory.fill(bs, 0, 64);
-        store<f32>(d + ((<usize>t * nb + b) << 2), 0);
-        if (deq) memory.fill(deq + ((<usize>t * n + (b << 8)) << 2), 0, 1024);
-        continue;
-      }
-      const iscale: f32 = <f32>-127 / max;
-      const dd: f32 = <f32>1 / iscale;
-      for (let g = 0; g < 16; g++) store<i32>(bs + (g << 2), 0);
-      for (let j = 0; j < 256; j++) {
-        let v = nearest(iscale * load<f32>(src + (j << 2)));
-        if (v > 127) v = 127;
-        store<i32>(bs + ((j >> 4) << 2), load<i32>(bs + ((j >> 4) << 2)) + v);
-        if (layout == 2) {
-          // chunk c of 64: byte l < 32 holds elements l (low nibble) and 32 + l (high); loads of 16 bytes (g)
-          const c = j >> 6;
-          const e = j & 63;
-          const hi = e >> 5;
-          const l = e & 31;
-          const gg = l >> 4;
-          const odd = l & 1;
-          const k = (l & 15) >> 1;
-          const vec = hi ? (odd ? 3 : 1) : odd ? 2 : 0;
-          const scale: i32 = vec == 0 || vec == 3 ? 16 : 1;
-          store<i16>(blk + (c << 7) + (gg << 6) + (vec << 4) + (k << 1), <i16>(v * scale));
-        } else store<i16>(blk + (j << 1), <i16>v);
-        if (deq) store<f32>(deq + ((<usize>t * n + (b << 8) + j) << 2), dd * <f32>v);
-      }
-      store<f32>(d + ((<usize>t * nb + b) << 2), dd);
     }
+    const blk = q + (<usize>k << 9);
+    const bs = bsum + (<usize>k << 6);
+    if (amax == 0) {
+      memory.fill(blk, 0, 512);
+      memory.fill(bs, 0, 64);
+      store<f32>(d + (<usize>k << 2), 0);
+      if (deq) memory.fill(deq + (<usize>k << 10), 0, 1024);
+      continue;
+    }
+    const iscale: f32 = <f32>-127 / max;
+    const dd: f32 = <f32>1 / iscale;
+    for (let g = 0; g < 16; g++) store<i32>(bs + (g << 2), 0);
+    for (let j = 0; j < 256; j++) {
+      let v = nearest(iscale * load<f32>(src + (j << 2)));
+      if (v > 127) v = 127;
+      store<i32>(bs + ((j >> 4) << 2), load<i32>(bs + ((j >> 4) << 2)) + v);
+      if (layout == 2) {
+        // chunk c of 64: byte l < 32 holds elements l (low nibble) and 32 + l (high); loads of 16 bytes (g)
+        const c = j >> 6;
+        const e = j & 63;
+        const hi = e >> 5;
+        const l = e & 31;
+        const gg = l >> 4;
+        const odd = l & 1;
+        const kk = (l & 15) >> 1;
+        const vec = hi ? (odd ? 3 : 1) : odd ? 2 : 0;
+        const scale: i32 = vec == 0 || vec == 3 ? 16 : 1;
+        store<i16>(blk + (c << 7) + (gg << 6) + (vec << 4) + (kk << 1), <i16>(v * scale));
+      } else store<i16>(blk + (j << 1), <i16>v);
+      if (deq) store<f32>(deq + ((<usize>(k << 8) + j) << 2), dd * <f32>v);
+    }
+    store<f32>(d + (<usize>k << 2), dd);
   }
 }
 
-/** Rounds x [t0, t1) rows of n to f16 (`bf` = 0) or bf16 (1) precision in place at `dst` (ggml's f16/bf16 vec_dot). */
-export function roundRows(x: usize, dst: usize, n: i32, t0: i32, t1: i32, bf: i32): void {
-  for (let i = t0 * n; i < t1 * n; i++) {
+/** Elements [e0, e1) of x rounded to f16 (`bf` = 0) or bf16 (1) precision at `dst` (ggml's f16/bf16 vec_dot). */
+export function roundRows(x: usize, dst: usize, e0: i32, e1: i32, bf: i32): void {
+  for (let i = e0; i < e1; i++) {
     const v = load<f32>(x + (<usize>i << 2));
     store<f32>(dst + (<usize>i << 2), bf ? reinterpret<f32>(f2bf(v) << 16) : h2f(f2h(v)));
   }
@@ -653,13 +647,10 @@ export function roundRows(x: usize, dst: usize, n: i32, t0: i32, t1: i32, bf: i3
  * 256 and 1, and the activations were stored times 256, 16, 1 and 256, so every product is q·a·256 (|q·a·256| <
  * 2^19, a block's sum < 2^24: exact in f32 too). Lane k: row k's sum over those 8 elements.
  */
-@inline function nibdot(v: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+@inline function nibdot(v: v128, x0: v128, x1: v128, x2: v128, x3: v128, m0: v128, m1: v128, m2: v128): v128 {
   return i32x4.add(
-    i32x4.add(
-      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x000f)), x0),
-      i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x00f0)), x1),
-    ),
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x0f00)), x2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m0), x0), i32x4.dot_i16x8_s(v128.and(v, m1), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m2), x2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3)),
   );
 }
 
@@ -773,6 +764,10 @@ const E_BLOCK: i32 = 576;
     }
     return;
   }
+  if (fmt == Q4_0) {
+    g8DecodeQ4_0(w, a, ad, sp0, y, n, outF, nTok, r0, r1);
+    return;
+  }
   for (let t = 0; t < nTok; t++) {
     for (let g = r0 >> 3; g << 3 < r1; g++) {
       const gw = w + <usize>g * nb * gb;
@@ -805,14 +800,84 @@ const E_BLOCK: i32 = 576;
             const x1 = v128.load32_splat(p, 4);
             const x2 = v128.load32_splat(p, 8);
             const x3 = v128.load32_splat(p, 12);
-            s = i32x4.add(s, nibdot(v128.load(q), x0, x1, x2, x3));
-            u = i32x4.add(u, nibdot(v128.load(q, 16), x0, x1, x2, x3));
+            s = i32x4.add(s, nibdot(v128.load(q), x0, x1, x2, x3, i16x8.splat(0x000f), i16x8.splat(0x00f0), i16x8.splat(0x0f00)));
+            u = i32x4.add(u, nibdot(v128.load(q, 16), x0, x1, x2, x3, i16x8.splat(0x000f), i16x8.splat(0x00f0), i16x8.splat(0x0f00)));
             p += 16;
           }
         }
         acc0 = g8block(fmt, blk, sp, dp, s, u, acc0, 1);
         acc1 = g8block(fmt, blk, sp, dp, s, u, acc1, 0);
         ap += 64;
+        dp += 4;
+        sp += 4;
+      }
+      const yt = y + ((<usize>t * outF) << 2);
+      storeRows4(yt, g << 3, outF, acc0);
+      storeRows4(yt, (g << 3) + 4, outF, acc1);
+    }
+  }
+}
+
+// The constants of g8DecodeQ4_0: the three nibble masks (i16), the fp16 sign/exponent/mantissa mask, 2^112, 1/256.
+const G8K: usize = memory.data<u32>(
+  [
+    0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, 0x00f000f0, 0x00f000f0, 0x00f000f0, 0x00f000f0, 0x0f000f00,
+    0x0f000f00, 0x0f000f00, 0x0f000f00, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x77800000, 0x77800000,
+    0x77800000, 0x77800000, 0x3b800000, 0x3b800000, 0x3b800000, 0x3b800000,
+  ],
+  16,
+);
+
+/**
+ * The decode path of {@link matmulG8Impl} for q4_0 with both halves' scales from one load and the constants in
+ * locals. (Unrolling the block's four columns by hand makes V8 hoist every load and spill: slower.)
+ * Same f32 operations in the same order as {@link g8block}: bit-identical results.
+ */
+function g8DecodeQ4_0(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = n >> 5;
+  const stride = <usize>n << 1;
+  // Loaded, not written as constants: the optimizer would fold those back into the loop, where V8 rebuilds each
+  // vector constant with three instructions per block.
+  const m0 = v128.load(G8K);
+  const m1 = v128.load(G8K, 16);
+  const m2 = v128.load(G8K, 32);
+  const hm = v128.load(G8K, 48);
+  const h112 = v128.load(G8K, 64);
+  const inv256 = v128.load(G8K, 80);
+  const zero = i32x4.splat(0);
+  for (let t = 0; t < nTok; t++) {
+    for (let g = r0 >> 3; g << 3 < r1; g++) {
+      let blk = w + <usize>g * nb * G8_Q4_0;
+      const gend = blk + <usize>nb * G8_Q4_0;
+      let p = a + <usize>t * stride;
+      let dp = ad + ((<usize>t * nb) << 2);
+      let sp = sp0 + ((<usize>t * nb) << 2);
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      for (; blk < gend; blk += G8_Q4_0) {
+        let s = zero;
+        let u = zero;
+        const end = blk + G8_Q4_0;
+        let pp = p;
+        for (let q = blk + 16; q < end; q += 32) {
+          const x0 = v128.load32_splat(pp);
+          const x1 = v128.load32_splat(pp, 4);
+          const x2 = v128.load32_splat(pp, 8);
+          const x3 = v128.load32_splat(pp, 12);
+          s = i32x4.add(s, nibdot(v128.load(q), x0, x1, x2, x3, m0, m1, m2));
+          u = i32x4.add(u, nibdot(v128.load(q, 16), x0, x1, x2, x3, m0, m1, m2));
+          pp += 16;
+        }
+        // g8block's q4_0 epilogue for both halves: Σ (q - 8)·a = Σ q·a - 8 Σ a, times d_w·d_a / 256.
+        // Splat loads and vector ops: the same f32 product and shift as g8block's scalar ones, fewer instructions.
+        const da = f32x4.mul(v128.load32_splat(dp), inv256);
+        const off = i32x4.shl(v128.load32_splat(sp), 11);
+        const sc = v128.load(blk);
+        const d0 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 3), hm), h112);
+        const d1 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 3), hm), h112);
+        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s, off)), f32x4.mul(d0, da)));
+        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(u, off)), f32x4.mul(d1, da)));
+        p += 64;
         dp += 4;
         sp += 4;
       }

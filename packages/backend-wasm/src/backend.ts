@@ -43,6 +43,7 @@ import {
 import { wasmPlain, wasmShared, workerSource } from './generated.js';
 import { Heap, wasm32Limit } from './heap.js';
 import { Pool, type WorkerSpawner } from './pool.js';
+import { planBarriers } from './sync.js';
 
 /** Format codes of the kernels (assembly/kernels.ts). */
 const fmtCode: Partial<Record<DTypeName, number>> = {
@@ -467,7 +468,17 @@ export class WasmBackend extends KernelBackend<Prepared> {
             let cls = classes.get(key);
             if (quant !== 0) {
               if (cls === undefined) {
-                cls = { bytesQ: 0, bytesS: 0, bytesDeq: 0, q: 0, d: 0, s: 0, deq: 0, s81: quant === 3 ? -1 : 0, last: -1 };
+                cls = {
+                  bytesQ: 0,
+                  bytesS: 0,
+                  bytesDeq: 0,
+                  q: 0,
+                  d: 0,
+                  s: 0,
+                  deq: 0,
+                  s81: quant === 3 ? -1 : 0,
+                  last: -1,
+                };
                 classes.set(key, cls);
               }
               const per = quant === 2 ? 16 : 32;
@@ -650,6 +661,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
               fmt: dst.fmt,
               src: ptrOf(node.src),
               dst: dst.ptr,
+              dstBytes: byteLength(dst.dtype, dst.shape),
               n: dst.cols,
               pos,
               startParam,
@@ -675,6 +687,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
               q: ptrOf(node.q),
               kc: kc.ptr,
               vc: vc.ptr,
+              cacheBytes: byteLength(kc.dtype, kc.shape),
               fmt: kc.fmt,
               out: ptrOf(node.out),
               nHeads: node.nHeads,
@@ -724,7 +737,8 @@ export class WasmBackend extends KernelBackend<Prepared> {
         if (op.k === 'attention') ops[i] = { ...op, sc: scBase, scStride, tmp: tmpBase, tmpStride };
         else if (op.k === 'rope') ops[i] = { ...op, scratch: ropeBase, scratchStride: ropeStride };
       }
-      const prog: Program = { id: this.#progIds++, ops };
+      const maxOf = (c: Count) => c.p.reduce((a, p) => a * graph.params[p].max, c.m);
+      const prog: Program = { id: this.#progIds++, ops: planBarriers(ops, maxOf) };
       if (this.#pool !== undefined) {
         const json = new TextEncoder().encode(JSON.stringify(prog));
         const at = heap.alloc(json.length, 'program');

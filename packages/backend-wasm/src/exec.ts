@@ -32,6 +32,9 @@ export interface Kernels {
   attention(...a: number[]): void;
 }
 
+/** Element-wise ops and element-split activation quantization share work in units of this many elements. */
+export const elementAlign = 256;
+
 /** Word offsets in the control block (an Int32Array over the shared memory at the block's address). */
 export const ctl = Object.freeze({
   seq: 0,
@@ -68,7 +71,12 @@ export interface Count {
 export type MatmulKernel = 'f32' | 'q4_0' | 'q4_1' | 'q8_0' | 'q4_K' | 'q6_K' | 'rows';
 
 /** One node as the interpreter sees it: pointers into the memory, sizes, and the kernel to call. */
-export type Op =
+export type Op = OpBody & {
+  /** Meet the other threads before this op (see sync.ts); absent: always. */
+  readonly sync?: boolean;
+};
+
+type OpBody =
   | {
       readonly k: 'matmul';
       readonly kernel: MatmulKernel;
@@ -84,6 +92,8 @@ export type Op =
       readonly tokens: Count;
       /** 0 none, 1 q8_0, 2 q8_K, 3 q8_1 (decoded + s), 4 round to f16, 5 round to bf16. */
       readonly quant: number;
+      /** Activation quantization split in shares of this many elements (the row length: by rows). */
+      readonly qalign?: number;
       readonly layout: number;
       /** The quantized activations are already there (the previous node of this class read the same x). */
       readonly reuse: boolean;
@@ -154,6 +164,7 @@ export type Op =
       readonly fmt: number;
       readonly src: number;
       readonly dst: number;
+      readonly dstBytes: number;
       readonly n: number;
       readonly pos: number;
       readonly startParam: number;
@@ -164,6 +175,7 @@ export type Op =
       readonly q: number;
       readonly kc: number;
       readonly vc: number;
+      readonly cacheBytes: number;
       readonly fmt: number;
       readonly out: number;
       readonly nHeads: number;
@@ -265,15 +277,19 @@ export function runProgram(
   let t0 = profile ? performance.now() : 0;
   for (const op of prog.ops) {
     if (sync && tid < 4) c[ctl.progress + tid] = index++;
+    if (sync && op.sync !== false) barrier(c, nth, canWait);
     switch (op.k) {
       case 'matmul': {
         const nTok = count(op.tokens, c);
         if (op.quant !== 0 && !op.reuse) {
-          const [t0, t1] = share(nTok, nth, tid, 1);
+          const per = op.quant === 2 ? 256 : 32;
+          const [e0, e1] = share(nTok * op.n, nth, tid, op.qalign ?? op.n);
+          const b0 = e0 / per;
+          const b1 = e1 / per;
           if (op.quant === 1 || op.quant === 3)
-            k.quantQ8_0(op.x, op.n, t0, t1, op.aq, op.ad, op.as, op.layout, op.deq, op.s81);
-          else if (op.quant === 2) k.quantQ8_K(op.x, op.n, t0, t1, op.aq, op.ad, op.as, op.layout, op.deq);
-          else k.roundRows(op.x, op.deq, op.n, t0, t1, op.quant === 5 ? 1 : 0);
+            k.quantQ8_0(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq, op.s81);
+          else if (op.quant === 2) k.quantQ8_K(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq);
+          else k.roundRows(op.x, op.deq, e0, e1, op.quant === 5 ? 1 : 0);
           if (sync) barrier(c, nth, canWait);
         }
         const [r0, r1] = share(op.outF, nth, tid, 8);
@@ -336,7 +352,7 @@ export function runProgram(
         break;
       }
       case 'eltwise': {
-        const [e0, e1] = share(count(op.elements, c), nth, tid, 64);
+        const [e0, e1] = share(count(op.elements, c), nth, tid, elementAlign);
         k.eltwise(op.op, op.a, op.b, op.out, op.f, op.bn, e0, e1);
         break;
       }
@@ -392,7 +408,6 @@ export function runProgram(
         break;
       }
     }
-    if (sync) barrier(c, nth, canWait);
     if (profile !== undefined) {
       const t1 = performance.now();
       const key = op.k === 'matmul' ? `matmul ${op.kernel === 'f32' ? `f32 (fmt ${op.fmt})` : op.kernel}` : op.k;
