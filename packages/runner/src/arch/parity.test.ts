@@ -10,202 +10,49 @@
  * F32 files run with f32 activations; Q8_0 files with `matmulActivations: 'ggml'` (activations quantized to Q8_0
  * like llama.cpp's CPU backend). llama.cpp runs with an f32 KV cache, no flash attention and one thread.
  *
- * Another backend joins with one line in `backends`.
+ * The cases live in src/test/parity.ts; the WASM and WebGPU packages run the same cases on their backends.
  */
 import '@nibble/backend-js';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Backend, createBackend } from '@nibble/tensor';
-import { getLlama, type Llama, LlamaLogLevel, type Token } from 'node-llama-cpp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackend } from '@nibble/tensor';
+import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../chat/template.js';
 import { loadModel } from '../index.js';
-import { fixturePath } from '../test/fixtures.js';
-import { asQ8_0, phi3Twin, syntheticSpecs as S, type SyntheticSpec, syntheticModel } from '../test/synthetic.js';
+import { describeLlamaParity } from '../test/parity.js';
+import { syntheticSpecs as S, syntheticModel } from '../test/synthetic.js';
 
-/** Backends under test: one line each. */
-const backends: { name: string; create: () => Promise<Backend> }[] = [
-  { name: 'js', create: () => createBackend('js') },
-];
-
-interface Case {
-  spec: SyntheticSpec;
-  /** Context size of both runs (LongRoPE picks its factors by it). */
-  ctx: number;
-  /** Largest |Δ log p| allowed, F32 and Q8_0 (about 3x the measured gap). */
-  tol: { f32: number; q8_0: number };
-  /** llama.cpp scores this file instead (same function, a layout it accepts). */
-  oracle?: (spec: SyntheticSpec) => Promise<Uint8Array>;
-  note?: string;
-}
-
-// Measured max |Δ log p| on the JS backend, printed by this test: F32 files 4.2e-6..8.1e-6 (Gemma 1.8e-3 and 2.2e-3:
-// ggml's CPU GELU reads an f16 table). Q8_0 files agree to 3.0e-6..6.2e-6 where every f32 value upstream is
-// bit-equal; where one differs by an ulp (YaRN's angles, the twin's permuted q·k, Gemma's GELU), a Q8_0 activation
-// rounds the other way and the gap grows to 0.05..0.12, so those cases carry their own tolerance, about 3x theirs.
-const exact = { f32: 2.5e-5, q8_0: 2e-5 };
-const cases: Case[] = [
-  { spec: S.llama, ctx: 128, tol: exact },
-  { spec: S.llamaTied, ctx: 128, tol: exact },
-  { spec: S.llama3, ctx: 128, tol: exact, note: 'Llama 3.2 shape: rope_freqs, Llama 3 BPE vocabulary' },
-  { spec: S.llamaLinear, ctx: 128, tol: exact },
-  { spec: S.llamaYarn, ctx: 128, tol: { f32: 2.5e-5, q8_0: 0.2 } },
-  {
-    spec: S.llamaPartial,
-    ctx: 128,
-    tol: { f32: 2.5e-5, q8_0: 0.155 },
-    oracle: phi3Twin,
-    note: 'llama.cpp refuses rope.dimension_count < head size for llama ("invalid n_rot"); it scores the phi3 twin',
-  },
-  { spec: S.qwen2, ctx: 128, tol: exact },
-  { spec: S.qwen3, ctx: 128, tol: exact },
-  { spec: S.gemma2, ctx: 128, tol: { f32: 5.5e-3, q8_0: 0.28 }, note: "ggml's CPU GELU is an f16 table" },
-  { spec: S.gemma3, ctx: 128, tol: { f32: 6.5e-3, q8_0: 0.37 }, note: "ggml's CPU GELU is an f16 table" },
-  { spec: S.phi3, ctx: 256, tol: exact, note: 'context within the trained 256: short factors' },
-  { spec: S.phi3, ctx: 512, tol: exact, note: 'context beyond 256: long factors' },
-];
-
-const text = readFileSync(fixturePath('text', 'cs336-tinystories_sample.txt'), 'utf8').slice(0, 600);
-
-let llama: Llama;
-let dir: string;
-beforeAll(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', maxThreads: 1, logLevel: LlamaLogLevel.disabled });
-  dir = mkdtempSync(join(tmpdir(), 'nibble-parity-'));
-});
-afterAll(async () => {
-  await llama?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  console.log(figures.join('\n'));
-});
-const figures: string[] = ['architecture parity with llama.cpp (max |Δ log p| over forced and argmax tokens):'];
-
-/** llama.cpp's text ids and, per position of [bos?, ...ids], its full next-token distribution. */
-async function llamaCpp(bytes: Uint8Array, name: string, ctx: number) {
-  const path = join(dir, `${name}.gguf`);
-  writeFileSync(path, bytes);
-  const model = await llama.loadModel({ modelPath: path });
-  try {
-    const context = await model.createContext({
-      contextSize: ctx,
-      batchSize: ctx,
-      threads: 1,
-      flashAttention: false,
-      experimentalKvCacheKeyType: 'F32',
-      experimentalKvCacheValueType: 'F32',
-      swaFullCache: true,
-    });
-    try {
-      const textIds = model.tokenize(text).map(Number);
-      const bos = model.tokens.bos;
-      const ids = (bos === null ? textIds : [Number(bos), ...textIds]).slice(0, Math.min(ctx, 100));
-      const out = await context
-        .getSequence()
-        .controlledEvaluate(ids.map((t) => [t as Token, { generateNext: { probabilities: true } }]));
-      const probs = out.map((o) => o?.next?.probabilities as Map<Token, number>);
-      return { textIds, ids, probs };
-    } finally {
-      await context.dispose();
-    }
-  } finally {
-    await model.dispose();
-  }
-}
-
-describe('chat prompts tokenize as llama.cpp tokenizes them (special tokens parsed, nothing added)', () => {
-  const conversation = [
-    { role: 'system', content: 'You are terse.' },
-    { role: 'user', content: 'Hi there!\nHow are you?' },
-    { role: 'assistant', content: ' Fine, thanks. ' },
-    { role: 'user', content: 'Tell me more.' },
-  ];
-  for (const spec of [S.llama3, S.qwen2, S.qwen3, S.gemma2, S.phi3]) {
-    it(`${spec.name} (${spec.chatTemplate})`, async () => {
-      const bytes = await syntheticModel(spec);
-      const path = join(dir, `${spec.name}-chat.gguf`);
-      writeFileSync(path, bytes);
-      const ours = await loadModel(bytes, { backend: 'js', contextSize: 64 });
-      const theirs = await llama.loadModel({ modelPath: path });
-      try {
-        const t = ours.chatTemplate;
-        if (t === undefined) throw new Error('no template');
-        // Gemma's template refuses a system message; it folds it into the first user turn in practice.
-        const messages = spec.arch.startsWith('gemma') ? conversation.slice(1) : conversation;
-        const prompt = new ChatTemplate(t.source).render(messages, {
-          addGenerationPrompt: true,
-          bosToken: t.bosToken,
-          eosToken: t.eosToken,
-        });
-        expect(ours.tokenizer.encodeSpecial(prompt)).toEqual(theirs.tokenize(prompt, true).map(Number));
-      } finally {
-        await ours.dispose();
-        await theirs.dispose();
-      }
-    });
-  }
-});
-
-describe.each(backends)('llama.cpp parity on the $name backend', ({ create }) => {
-  for (const c of cases) {
-    for (const dtype of ['f32', 'q8_0'] as const) {
-      const spec = dtype === 'f32' ? c.spec : asQ8_0(c.spec);
-      const tol = c.tol[dtype];
-      it(`${spec.name} (${spec.arch}), ctx ${c.ctx}: greedy ids equal, |Δ log p| <= ${tol}`, async () => {
+describeLlamaParity([{ name: 'js', create: () => createBackend('js') }], (ctx) => {
+  describe('chat prompts tokenize as llama.cpp tokenizes them (special tokens parsed, nothing added)', () => {
+    const conversation = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'Hi there!\nHow are you?' },
+      { role: 'assistant', content: ' Fine, thanks. ' },
+      { role: 'user', content: 'Tell me more.' },
+    ];
+    for (const spec of [S.llama3, S.qwen2, S.qwen3, S.gemma2, S.phi3]) {
+      it(`${spec.name} (${spec.chatTemplate})`, async () => {
         const bytes = await syntheticModel(spec);
-        const oracleBytes = c.oracle ? await c.oracle(spec) : bytes;
-        const ref = await llamaCpp(oracleBytes, `${spec.name}-${c.ctx}`, c.ctx);
-        const backend = await create();
-        const model = await loadModel(bytes, {
-          backend,
-          contextSize: c.ctx,
-          matmulActivations: dtype === 'f32' ? 'f32' : 'ggml',
-        });
+        const path = join(ctx.dir(), `${spec.name}-chat.gguf`);
+        writeFileSync(path, bytes);
+        const ours = await loadModel(bytes, { backend: 'js', contextSize: 64 });
+        const theirs = await ctx.llama().loadModel({ modelPath: path });
         try {
-          expect(model.hparams.architecture).toBe(spec.arch);
-          expect(model.tokenizer.encode(text, false)).toEqual(ref.textIds);
-          const { ids } = ref;
-          const V = model.hparams.vocabSize;
-          const logits = await model.evaluate(ids);
-          let maxGap = 0;
-          let nearTies = 0;
-          for (let i = 0; i < ids.length; i++) {
-            const row = logits.subarray(i * V, (i + 1) * V);
-            let top = 0;
-            for (let j = 1; j < V; j++) if (row[j] > row[top]) top = j;
-            let sum = 0;
-            for (let j = 0; j < V; j++) sum += Math.exp(row[j] - row[top]);
-            const lse = row[top] + Math.log(sum);
-            const p = ref.probs[i];
-            let refTop = -1;
-            let refMax = -1;
-            for (const [t, v] of p) if (v > refMax) [refTop, refMax] = [t, v];
-            const check = i + 1 < ids.length ? [ids[i + 1], refTop] : [refTop];
-            for (const t of check) {
-              const ours = row[t] - lse;
-              const theirs = Math.log(p.get(t as Token) as number);
-              maxGap = Math.max(maxGap, Math.abs(ours - theirs));
-            }
-            if (top !== refTop) {
-              // A near-tie: both models put the two candidates within the tolerance of each other.
-              const oursMargin = row[top] - row[refTop];
-              const theirsMargin = Math.log(refMax) - Math.log(p.get(top as Token) as number);
-              expect(oursMargin <= tol && theirsMargin <= tol, `argmax at ${i}: ours ${top}, llama.cpp ${refTop}`).toBe(
-                true,
-              );
-              nearTies++;
-            }
-          }
-          figures.push(
-            `${`${spec.name} ctx ${c.ctx}`.padEnd(30)} ${model.backend.name} max |Δ log p| ${maxGap.toExponential(2)} (tol ${tol}), argmax equal at ${ids.length - nearTies}/${ids.length}${nearTies ? ` (${nearTies} near-ties)` : ''}${c.note ? `  ${c.note}` : ''}`,
-          );
-          expect(maxGap).toBeLessThanOrEqual(tol);
-          expect(nearTies).toBeLessThanOrEqual(Math.ceil(ids.length * 0.03));
+          const t = ours.chatTemplate;
+          if (t === undefined) throw new Error('no template');
+          // Gemma's template refuses a system message; it folds it into the first user turn in practice.
+          const messages = spec.arch.startsWith('gemma') ? conversation.slice(1) : conversation;
+          const prompt = new ChatTemplate(t.source).render(messages, {
+            addGenerationPrompt: true,
+            bosToken: t.bosToken,
+            eosToken: t.eosToken,
+          });
+          expect(ours.tokenizer.encodeSpecial(prompt)).toEqual(theirs.tokenize(prompt, true).map(Number));
         } finally {
-          await model.dispose();
-          backend.dispose();
+          await ours.dispose();
+          await theirs.dispose();
         }
       });
     }
-  }
+  });
 });
