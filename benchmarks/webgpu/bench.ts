@@ -51,6 +51,11 @@ const { values: flags, positionals } = parseArgs({
     steps: { type: 'string', default: '128' },
     /** A JSON WebGpuBackendOptions fragment for every backend (e.g. '{"matvec":{"wpp":2}}'). */
     backend: { type: 'string' },
+    /**
+     * The models section runs every model once per option set of this JSON array (each merged over --backend), e.g.
+     * '[{},{"matvec":{"int8":true}}]': old and new kernels side by side in one run. Default '[{}]'.
+     */
+    'model-options': { type: 'string', default: '[{}]' },
     /** Before measuring models, wait (at most --wait-max seconds) until this file exists: a parallel build is done. */
     'wait-for': { type: 'string' },
     'wait-max': { type: 'string', default: '300' },
@@ -339,7 +344,9 @@ async function matvecRun(b: WebGpuBackend, dtype: DTypeName, rows: number, cols:
     maxRelErr = Math.max(maxRelErr, Math.abs(y[r] - s) / (mag || 1));
   }
   const kt = await b.profileStep(graph, { x }, { reps: tiny ? 4 : reps });
-  const k = kt[0];
+  // With int8 activations the step is a quantize kernel, then the matvec: GB/s from the matvec, both times kept.
+  const k = kt.find((q) => q.label.startsWith('matvec')) ?? kt[0];
+  const quant = kt.find((q) => q.label.startsWith('quantize'));
   const wall: number[] = [];
   for (let i = 0; i < (tiny ? 2 : 10); i++) {
     const w0 = performance.now();
@@ -355,6 +362,11 @@ async function matvecRun(b: WebGpuBackend, dtype: DTypeName, rows: number, cols:
     gbs: gb / ((k.wallMs ?? k.ms) / 1e3),
     gbsGpu: k.repMs ? gb / (k.repMs / 1e3) : undefined,
     gbsSingle: gb / (k.ms / 1e3),
+    kernel: k.label,
+    quantizeWallMs: quant?.wallMs,
+    quantizeRepMs: quant?.repMs,
+    gbsWithQuantize:
+      quant?.wallMs !== undefined && k.wallMs !== undefined ? gb / ((k.wallMs + quant.wallMs) / 1e3) : undefined,
     runMs: median(wall),
     maxRelErr,
   };
@@ -392,7 +404,7 @@ async function matvecSection(): Promise<void> {
  */
 async function sweepSection(): Promise<void> {
   const grids: WebGpuBackendOptions['matvec'][] = tiny
-    ? [{ wpp: 1 }, { wpp: 2 }]
+    ? [{ wpp: 1 }, { wpp: 2 }, { wpp: 1, int8: true }, { wpp: 2, int8: true }]
     : [
         { wpp: 0 },
         { wpp: 1, rows: 2 },
@@ -410,6 +422,13 @@ async function sweepSection(): Promise<void> {
         { wpp: 1, rows: 4, unroll: 1 },
         { wpp: 1, rows: 4, unroll: 4 },
         { wpp: 2, rows: 2, unroll: 4 },
+        // int8 activations (q8 blocks + dot4I8Packed), against the f32 rows above.
+        { wpp: 1, rows: 4, int8: true },
+        { wpp: 1, rows: 2, int8: true },
+        { wpp: 2, rows: 4, int8: true },
+        { wpp: 4, rows: 4, int8: true },
+        { wpp: 1, rows: 4, unroll: 4, int8: true },
+        { wpp: 2, rows: 4, threads: 262144, int8: true },
       ];
   for (const matvec of grids) {
     if (left() < 90_000) {
@@ -422,7 +441,7 @@ async function sweepSection(): Promise<void> {
         const r = await matvecRun(sb, dtype, rows, cols);
         result.sweep.push({ format: dtype, shape: `${rows}x${cols}`, matvec, ...r });
         log(
-          `sweep ${dtype} ${rows}x${cols} ${JSON.stringify(matvec)}: ${r.gbs.toFixed(0)} GB/s host, ${r.gbsGpu?.toFixed(0)} GB/s GPU`,
+          `sweep ${dtype} ${rows}x${cols} ${JSON.stringify(matvec)}: ${r.gbs.toFixed(0)} GB/s host, ${r.gbsGpu?.toFixed(0)} GB/s GPU${r.quantizeWallMs !== undefined ? `, ${r.gbsWithQuantize?.toFixed(0)} GB/s with the quantize kernel (${f3(r.quantizeWallMs)} ms host)` : ''} [${r.kernel}] err ${r.maxRelErr.toExponential(1)}`,
         );
       }
     }
@@ -591,17 +610,26 @@ async function goldSection(): Promise<void> {
 }
 
 async function modelSection(): Promise<void> {
+  const optionSets = JSON.parse(flags['model-options']) as WebGpuBackendOptions[];
+  for (const [shape, dtype] of modelList) {
+    for (const options of optionSets) {
+      if (left() < 60_000) {
+        result.notes.push(`models: stopped before ${shape.name} ${dtype} ${JSON.stringify(options)} (deadline)`);
+        return;
+      }
+      await modelRun(shape, dtype, options);
+    }
+  }
+}
+
+async function modelRun(shape: LlamaShape, dtype: BenchDType, options: WebGpuBackendOptions): Promise<void> {
   const decodeSteps = tiny ? 8 : Number(flags.steps);
   const promptTokens = tiny ? 64 : 512;
-  for (const [shape, dtype] of modelList) {
-    if (left() < 60_000) {
-      result.notes.push(`models: stopped before ${shape.name} ${dtype} (deadline)`);
-      return;
-    }
+  {
     const g0 = performance.now();
     const path = await modelPath(modelDir, shape, dtype, vocab);
     log(`model ${shape.name} ${dtype}: file ready in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
-    const b = await backend();
+    const b = await backend(options);
     const l0 = performance.now();
     const model = await loadModel(path, {
       backend: b,
@@ -683,6 +711,7 @@ async function modelSection(): Promise<void> {
     const kernelSum = (ks: typeof decodeKernels, f: 'wallMs' | 'repMs' | 'ms') => ks.reduce((s, k) => s + k[f], 0);
     const row = {
       file: `${shape.name}-${dtype}.gguf`,
+      options,
       shape: shape.name,
       format: dtype,
       adapter: result.adapter,
@@ -712,7 +741,7 @@ async function modelSection(): Promise<void> {
     };
     result.models.push(row);
     log(
-      `${row.file}: decode ${row.decodeTokS.toFixed(1)} tok/s pipelined (${pipedMs.toFixed(2)} ms/step); step by step ${row.stepwiseTokS.toFixed(1)} tok/s (${stepMs.toFixed(2)} ms: host ${row.stepwiseHostMs.toFixed(2)} + wait ${row.stepwiseWaitMs.toFixed(2)}; GPU ${gpuStep?.toFixed(2)} ms, ${dispatches} dispatches); with logits ${row.decodeWithLogitsTokS.toFixed(1)} tok/s; prompt ${row.promptTokS.toFixed(1)} tok/s (GPU ${row.promptGpuMs?.toFixed(1)} ms)`,
+      `${row.file} ${JSON.stringify(options)}: decode ${row.decodeTokS.toFixed(1)} tok/s pipelined (${pipedMs.toFixed(2)} ms/step); step by step ${row.stepwiseTokS.toFixed(1)} tok/s (${stepMs.toFixed(2)} ms: host ${row.stepwiseHostMs.toFixed(2)} + wait ${row.stepwiseWaitMs.toFixed(2)}; GPU ${gpuStep?.toFixed(2)} ms, ${dispatches} dispatches); with logits ${row.decodeWithLogitsTokS.toFixed(1)} tok/s; prompt ${row.promptTokS.toFixed(1)} tok/s (GPU ${row.promptGpuMs?.toFixed(1)} ms)`,
     );
     for (const k of decodeKernels.slice(0, 8)) {
       log(`  decode ${k.label} x${k.count}: ${f3(k.wallMs)} ms host, ${f3(k.repMs)} ms GPU, ${f3(k.ms)} ms alone`);

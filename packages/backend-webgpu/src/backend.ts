@@ -61,6 +61,7 @@ import {
   type MatvecShape,
   matvecKernel,
   normKernel,
+  quantizeQ8Kernel,
   ropeKernel,
   softmaxKernel,
   tiledKernel,
@@ -83,8 +84,19 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
    * for the word-sliced formats (Q4_0, Q8_0) also quant words per thread and block (`wpp`, default 1; 0 turns the
    * path off), the threads a dispatch aims for (`threads`, default 131072: row groups widen until it has them) and
    * the parts each loop iteration reads (`unroll`, default 2: their loads in flight together).
+   * `int8` (default false): Q4_0/Q8_0 matvecs on the word-sliced path quantize their activations to q8 blocks
+   * first (one small kernel per matvec input, which also takes a fused rms_norm) and dot the quants as integers
+   * (dot4I8Packed), as llama.cpp's mmvq; ignored where WGSL lacks packed_4x8_integer_dot_product.
    */
-  matvec?: { wg?: number; maxTpr?: number; rows?: number; wpp?: number; threads?: number; unroll?: number };
+  matvec?: {
+    wg?: number;
+    maxTpr?: number;
+    rows?: number;
+    wpp?: number;
+    threads?: number;
+    unroll?: number;
+    int8?: boolean;
+  };
   /** Measure GPU time per step with timestamp queries when the adapter has them (see `lastStep`). Default false. */
   timestamps?: boolean;
   /** Run the plan's fusions as single kernels. Default true. */
@@ -942,6 +954,16 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         return { wg: wgSize, tpr, rows };
       };
 
+      // int8 matvecs: one buffer of q8 activations, reused by every matvec input (dispatches run in order).
+      const int8On = mvCfg.int8 === true && this.info.packedDot;
+      const int8Kmax = int8On
+        ? plan.nodes.reduce((k, n) => (n.op === 'matmul' ? Math.max(k, (n.weight.handle as GpuTensor).cols) : k), 0)
+        : 0;
+      const q8Bytes = 4 * Math.max(1, mvMax * 9 * Math.ceil(int8Kmax / 32));
+      const q8Range: Range | undefined = int8On
+        ? { buffer: await make('q8 activations', q8Bytes, Usage.STORAGE), offset: 0, size: q8Bytes }
+        : undefined;
+
       const tile = tileShape(env);
       /** The tiled matmul of one node (the prompt path), one dispatch per weight chunk. */
       const emitTiled = (node: MatmulNode, when: Dispatch['when']) => {
@@ -996,14 +1018,36 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             cache: m.copy ? (m.copy.dst.dtype as 'f32' | 'f16') : 'none',
           } satisfies MatvecEpilogue,
         }));
-        const code = matvecKernel({ segs, glu: u.glu?.activation, norm: u.norm !== undefined }, env, shape);
+        const int8 =
+          q8Range !== undefined &&
+          (shape.wpp ?? 0) > 0 &&
+          K % 32 === 0 &&
+          fs.every((f) => f.sliced?.int8 !== undefined);
+        const code = matvecKernel(
+          { segs, glu: u.glu?.activation, norm: u.norm !== undefined && !int8 },
+          env,
+          int8 ? { ...shape, int8 } : shape,
+        );
         const copy = ms.find((m) => m.copy)?.copy;
         const rope = ms.find((m) => m.rope)?.rope;
         const table = rope ? tableOf.get(rope) : undefined;
         const [po, ps] = copy ? posArgs(copy.positions) : [0, 0];
         const outOf = (m: Member): Range =>
           u.glu ? rangeOf(u.glu.out) : m.copy ? rangeOf(m.copy.dst) : m.rope ? rangeOf(m.rope.out) : rangeOf(m.mm.out);
-        const label = `matvec ${ms.map((m) => (m.mm.weight.handle as GpuTensor).dtype).join('+')}${u.glu ? ' glu' : ''}${u.norm ? ' norm' : ''}`;
+        const label = `matvec ${ms.map((m) => (m.mm.weight.handle as GpuTensor).dtype).join('+')}${u.glu ? ' glu' : ''}${u.norm && !int8 ? ' norm' : ''}${int8 ? ' int8' : ''}`;
+        if (int8) {
+          // The activations (normalised first when the unit has the norm) as q8 blocks, a workgroup per token.
+          addDispatch(
+            first.name,
+            `quantize q8${u.norm ? ' norm' : ''}`,
+            quantizeQ8Kernel(env, u.norm !== undefined),
+            [rangeOf(x), q8Range, u.norm?.weight ? rangeOf(u.norm.weight) : undefined],
+            [...rowsArgs(x), K, u.norm ? f32bits(u.norm.eps) : 0],
+            flat(rowsFn(x), 1),
+            'small',
+            tokens,
+          );
+        }
         const chunks = ms.length === 1 && !u.glu ? w0.chunks.length : 1;
         for (let ci = 0; ci < chunks; ci++) {
           const argv = new Array<number>(16 + 8 * ms.length).fill(0);
@@ -1030,13 +1074,13 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             wgs += n;
           });
           const bind: (Range | undefined)[] = new Array(12).fill(undefined);
-          bind[0] = rangeOf(x);
+          bind[0] = int8 ? q8Range : rangeOf(x);
           bind[1] = outOf(ms[0]);
           bind[2] = first.bias ? rangeOf(first.bias) : undefined;
           bind[3] = first.residual ? rangeOf(first.residual) : undefined;
           bind[4] = table ? tableRange(table) : undefined;
           bind[5] = copy ? posRange(copy.positions) : undefined;
-          bind[6] = u.norm?.weight ? rangeOf(u.norm.weight) : undefined;
+          bind[6] = u.norm?.weight && !int8 ? rangeOf(u.norm.weight) : undefined;
           ms.forEach((m, i) => {
             bind[7 + i] = rangeOf(m.mm.weight, chunks > 1 ? ci : 0);
             if (i > 0 && !u.glu) bind[9 + i] = outOf(m);

@@ -52,6 +52,8 @@ export interface GpuInfo {
   readonly subgroupMax: number;
   readonly timestamps: boolean;
   readonly shaderF16: boolean;
+  /** WGSL's packed_4x8_integer_dot_product (dot4I8Packed, pack4xI8): the int8 matvec. */
+  readonly packedDot: boolean;
   readonly maxBufferSize: number;
   readonly maxStorageBufferBindingSize: number;
   readonly maxInvocations: number;
@@ -79,8 +81,10 @@ const wanted: GPUFeatureName[] = ['subgroups', 'timestamp-query', 'shader-f16'] 
  */
 export async function openDevice(options: DeviceOptions): Promise<{ device: GPUDevice; info: GpuInfo }> {
   let adapter = options.adapter ?? null;
+  const entry = options.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  const packedDot = entry?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product');
   if (adapter === null) {
-    const gpu = options.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    const gpu = entry;
     if (gpu === undefined) {
       throw new BackendError(
         "webgpu backend: no WebGPU here (navigator.gpu is missing; in Node import '@nibble/backend-webgpu/node')",
@@ -117,6 +121,7 @@ export async function openDevice(options: DeviceOptions): Promise<{ device: GPUD
     subgroupMax: subgroups ? (ai?.subgroupMaxSize ?? 128) : 0,
     timestamps: features.includes('timestamp-query'),
     shaderF16: features.includes('shader-f16' as GPUFeatureName),
+    packedDot: packedDot === true,
     maxBufferSize: device.limits.maxBufferSize,
     maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
     maxInvocations: device.limits.maxComputeInvocationsPerWorkgroup,

@@ -30,6 +30,12 @@ export interface GpuFormat {
     readonly words: number;
     xOffsets(wpp: number): number[];
     code(w: string, wpp: number): string;
+    /**
+     * The same part against q8 activations (`xq`: the int8 quants of the same elements, four to a word, as
+     * `xOffsets` places them): `${w}_part8(blk, j, xq)` returns the weight scale times the integer dot (dot4I8Packed),
+     * to be multiplied by the activations' block scale. Needs WGSL's packed_4x8_integer_dot_product.
+     */
+    int8(w: string, wpp: number): string;
   };
 }
 
@@ -142,6 +148,14 @@ fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${2 * wpp}> {
   ${slicedWords(w, wpp)}
   return array<vec4f, ${2 * wpp}>(${[...Array.from({ length: wpp }, (_, i) => `d * nib4(w${i})`), ...Array.from({ length: wpp }, (_, i) => `d * nib4(w${i} >> 4u)`)].join(', ')});
 }`,
+  int8: (w: string, wpp: number) => `
+fn ${w}_part8(blk: u32, j: u32, xq: ptr<function, array<u32, ${2 * wpp}>>) -> f32 {
+  let q0 = blk + 2u + ${4 * wpp}u * j;
+  ${slicedWords(w, wpp)}
+  var s = 0i;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot4I8Packed(nib_s8(w${i} & 0x0f0f0f0fu), (*xq)[${i}]) + dot4I8Packed(nib_s8((w${i} >> 4u) & 0x0f0f0f0fu), (*xq)[${wpp + i}]);`).join('\n  ')}
+  return d * f32(s);
+}`,
 };
 
 /** Q8_0 part j: words j·wpp.. of the 8, elements 4i..4i+3 each. */
@@ -160,6 +174,14 @@ fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${wpp}> {
   let q0 = blk + 2u + ${4 * wpp}u * j;
   ${slicedWords(w, wpp)}
   return array<vec4f, ${wpp}>(${Array.from({ length: wpp }, (_, i) => `d * sb4(w${i})`).join(', ')});
+}`,
+  int8: (w: string, wpp: number) => `
+fn ${w}_part8(blk: u32, j: u32, xq: ptr<function, array<u32, ${wpp}>>) -> f32 {
+  let q0 = blk + 2u + ${4 * wpp}u * j;
+  ${slicedWords(w, wpp)}
+  var s = 0i;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot4I8Packed(w${i}, (*xq)[${i}]);`).join('\n  ')}
+  return d * f32(s);
 }`,
 };
 

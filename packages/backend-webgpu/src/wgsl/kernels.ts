@@ -108,6 +108,12 @@ export interface MatvecShape {
   readonly wpp?: number;
   /** Word-sliced: parts per loop iteration (their loads in flight together; default 1). */
   readonly unroll?: number;
+  /**
+   * Word-sliced Q4_0/Q8_0 only: `X` holds the activations as q8 blocks ({@link quantizeQ8Kernel}'s layout) and
+   * parts are integer dots (dot4I8Packed), as llama.cpp's mmvq. Needs WGSL's packed_4x8_integer_dot_product;
+   * the norm prologue is then the quantize kernel's.
+   */
+  readonly int8?: boolean;
 }
 
 /** One weight of a fused matvec and how its rows are written. */
@@ -169,8 +175,15 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   for (let i = 0; i < segs.length; i++) bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<u32>;`);
   // Word-sliced only when every weight of the dispatch has the path (q, k, v may differ in format).
   const wpp = s.wpp !== undefined && s.wpp > 0 && segs.every((g) => g.f.sliced !== undefined) ? s.wpp : 0;
+  const int8 = s.int8 === true && wpp > 0;
+  if (int8 && norm) throw new Error('matvecKernel: int8 activations come normalised (quantizeQ8Kernel)');
+  if (int8) bind[0] = '@group(0) @binding(2) var<storage, read_write> X: array<u32>;';
   const codes = new Set(segs.map((g, i) => g.f.code(`W${i}`)));
-  if (wpp > 0) for (const [i, g] of segs.entries()) codes.add(g.f.sliced!.code(`W${i}`, wpp));
+  if (wpp > 0) {
+    for (const [i, g] of segs.entries())
+      codes.add(int8 ? g.f.sliced!.int8(`W${i}`, wpp) : g.f.sliced!.code(`W${i}`, wpp));
+  }
+  if (int8) codes.add(nibS8);
 
   // Per segment: N, rowBytes, row0, chunkRows, wg0, headDim, nRot, pairs.
   const sa = (i: string | number, k: number) =>
@@ -203,16 +216,22 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
         const loads = offs
           .map((o, m) => `xp${q}[${m}] = X[xb + xo${q} + ${o}u]${norm ? ` * inv * NW[xo${q} + ${o}u]` : ''};`)
           .join('\n    ');
+        // int8: the part's dot times the activations' block scale (after the quant words of the row).
         const pdots = ws
           .map((w, wi) =>
-            rep(R, (r) => `acc${wi * R + r} += W${w}_part(ro${r} + b${q} * ${segs[w].f.blockBytes}u, j${q}, &xp${q});`),
+            rep(
+              R,
+              (r) =>
+                `acc${wi * R + r} += W${w}_part${int8 ? '8' : ''}(ro${r} + b${q} * ${segs[w].f.blockBytes}u, j${q}, &xp${q})${int8 ? ` * dx${q}` : ''};`,
+            ),
           )
           .join('\n    ');
         return `let b${q} = (${u}) / ${per}u;
     let j${q} = (${u}) % ${per}u;
     let xo${q} = 8u * b${q} + ${wpp}u * j${q};
-    var xp${q}: array<vec4f, ${offs.length}>;
+    var xp${q}: array<${int8 ? 'u32' : 'vec4f'}, ${offs.length}>;
     ${loads}
+    ${int8 ? `let dx${q} = bitcast<f32>(X[xb + K / 4u + b${q}]);` : ''}
     ${pdots}`;
       };
       const un = Math.max(1, s.unroll ?? 1);
@@ -343,7 +362,7 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   let inv = 1.0 / sqrt(sst / f32(K) + af(1u));`
     : '';
 
-  return `${enableSubgroups(env)}${header}${formatPrelude}${glu ? actFns : ''}
+  return `${int8 ? 'requires packed_4x8_integer_dot_product;\n' : ''}${enableSubgroups(env)}${header}${formatPrelude}${glu ? actFns : ''}
 ${bind.join('\n')}
 ${[...codes].join('\n')}
 ${anyCache ? positions : ''}
@@ -366,7 +385,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   ${rep(R, (r) => `let ro${r} = min(local0 + ${r}u, chunkRows - 1u) * rowBytes;`)}
   ${rep(acc, (r) => `var acc${r} = 0.0;`)}
   ${normPrologue}
-  ${scalar ? 'let xb = tok * K;' : 'let nu = K / 32u;\n  let xb = tok * (K / 4u);\n  var xv: array<vec4f, 8>;'}
+  ${scalar ? 'let xb = tok * K;' : int8 ? 'let xb = tok * (9u * K / 32u);' : 'let nu = K / 32u;\n  let xb = tok * (K / 4u);\n  var xv: array<vec4f, 8>;'}
   ${loops}
   ${reduce}
   if (lid < ${(groups * R) / 2}u) {
@@ -378,6 +397,65 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let has1 = local + 1u < chunkRows;
     let o = ${sa('seg', 2)} + local;
     ${epilogues}
+  }
+}`;
+}
+
+/** Q4_0 nibbles (one per byte) as signed int8 quants minus 8, four at once, without carries between bytes. */
+const nibS8 = 'fn nib_s8(n: u32) -> u32 { return ((n | 0x80808080u) - 0x08080808u) ^ 0x80808080u; }';
+
+/**
+ * Activations to q8 blocks for the int8 matvec (`MatvecShape.int8`), as ggml's `quantize_row_q8_0`: per 32 values
+ * d = amax / 127 (rounded to fp16 for the dot, as ggml stores it), quants roundf(x / d) with the unrounded d.
+ * A workgroup per row; with `norm` the row is first rms-normalised (times weight `NW`), which then replaces the
+ * matvec's norm prologue. Row r of `Q` (9·K/32 words): K/4 words of packed int8 quants, then K/32 f32 scales.
+ *
+ * Bindings: 2 X (f32 rows), 3 Q, 4 NW. Args: 0-2 rows, 3 K, 4 eps.
+ */
+export function quantizeQ8Kernel(env: KernelEnv, norm: boolean): string {
+  const wg = rowWg(env);
+  return `requires packed_4x8_integer_dot_product;
+${header}${wgSum(env)}
+@group(0) @binding(2) var<storage, read_write> X: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> Q: array<u32>;
+${norm ? '@group(0) @binding(4) var<storage, read_write> NW: array<vec4f>;' : ''}
+/** C roundf (half away from zero), exact: v - trunc(v) is exact in f32. */
+fn roundf(v: f32) -> f32 {
+  let t = trunc(v);
+  return t + select(0.0, sign(v), abs(v - t) >= 0.5);
+}
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  _ = P[0];
+  let K = a(3u);
+  let row = wg_index(wid, nwg);
+  if (lid == 0u) { wrows = rows_of(0u); }
+  if (row >= workgroupUniformLoad(&wrows)) { return; }
+  let xb = row * (K / 4u);
+  var sc = 1.0;
+  ${
+    norm
+      ? `var ss = 0.0;
+  for (var i = lid; i < K / 4u; i += ${wg}u) { let v = X[xb + i]; ss += dot(v, v); }
+  sc = 1.0 / sqrt(wg_sum(ss, lid) / f32(K) + af(4u));`
+      : ''
+  }
+  let qb = row * (9u * K / 32u);
+  for (var b = lid; b < K / 32u; b += ${wg}u) {
+    var v: array<vec4f, 8>;
+    var m = 0.0;
+    for (var k = 0u; k < 8u; k++) {
+      v[k] = X[xb + 8u * b + k]${norm ? ' * sc * NW[8u * b + k]' : ''};
+      let av = abs(v[k]);
+      m = max(m, max(max(av.x, av.y), max(av.z, av.w)));
+    }
+    let d = div_rn(m, 127.0);
+    let id = select(0.0, div_rn(1.0, d), d > 0.0);
+    for (var k = 0u; k < 8u; k++) {
+      let s = v[k] * id;
+      Q[qb + 8u * b + k] = pack4xI8(vec4i(vec4f(roundf(s.x), roundf(s.y), roundf(s.z), roundf(s.w))));
+    }
+    Q[qb + K / 4u + b] = bitcast<u32>(unpack2x16float(f2h(d)).x);
   }
 }`;
 }
