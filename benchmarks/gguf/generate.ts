@@ -38,6 +38,39 @@ export const tinyLlamaShape: Readonly<LlamaShape> = Object.freeze({
 });
 
 /** xorshift128: deterministic and fast, so the file is the same on every machine. */
+/**
+ * The tensors of a llama-shaped file in llama.cpp's order, `[name, dtype, shape (outermost first)]`: the matrices in
+ * `weight`, the norms in f32.
+ *
+ * @example
+ * ```ts
+ * for (const [name, dtype, shape] of llamaTensors(tinyLlamaShape, 'q4_0')) writer.addTensor({ name, dtype, shape });
+ * ```
+ */
+export function llamaTensors<T extends string>(shape: LlamaShape, weight: T): [string, T | 'f32', number[]][] {
+  const { dim, hidden, layers, heads, kvHeads, vocab } = shape;
+  const kvDim = (dim / heads) * kvHeads;
+  const plan: [string, T | 'f32', number[]][] = [
+    ['token_embd.weight', weight, [vocab, dim]],
+    ['output_norm.weight', 'f32', [dim]],
+    ['output.weight', weight, [vocab, dim]],
+  ];
+  for (let l = 0; l < layers; l++) {
+    plan.push(
+      [`blk.${l}.attn_norm.weight`, 'f32', [dim]],
+      [`blk.${l}.attn_q.weight`, weight, [dim, dim]],
+      [`blk.${l}.attn_k.weight`, weight, [kvDim, dim]],
+      [`blk.${l}.attn_v.weight`, weight, [kvDim, dim]],
+      [`blk.${l}.attn_output.weight`, weight, [dim, dim]],
+      [`blk.${l}.ffn_norm.weight`, 'f32', [dim]],
+      [`blk.${l}.ffn_gate.weight`, weight, [hidden, dim]],
+      [`blk.${l}.ffn_up.weight`, weight, [hidden, dim]],
+      [`blk.${l}.ffn_down.weight`, weight, [dim, hidden]],
+    );
+  }
+  return plan;
+}
+
 function fillRandom(bytes: Uint8Array, state: Uint32Array): void {
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
   let [x, y, z, w] = state;
@@ -84,7 +117,6 @@ function randomNorm(n: number, state: Uint32Array): Float32Array {
  */
 export async function writeTinyLlamaQ4_0(path: string, shape: Partial<LlamaShape> = {}): Promise<void> {
   const { dim, hidden, layers, heads, kvHeads, vocab, contextLength } = { ...tinyLlamaShape, ...shape };
-  const kvDim = (dim / heads) * kvHeads;
   const w = new GgufWriter(await fileSink(path));
   const m = w.metadata;
   m.setString('general.architecture', 'llama');
@@ -105,25 +137,7 @@ export async function writeTinyLlamaQ4_0(path: string, shape: Partial<LlamaShape
   m.copyFrom(spm, (k) => k.startsWith('tokenizer.'));
   await spm.close();
 
-  // [name, dtype, shape (outermost first)]
-  const plan: [string, 'q4_0' | 'f32', number[]][] = [
-    ['token_embd.weight', 'q4_0', [vocab, dim]],
-    ['output_norm.weight', 'f32', [dim]],
-    ['output.weight', 'q4_0', [vocab, dim]],
-  ];
-  for (let l = 0; l < layers; l++) {
-    plan.push(
-      [`blk.${l}.attn_norm.weight`, 'f32', [dim]],
-      [`blk.${l}.attn_q.weight`, 'q4_0', [dim, dim]],
-      [`blk.${l}.attn_k.weight`, 'q4_0', [kvDim, dim]],
-      [`blk.${l}.attn_v.weight`, 'q4_0', [kvDim, dim]],
-      [`blk.${l}.attn_output.weight`, 'q4_0', [dim, dim]],
-      [`blk.${l}.ffn_norm.weight`, 'f32', [dim]],
-      [`blk.${l}.ffn_gate.weight`, 'q4_0', [hidden, dim]],
-      [`blk.${l}.ffn_up.weight`, 'q4_0', [hidden, dim]],
-      [`blk.${l}.ffn_down.weight`, 'q4_0', [dim, hidden]],
-    );
-  }
+  const plan = llamaTensors({ dim, hidden, layers, heads, kvHeads, vocab, contextLength }, 'q4_0');
   for (const [name, dtype, shape] of plan) w.addTensor({ name, dtype, shape });
   const state = new Uint32Array([0x12345678, 0x9abcdef0, 0x0fedcba9, 0x87654321]);
   try {

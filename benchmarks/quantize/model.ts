@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GgufWriter } from '@nibble/gguf';
 import { fileSink, openGgufFile } from '@nibble/gguf/node';
-import { type LlamaShape, tinyLlamaShape } from '../gguf/generate.js';
+import { type LlamaShape, llamaTensors, tinyLlamaShape } from '../gguf/generate.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
@@ -54,8 +54,7 @@ function randomF16(n: number, state: Uint32Array): Uint16Array {
  * ```
  */
 export async function writeF16Model(path: string, shape: LlamaShape = tinyLlamaShape): Promise<void> {
-  const { dim, hidden, layers, heads, kvHeads, vocab, contextLength } = shape;
-  const kvDim = (dim / heads) * kvHeads;
+  const { dim, hidden, layers, heads, kvHeads, contextLength } = shape;
   const w = new GgufWriter(await fileSink(path));
   const m = w.metadata;
   m.setString('general.architecture', 'llama');
@@ -73,24 +72,7 @@ export async function writeF16Model(path: string, shape: LlamaShape = tinyLlamaS
   const spm = await openGgufFile(join(repo, 'fixtures/vocab/ggml-vocab-llama-spm.gguf'));
   m.copyFrom(spm, (k) => k.startsWith('tokenizer.'));
   await spm.close();
-  const plan: [string, 'f16' | 'f32', number[]][] = [
-    ['token_embd.weight', 'f16', [vocab, dim]],
-    ['output_norm.weight', 'f32', [dim]],
-    ['output.weight', 'f16', [vocab, dim]],
-  ];
-  for (let l = 0; l < layers; l++) {
-    plan.push(
-      [`blk.${l}.attn_norm.weight`, 'f32', [dim]],
-      [`blk.${l}.attn_q.weight`, 'f16', [dim, dim]],
-      [`blk.${l}.attn_k.weight`, 'f16', [kvDim, dim]],
-      [`blk.${l}.attn_v.weight`, 'f16', [kvDim, dim]],
-      [`blk.${l}.attn_output.weight`, 'f16', [dim, dim]],
-      [`blk.${l}.ffn_norm.weight`, 'f32', [dim]],
-      [`blk.${l}.ffn_gate.weight`, 'f16', [hidden, dim]],
-      [`blk.${l}.ffn_up.weight`, 'f16', [hidden, dim]],
-      [`blk.${l}.ffn_down.weight`, 'f16', [dim, hidden]],
-    );
-  }
+  const plan = llamaTensors(shape, 'f16');
   for (const [name, dtype, s] of plan) w.addTensor({ name, dtype, shape: s });
   const state = new Uint32Array([0x9e3779b9, 0x7f4a7c15, 0x94d049bb, 0x2545f491]);
   try {
