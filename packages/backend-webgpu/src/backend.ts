@@ -45,7 +45,7 @@ import {
   openDevice,
   Usage,
 } from './device.js';
-import { type GpuFormat, gpuFormats } from './wgsl/formats.js';
+import { type GpuFormat, gpuFormats, splitBlocks, splitBytes } from './wgsl/formats.js';
 import {
   argmaxKernel,
   attentionChunk,
@@ -87,6 +87,10 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
    * `int8` (default false): Q4_0/Q8_0 matvecs on the word-sliced path quantize their activations to q8 blocks
    * first (one small kernel per matvec input, which also takes a fused rms_norm) and dot the quants as integers
    * (dot4I8Packed), as llama.cpp's mmvq; ignored where WGSL lacks packed_4x8_integer_dot_product.
+   * `split` (default false): every uploaded Q4_0/Q8_0 matrix also gets a second copy in a split layout (each block's
+   * quant bytes back to back, 16-byte aligned, then the f16 scales; the GGUF bytes themselves, only placed apart),
+   * which the word-sliced matvec reads instead (with `wpp` a multiple of 4 as whole vec4<u32> loads); the GGUF copy
+   * stays for get_rows, the prompt path and `download`, so those weights take twice their memory.
    */
   matvec?: {
     wg?: number;
@@ -96,6 +100,7 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
     threads?: number;
     unroll?: number;
     int8?: boolean;
+    split?: boolean;
   };
   /** Measure GPU time per step with timestamp queries when the adapter has them (see `lastStep`). Default false. */
   timestamps?: boolean;
@@ -163,7 +168,13 @@ export class GpuTensor implements BackendTensor {
     readonly dtype: DTypeName,
     readonly shape: Shape,
     /** Row ranges and their buffers (one chunk unless the tensor exceeds a binding). */
-    readonly chunks: readonly { readonly buffer: GPUBuffer; readonly row0: number; readonly rows: number }[],
+    readonly chunks: readonly {
+      readonly buffer: GPUBuffer;
+      readonly row0: number;
+      readonly rows: number;
+      /** The chunk's blocks in the split layout (matvec option `split`: Q4_0/Q8_0 matrices only). */
+      readonly split?: GPUBuffer;
+    }[],
   ) {
     this.cols = shape.length === 0 ? 1 : shape[shape.length - 1];
     this.rows = shape.length <= 1 ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
@@ -419,7 +430,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     if (per < rows && per > 1) per -= per % 2;
     if (rb > limit)
       throw new BackendError(`webgpu backend: one row of ${name} (${rb} bytes) exceeds the largest binding`);
-    const chunks: { buffer: GPUBuffer; row0: number; rows: number }[] = [];
+    const chunks: { buffer: GPUBuffer; row0: number; rows: number; split?: GPUBuffer }[] = [];
+    const f = gpuFormats[dtype];
+    const splitOn =
+      this.#options.matvec?.split === true && f?.sliced !== undefined && shape.length >= 2 && cols % 32 === 0;
     try {
       for (let r0 = 0; r0 < Math.max(rows, 1); r0 += per) {
         const n = Math.min(per, rows - r0);
@@ -435,11 +449,21 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             tail.set(src.subarray(whole));
             this.device.queue.writeBuffer(buffer, whole, tail);
           }
+          if (splitOn) {
+            const nblk = (n * cols) / 32;
+            const bytes = splitBytes(f.blockBytes, nblk);
+            const sb = await this.#buffer(`${name} split`, bytes + tensorPad, Usage.STORAGE | Usage.COPY_DST);
+            chunks[chunks.length - 1].split = sb;
+            this.device.queue.writeBuffer(sb, 0, splitBlocks(src, f.blockBytes, nblk));
+          }
         }
         if (rows === 0) break;
       }
     } catch (e) {
-      for (const c of chunks) this.#destroy(c.buffer);
+      for (const c of chunks) {
+        this.#destroy(c.buffer);
+        if (c.split) this.#destroy(c.split);
+      }
       throw e;
     }
     return new GpuTensor(name, dtype, Object.freeze([...shape]), Object.freeze(chunks));
@@ -480,7 +504,10 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
   }
 
   protected releaseTensor(tensor: BackendTensor): void {
-    for (const c of (tensor as GpuTensor).chunks) this.#destroy(c.buffer);
+    for (const c of (tensor as GpuTensor).chunks) {
+      this.#destroy(c.buffer);
+      if (c.split) this.#destroy(c.split);
+    }
   }
 
   protected releaseAll(): void {
@@ -946,7 +973,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           const target = mvCfg.threads ?? 131072;
           let tpr = Math.min(32, wgSize);
           while (tpr < maxTpr && tpr * 2 <= parts && Math.ceil(totalRows / rows) * tpr < target) tpr *= 2;
-          return { wg: wgSize, tpr, rows, wpp, unroll: mvCfg.unroll ?? 2 };
+          return { wg: wgSize, tpr, rows, wpp, unroll: mvCfg.unroll ?? 2, split: mvCfg.split === true };
         }
         // Powers of two from 32 (a subgroup on most GPUs): few distinct kernels, so few compilations.
         let tpr = Math.min(32, wgSize);
@@ -1023,18 +1050,21 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           (shape.wpp ?? 0) > 0 &&
           K % 32 === 0 &&
           fs.every((f) => f.sliced?.int8 !== undefined);
-        const code = matvecKernel(
-          { segs, glu: u.glu?.activation, norm: u.norm !== undefined && !int8 },
-          env,
-          int8 ? { ...shape, int8 } : shape,
-        );
+        // Split only when every weight of the unit has its split copy.
+        const split =
+          shape.split === true && ms.every((m) => (m.mm.weight.handle as GpuTensor).chunks.every((c) => c.split));
+        const code = matvecKernel({ segs, glu: u.glu?.activation, norm: u.norm !== undefined && !int8 }, env, {
+          ...shape,
+          int8,
+          split,
+        });
         const copy = ms.find((m) => m.copy)?.copy;
         const rope = ms.find((m) => m.rope)?.rope;
         const table = rope ? tableOf.get(rope) : undefined;
         const [po, ps] = copy ? posArgs(copy.positions) : [0, 0];
         const outOf = (m: Member): Range =>
           u.glu ? rangeOf(u.glu.out) : m.copy ? rangeOf(m.copy.dst) : m.rope ? rangeOf(m.rope.out) : rangeOf(m.mm.out);
-        const label = `matvec ${ms.map((m) => (m.mm.weight.handle as GpuTensor).dtype).join('+')}${u.glu ? ' glu' : ''}${u.norm && !int8 ? ' norm' : ''}${int8 ? ' int8' : ''}`;
+        const label = `matvec ${ms.map((m) => (m.mm.weight.handle as GpuTensor).dtype).join('+')}${u.glu ? ' glu' : ''}${u.norm && !int8 ? ' norm' : ''}${int8 ? ' int8' : ''}${split ? ' split' : ''}`;
         if (int8) {
           // The activations (normalised first when the unit has the norm) as q8 blocks, a workgroup per token.
           addDispatch(
@@ -1082,7 +1112,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           bind[5] = copy ? posRange(copy.positions) : undefined;
           bind[6] = u.norm?.weight && !int8 ? rangeOf(u.norm.weight) : undefined;
           ms.forEach((m, i) => {
-            bind[7 + i] = rangeOf(m.mm.weight, chunks > 1 ? ci : 0);
+            const wc = (m.mm.weight.handle as GpuTensor).chunks[chunks > 1 ? ci : 0];
+            bind[7 + i] =
+              split && wc.split
+                ? { buffer: wc.split, offset: 0, size: wc.split.size }
+                : rangeOf(m.mm.weight, chunks > 1 ? ci : 0);
             if (i > 0 && !u.glu) bind[9 + i] = outOf(m);
           });
           const total = wgs;

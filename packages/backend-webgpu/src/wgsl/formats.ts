@@ -36,6 +36,13 @@ export interface GpuFormat {
      * to be multiplied by the activations' block scale. Needs WGSL's packed_4x8_integer_dot_product.
      */
     int8(w: string, wpp: number): string;
+    /**
+     * The same parts over the split layout (matvec option `split`, {@link splitBlocks}): `${w}_spart(bi, j, sbw, xp)`
+     * (or `${w}_spart8(bi, j, sbw, xq)` with `int8`) for block index `bi` of the chunk, whose scales start at u32
+     * word `sbw`. With `vec4` (wpp a multiple of 4) the binding is `array<vec4u>` and a part's quants are whole
+     * 16-byte loads.
+     */
+    split(w: string, wpp: number, int8: boolean, vec4: boolean): string;
   };
 }
 
@@ -129,6 +136,12 @@ fn ${w}_dot(blk: u32, u: u32, xv: ptr<function, array<vec4f, 8>>) -> f32 {
 }
 
 /** Q4_0 part j: words j·wpp.. of the 4; lows are elements 4i..4i+3, highs 16 + 4i..; xp = lows then highs. */
+const q4_0Dot = (wpp: number) => `var s = 0.0;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot(nib4(w${i}), (*xp)[${i}]) + dot(nib4(w${i} >> 4u), (*xp)[${wpp + i}]);`).join('\n  ')}
+  return d * s;`;
+const q4_0Dot8 = (wpp: number) => `var s = 0i;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot4I8Packed(nib_s8(w${i} & 0x0f0f0f0fu), (*xq)[${i}]) + dot4I8Packed(nib_s8((w${i} >> 4u) & 0x0f0f0f0fu), (*xq)[${wpp + i}]);`).join('\n  ')}
+  return d * f32(s);`;
 const q4_0Sliced = {
   words: 4,
   xOffsets: (wpp: number) => [
@@ -139,9 +152,7 @@ const q4_0Sliced = {
 fn ${w}_part(blk: u32, j: u32, xp: ptr<function, array<vec4f, ${2 * wpp}>>) -> f32 {
   let q0 = blk + 2u + ${4 * wpp}u * j;
   ${slicedWords(w, wpp)}
-  var s = 0.0;
-  ${Array.from({ length: wpp }, (_, i) => `s += dot(nib4(w${i}), (*xp)[${i}]) + dot(nib4(w${i} >> 4u), (*xp)[${wpp + i}]);`).join('\n  ')}
-  return d * s;
+  ${q4_0Dot(wpp)}
 }
 fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${2 * wpp}> {
   let q0 = blk + 2u + ${4 * wpp}u * j;
@@ -152,13 +163,19 @@ fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${2 * wpp}> {
 fn ${w}_part8(blk: u32, j: u32, xq: ptr<function, array<u32, ${2 * wpp}>>) -> f32 {
   let q0 = blk + 2u + ${4 * wpp}u * j;
   ${slicedWords(w, wpp)}
-  var s = 0i;
-  ${Array.from({ length: wpp }, (_, i) => `s += dot4I8Packed(nib_s8(w${i} & 0x0f0f0f0fu), (*xq)[${i}]) + dot4I8Packed(nib_s8((w${i} >> 4u) & 0x0f0f0f0fu), (*xq)[${wpp + i}]);`).join('\n  ')}
-  return d * f32(s);
+  ${q4_0Dot8(wpp)}
 }`,
+  split: (w: string, wpp: number, int8: boolean, vec4: boolean) =>
+    splitPart(w, 4, wpp, int8, vec4, 2 * wpp, int8 ? q4_0Dot8(wpp) : q4_0Dot(wpp)),
 };
 
 /** Q8_0 part j: words j·wpp.. of the 8, elements 4i..4i+3 each. */
+const q8_0Dot = (wpp: number) => `var s = 0.0;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot(sb4(w${i}), (*xp)[${i}]);`).join('\n  ')}
+  return d * s;`;
+const q8_0Dot8 = (wpp: number) => `var s = 0i;
+  ${Array.from({ length: wpp }, (_, i) => `s += dot4I8Packed(w${i}, (*xq)[${i}]);`).join('\n  ')}
+  return d * f32(s);`;
 const q8_0Sliced = {
   words: 8,
   xOffsets: (wpp: number) => Array.from({ length: wpp }, (_, i) => i),
@@ -166,9 +183,7 @@ const q8_0Sliced = {
 fn ${w}_part(blk: u32, j: u32, xp: ptr<function, array<vec4f, ${wpp}>>) -> f32 {
   let q0 = blk + 2u + ${4 * wpp}u * j;
   ${slicedWords(w, wpp)}
-  var s = 0.0;
-  ${Array.from({ length: wpp }, (_, i) => `s += dot(sb4(w${i}), (*xp)[${i}]);`).join('\n  ')}
-  return d * s;
+  ${q8_0Dot(wpp)}
 }
 fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${wpp}> {
   let q0 = blk + 2u + ${4 * wpp}u * j;
@@ -179,11 +194,72 @@ fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${wpp}> {
 fn ${w}_part8(blk: u32, j: u32, xq: ptr<function, array<u32, ${wpp}>>) -> f32 {
   let q0 = blk + 2u + ${4 * wpp}u * j;
   ${slicedWords(w, wpp)}
-  var s = 0i;
-  ${Array.from({ length: wpp }, (_, i) => `s += dot4I8Packed(w${i}, (*xq)[${i}]);`).join('\n  ')}
-  return d * f32(s);
+  ${q8_0Dot8(wpp)}
 }`,
+  split: (w: string, wpp: number, int8: boolean, vec4: boolean) =>
+    splitPart(w, 8, wpp, int8, vec4, wpp, int8 ? q8_0Dot8(wpp) : q8_0Dot(wpp)),
 };
+
+/**
+ * A part over the split layout: block `bi`'s quants are u32 words `words·bi..` (16- or 32-byte aligned), its scale
+ * the f16 half `bi & 1` of word `sbw + bi / 2`; with `vec4` the binding is `array<vec4u>` and the part's words come
+ * as wpp / 4 whole vec4 loads.
+ */
+function splitPart(
+  w: string,
+  words: number,
+  wpp: number,
+  int8: boolean,
+  vec4: boolean,
+  nx: number,
+  body: string,
+): string {
+  const lines = ['let sw = sbw + (bi >> 1u);'];
+  lines.push(
+    vec4
+      ? `let d = unpack2x16float(${w}[sw >> 2u][sw & 3u] >> ((bi & 1u) * 16u)).x;`
+      : `let d = unpack2x16float(${w}[sw] >> ((bi & 1u) * 16u)).x;`,
+  );
+  if (vec4) {
+    lines.push(`let v0i = bi * ${words / 4}u + ${wpp / 4}u * j;`);
+    for (let k = 0; k < wpp / 4; k++) {
+      lines.push(`let v${k} = ${w}[v0i + ${k}u];`);
+      for (let c = 0; c < 4; c++) lines.push(`let w${4 * k + c} = v${k}.${'xyzw'[c]};`);
+    }
+  } else {
+    lines.push(`let q0 = bi * ${words}u + ${wpp}u * j;`);
+    for (let i = 0; i < wpp; i++) lines.push(`let w${i} = ${w}[q0 + ${i}u];`);
+  }
+  const xt = int8 ? `xq: ptr<function, array<u32, ${nx}>>` : `xp: ptr<function, array<vec4f, ${nx}>>`;
+  return `
+fn ${w}_spart${int8 ? '8' : ''}(bi: u32, j: u32, sbw: u32, ${xt}) -> f32 {
+  ${lines.join('\n  ')}
+  ${body}
+}`;
+}
+
+/**
+ * The split layout of a chunk of `nblk` Q4_0/Q8_0 blocks (matvec option `split`): every block's quant bytes
+ * (`blockBytes - 2`) back to back, then every block's f16 scale (2 bytes each), zero-padded to 16 bytes. The bytes
+ * of each block are the GGUF bytes, only placed apart, so quants are 16-byte aligned.
+ */
+export function splitBlocks(data: Uint8Array, blockBytes: number, nblk: number): Uint8Array {
+  const qb = blockBytes - 2;
+  const out = new Uint8Array(splitBytes(blockBytes, nblk));
+  const sc = nblk * qb;
+  for (let b = 0; b < nblk; b++) {
+    const o = b * blockBytes;
+    out[sc + 2 * b] = data[o];
+    out[sc + 2 * b + 1] = data[o + 1];
+    out.set(data.subarray(o + 2, o + blockBytes), b * qb);
+  }
+  return out;
+}
+
+/** Bytes of {@link splitBlocks}'s layout: quants, scales, rounded up to 16. */
+export function splitBytes(blockBytes: number, nblk: number): number {
+  return Math.ceil((nblk * blockBytes) / 16) * 16;
+}
 
 function iq4_nl(w: string): string {
   return `${bytes(w)}

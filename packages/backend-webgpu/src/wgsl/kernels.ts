@@ -114,6 +114,11 @@ export interface MatvecShape {
    * the norm prologue is then the quantize kernel's.
    */
   readonly int8?: boolean;
+  /**
+   * Word-sliced Q4_0/Q8_0 only: the weights are bound in the split layout (`splitBlocks`: quants back to back, then
+   * the scales), so a part's quants are aligned words; with wpp a multiple of 4, whole vec4<u32> loads.
+   */
+  readonly split?: boolean;
 }
 
 /** One weight of a fused matvec and how its rows are written. */
@@ -172,16 +177,26 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   if (anyRope) bind.push('@group(0) @binding(6) var<storage, read_write> T: array<vec2f>;');
   if (anyCache) bind.push('@group(0) @binding(7) var<storage, read_write> Pos: array<i32>;');
   if (norm) bind.push(`@group(0) @binding(8) var<storage, read_write> NW: array<${scalar ? 'f32' : 'vec4f'}>;`);
-  for (let i = 0; i < segs.length; i++) bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<u32>;`);
   // Word-sliced only when every weight of the dispatch has the path (q, k, v may differ in format).
   const wpp = s.wpp !== undefined && s.wpp > 0 && segs.every((g) => g.f.sliced !== undefined) ? s.wpp : 0;
   const int8 = s.int8 === true && wpp > 0;
+  const split = s.split === true && wpp > 0;
+  const vec4 = split && wpp % 4 === 0;
+  for (let i = 0; i < segs.length; i++)
+    bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<${vec4 ? 'vec4u' : 'u32'}>;`);
   if (int8 && norm) throw new Error('matvecKernel: int8 activations come normalised (quantizeQ8Kernel)');
   if (int8) bind[0] = '@group(0) @binding(2) var<storage, read_write> X: array<u32>;';
-  const codes = new Set(segs.map((g, i) => g.f.code(`W${i}`)));
+  // The split layout has only the parts (the GGUF-layout decoders would not even type-check on vec4 bindings).
+  const codes = new Set(split ? [] : segs.map((g, i) => g.f.code(`W${i}`)));
   if (wpp > 0) {
     for (const [i, g] of segs.entries())
-      codes.add(int8 ? g.f.sliced!.int8(`W${i}`, wpp) : g.f.sliced!.code(`W${i}`, wpp));
+      codes.add(
+        split
+          ? g.f.sliced!.split(`W${i}`, wpp, int8, vec4)
+          : int8
+            ? g.f.sliced!.int8(`W${i}`, wpp)
+            : g.f.sliced!.code(`W${i}`, wpp),
+      );
   }
   if (int8) codes.add(nibS8);
 
@@ -222,7 +237,9 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
             rep(
               R,
               (r) =>
-                `acc${wi * R + r} += W${w}_part${int8 ? '8' : ''}(ro${r} + b${q} * ${segs[w].f.blockBytes}u, j${q}, &xp${q})${int8 ? ` * dx${q}` : ''};`,
+                split
+                  ? `acc${wi * R + r} += W${w}_spart${int8 ? '8' : ''}(rb${r} + b${q}, j${q}, sbw${w}, &xp${q})${int8 ? ` * dx${q}` : ''};`
+                  : `acc${wi * R + r} += W${w}_part${int8 ? '8' : ''}(ro${r} + b${q} * ${segs[w].f.blockBytes}u, j${q}, &xp${q})${int8 ? ` * dx${q}` : ''};`,
             ),
           )
           .join('\n    ');
@@ -236,7 +253,13 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
       };
       const un = Math.max(1, s.unroll ?? 1);
       const T = s.tpr;
+      // Split: rows as block indices; weight w's scales follow the chunk's quants (chunkRows·K/32 blocks of them).
+      const splitLets = split
+        ? `${rep(R, (r) => `let rb${r} = min(local0 + ${r}u, chunkRows - 1u) * (K / 32u);`, '\n  ')}
+  ${ws.map((w) => `let sbw${w} = chunkRows * (K / 32u) * ${segs[w].f.sliced!.words}u;`).join('\n  ')}`
+        : '';
       return `
+  ${splitLets}
   let np = (K / 32u) * ${per}u;
   var u = t;
   ${

@@ -1,0 +1,141 @@
+/**
+ * The split-layout matvec (`matvec: { split: true }`): Q4_0/Q8_0 matrices get a second copy with every block's quants
+ * back to back and the scales after them. Checked against a float64 sum of the dequantized weights (f32 activations)
+ * and the JS backend in ggml mode (int8 activations), with rows not a multiple of a workgroup's rows and K not a
+ * multiple of the parts a thread group covers per iteration; fused units (rms_norm + q/k/v, gate/up + GLU) against the
+ * GGUF-layout kernel of the same grid; `download` still the GGUF bytes.
+ */
+import { JsBackend } from '@nibble/backend-js';
+import { formats } from '@nibble/formats';
+import { type Backend, type DTypeName, GraphBuilder, hostTensor } from '@nibble/tensor';
+import { describe, expect, it } from 'vitest';
+import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+import { nodeGpu } from './node.js';
+import { splitBlocks, splitBytes } from './wgsl/formats.js';
+
+function values(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return ((s / 4294967296) * 2 - 1) * scale;
+  });
+}
+
+type Grid = NonNullable<WebGpuBackendOptions['matvec']>;
+
+/** Every split grid the sweep runs, in small: vec4 loads (wpp 4, 8), u32 loads (wpp 1, 2), f32 and int8 activations. */
+const grids: Grid[] = [
+  { wpp: 4, rows: 4, split: true },
+  { wpp: 4, rows: 4, int8: true, split: true },
+  { wpp: 4, rows: 2, unroll: 1, int8: true, split: true },
+  { wpp: 2, rows: 2, split: true },
+  { wpp: 1, rows: 4, int8: true, split: true },
+  { wpp: 4, rows: 8, wg: 64, unroll: 3, split: true },
+  { wpp: 8, rows: 4, int8: true, split: true },
+];
+
+/** y = W x (plain), and rms_norm(x)·nw through q, k, v and gate/up + silu-GLU (the fused units). */
+async function graphs(b: Backend, dtype: DTypeName, rows: number, cols: number) {
+  const w = (seed: number, r = rows) =>
+    b.upload(hostTensor(dtype, [r, cols], formats[dtype].quantize(values(r * cols, seed), { rowLength: cols })), {
+      name: `w${seed}`,
+    });
+  const [w1, wq, wk, wv, wg, wu] = await Promise.all([w(1), w(2), w(3, 34), w(4, 34), w(5), w(6)]);
+  const nw = await b.upload(
+    hostTensor(
+      'f32',
+      [cols],
+      values(cols, 7, 0.5).map((v) => 1 + v),
+    ),
+    { name: 'nw' },
+  );
+  const g = new GraphBuilder();
+  const n = g.param('n', { min: 1, max: 3 });
+  const x = g.input('x', 'f32', [n, cols]);
+  g.output('y', g.matmul(g.weight(w1), x));
+  const h = g.rmsNorm(x, 1e-5, { weight: g.weight(nw) });
+  g.output('q', g.matmul(g.weight(wq), h));
+  g.output('k', g.matmul(g.weight(wk), h));
+  g.output('v', g.matmul(g.weight(wv), h));
+  g.output('ff', g.glu(g.matmul(g.weight(wg), h), g.matmul(g.weight(wu), h)));
+  return { graph: g.build(), w1 };
+}
+
+describe('split layout', () => {
+  it('places quants back to back, then the scales, as the GGUF bytes', () => {
+    // Two Q4_0 blocks: scale bytes 0-1, quants 2-17 each.
+    const raw = Uint8Array.from({ length: 36 }, (_, i) => i + 1);
+    const s = splitBlocks(raw, 18, 2);
+    expect(s.length).toBe(splitBytes(18, 2));
+    expect(s.length).toBe(48);
+    expect([...s.subarray(0, 16)]).toEqual([...raw.subarray(2, 18)]);
+    expect([...s.subarray(16, 32)]).toEqual([...raw.subarray(20, 36)]);
+    expect([...s.subarray(32, 36)]).toEqual([1, 2, 19, 20]);
+    expect([...s.subarray(36)]).toEqual(new Array(12).fill(0));
+  });
+
+  // 70 rows (not a multiple of a workgroup's rows), K = 288 (9 blocks: not a multiple of any part count per iteration).
+  const rows = 70;
+  const cols = 288;
+  for (const dtype of ['q4_0', 'q8_0'] as const) {
+    it(`${dtype}: every split grid against float64 (f32 activations) or the JS backend (int8), plain and fused`, async () => {
+      const js = new JsBackend({ matmulActivations: 'ggml' });
+      const gj = await graphs(js, dtype, rows, cols);
+      for (const matvec of grids) {
+        // Q4_0 has 4 quant words a block: wpp 8 takes the 32-element unit path (f32 activations, no split).
+        const sliced = dtype === 'q8_0' || (matvec.wpp ?? 1) <= 4;
+        const int8 = matvec.int8 === true && sliced;
+        const gpu = await WebGpuBackend.create({ gpu: nodeGpu(), matvec });
+        const plain = await WebGpuBackend.create({ gpu: nodeGpu(), matvec: { ...matvec, split: false } });
+        const [gg, gp] = await Promise.all([graphs(gpu, dtype, rows, cols), graphs(plain, dtype, rows, cols)]);
+        const what = `${dtype} ${JSON.stringify(matvec)}`;
+        // The GGUF bytes come back, whatever the matvec reads.
+        const bytes = formats[dtype].quantize(values(rows * cols, 1), { rowLength: cols });
+        expect((await gpu.download(gg.w1)).data, what).toEqual(bytes);
+        const labels = (await gpu.profileStep(gg.graph, { x: values(cols, 1), n: 1 })).map((k) => k.label);
+        const tag = `${int8 ? ' int8' : ''} split`;
+        if (sliced) {
+          expect(labels, what).toContain(`matvec ${dtype}${tag}`);
+          expect(labels, what).toContain(`matvec ${dtype}+${dtype}+${dtype}${int8 ? tag : ` norm${tag}`}`);
+          expect(labels, what).toContain(`matvec ${dtype}+${dtype} glu${int8 ? tag : ` norm${tag}`}`);
+        } else {
+          expect(labels.some((l) => l.includes('split')), what).toBe(false);
+        }
+        const deq = formats[dtype].dequantize(bytes, rows * cols);
+        for (const n of [1, 3]) {
+          const x = values(n * cols, 10 + n, 2);
+          const got = await gpu.run(gg.graph, { x, n });
+          if (int8) {
+            const want = await js.run(gj.graph, { x, n });
+            for (const name of ['y', 'q', 'k', 'v', 'ff']) {
+              const mag = Math.max(...Array.from(want[name], Math.abs));
+              let err = 0;
+              for (let i = 0; i < want[name].length; i++) err = Math.max(err, Math.abs(got[name][i] - want[name][i]));
+              // As int8.test.ts: exact integer sums, only the f32 rounding of the block sums differs.
+              expect(err / mag, `${what} ${name} n=${n}`).toBeLessThan(1e-6);
+            }
+          } else {
+            for (let t = 0; t < n; t++) {
+              for (let o = 0; o < rows; o++) {
+                let s = 0;
+                let mag = 0;
+                for (let i = 0; i < cols; i++) {
+                  s += deq[o * cols + i] * x[t * cols + i];
+                  mag += Math.abs(deq[o * cols + i] * x[t * cols + i]);
+                }
+                // As backend.test.ts's grids: f32 sums in another order, within a few ulps of the magnitude summed.
+                expect(Math.abs(got.y[t * rows + o] - s) / mag, `${what} token ${t} row ${o}`).toBeLessThan(1.5e-7);
+              }
+            }
+          }
+          // The fused units read the same bits as the GGUF-layout kernel of the same grid, in the same order.
+          const ref = await plain.run(gp.graph, { x, n });
+          for (const name of ['y', 'q', 'k', 'v', 'ff']) expect(got[name], `${what} ${name} n=${n}`).toEqual(ref[name]);
+        }
+        gpu.dispose();
+        plain.dispose();
+      }
+      js.dispose();
+    }, 600_000);
+  }
+});
