@@ -45,7 +45,7 @@ import {
   openDevice,
   Usage,
 } from './device.js';
-import { type GpuFormat, gpuFormats, splitBlocks, splitBytes } from './wgsl/formats.js';
+import { type GpuFormat, gpuFormats, joinBlocks, splitBlocks, splitBytes, splitFormats } from './wgsl/formats.js';
 import {
   argmaxKernel,
   attentionChunk,
@@ -91,6 +91,8 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
    * quant bytes back to back, 16-byte aligned, then the f16 scales; the GGUF bytes themselves, only placed apart),
    * which the word-sliced matvec reads instead (with `wpp` a multiple of 4 as whole vec4<u32> loads); the GGUF copy
    * stays for get_rows, the prompt path and `download`, so those weights take twice their memory.
+   * `x4` (default false): with `int8` and `wpp` a multiple of 4, the matvec reads the q8 activations as vec4<u32>
+   * (where K is a multiple of 128).
    */
   matvec?: {
     wg?: number;
@@ -101,6 +103,7 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
     unroll?: number;
     int8?: boolean;
     split?: boolean;
+    x4?: boolean;
   };
   /** Measure GPU time per step with timestamp queries when the adapter has them (see `lastStep`). Default false. */
   timestamps?: boolean;
@@ -168,13 +171,9 @@ export class GpuTensor implements BackendTensor {
     readonly dtype: DTypeName,
     readonly shape: Shape,
     /** Row ranges and their buffers (one chunk unless the tensor exceeds a binding). */
-    readonly chunks: readonly {
-      readonly buffer: GPUBuffer;
-      readonly row0: number;
-      readonly rows: number;
-      /** The chunk's blocks in the split layout (matvec option `split`: Q4_0/Q8_0 matrices only). */
-      readonly split?: GPUBuffer;
-    }[],
+    readonly chunks: readonly { readonly buffer: GPUBuffer; readonly row0: number; readonly rows: number }[],
+    /** Blocks stored in the split layout (matvec option `split`: uploaded Q4_0/Q8_0 matrices). */
+    readonly split = false,
   ) {
     this.cols = shape.length === 0 ? 1 : shape[shape.length - 1];
     this.rows = shape.length <= 1 ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
@@ -286,6 +285,8 @@ interface Prepared {
 }
 
 const maxGroups = 65535;
+/** The decoders of a tensor's stored layout. */
+const formatOf = (t: GpuTensor): GpuFormat => (t.split ? splitFormats : gpuFormats)[t.dtype] as GpuFormat;
 /** Bytes after every tensor's rows in its buffer (and its bindings). */
 const tensorPad = 16;
 let nextId = 0;
@@ -425,22 +426,35 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     const rows = shape.length <= 1 ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const rb = rowBytes(dtype, cols);
     // 16 bytes of padding after every tensor: kernels that read whole words may touch one past a row's end.
-    const limit = Math.min(this.#binding, this.info.maxBufferSize) - 4 - tensorPad;
+    const f = gpuFormats[dtype];
+    const splitOn =
+      this.#options.matvec?.split === true &&
+      data !== undefined &&
+      f?.sliced !== undefined &&
+      shape.length >= 2 &&
+      cols % 32 === 0;
+    // The split layout adds a 16-byte header and rounds up to 16.
+    const limit = Math.min(this.#binding, this.info.maxBufferSize) - 4 - tensorPad - (splitOn ? 32 : 0);
     let per = Math.max(1, Math.floor(limit / Math.max(1, rb)));
     if (per < rows && per > 1) per -= per % 2;
     if (rb > limit)
       throw new BackendError(`webgpu backend: one row of ${name} (${rb} bytes) exceeds the largest binding`);
-    const chunks: { buffer: GPUBuffer; row0: number; rows: number; split?: GPUBuffer }[] = [];
-    const f = gpuFormats[dtype];
-    const splitOn =
-      this.#options.matvec?.split === true && f?.sliced !== undefined && shape.length >= 2 && cols % 32 === 0;
+    const chunks: { buffer: GPUBuffer; row0: number; rows: number }[] = [];
     try {
       for (let r0 = 0; r0 < Math.max(rows, 1); r0 += per) {
         const n = Math.min(per, rows - r0);
         const size = n * rb;
-        const buffer = await this.#buffer(name, size + tensorPad, Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC);
+        const nblk = (n * cols) / 32;
+        const bytes = splitOn ? splitBytes(f.blockBytes, nblk) : size;
+        const buffer = await this.#buffer(name, bytes + tensorPad, Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC);
         chunks.push({ buffer, row0: r0, rows: n });
-        if (data !== undefined && size > 0) {
+        if (splitOn) {
+          this.device.queue.writeBuffer(
+            buffer,
+            0,
+            splitBlocks(data.subarray(r0 * rb, r0 * rb + size), f.blockBytes, nblk),
+          );
+        } else if (data !== undefined && size > 0) {
           const src = data.subarray(r0 * rb, r0 * rb + size);
           const whole = size - (size % 4);
           if (whole > 0) this.device.queue.writeBuffer(buffer, 0, src.buffer, src.byteOffset, whole);
@@ -449,24 +463,14 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
             tail.set(src.subarray(whole));
             this.device.queue.writeBuffer(buffer, whole, tail);
           }
-          if (splitOn) {
-            const nblk = (n * cols) / 32;
-            const bytes = splitBytes(f.blockBytes, nblk);
-            const sb = await this.#buffer(`${name} split`, bytes + tensorPad, Usage.STORAGE | Usage.COPY_DST);
-            chunks[chunks.length - 1].split = sb;
-            this.device.queue.writeBuffer(sb, 0, splitBlocks(src, f.blockBytes, nblk));
-          }
         }
         if (rows === 0) break;
       }
     } catch (e) {
-      for (const c of chunks) {
-        this.#destroy(c.buffer);
-        if (c.split) this.#destroy(c.split);
-      }
+      for (const c of chunks) this.#destroy(c.buffer);
       throw e;
     }
-    return new GpuTensor(name, dtype, Object.freeze([...shape]), Object.freeze(chunks));
+    return new GpuTensor(name, dtype, Object.freeze([...shape]), Object.freeze(chunks), splitOn);
   }
 
   async download(tensor: BackendTensor): Promise<HostTensor> {
@@ -476,13 +480,16 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
     for (const c of t.chunks) {
       const size = c.rows * t.rowBytes;
       if (size === 0) continue;
-      const padded = Math.ceil(size / 4) * 4;
+      const nblk = (c.rows * t.cols) / 32;
+      const stored = t.split ? splitBytes(t.rowBytes / (t.cols / 32), nblk) : size;
+      const padded = Math.ceil(stored / 4) * 4;
       const rb = await this.#buffer(`${t.name} readback`, padded, Usage.MAP_READ | Usage.COPY_DST);
       const enc = this.device.createCommandEncoder();
       enc.copyBufferToBuffer(c.buffer, 0, rb, 0, padded);
       this.device.queue.submit([enc.finish()]);
       await this.#map(rb);
-      out.set(new Uint8Array(rb.getMappedRange(), 0, size), c.row0 * t.rowBytes);
+      const got = new Uint8Array(rb.getMappedRange(), 0, stored);
+      out.set(t.split ? joinBlocks(got, t.rowBytes / (t.cols / 32), nblk) : got, c.row0 * t.rowBytes);
       rb.unmap();
       this.#destroy(rb);
     }
@@ -504,10 +511,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
   }
 
   protected releaseTensor(tensor: BackendTensor): void {
-    for (const c of (tensor as GpuTensor).chunks) {
-      this.#destroy(c.buffer);
-      if (c.split) this.#destroy(c.split);
-    }
+    for (const c of (tensor as GpuTensor).chunks) this.#destroy(c.buffer);
   }
 
   protected releaseAll(): void {
@@ -635,7 +639,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         }
         const g = t.handle as GpuTensor;
         const c = g.chunks[chunk];
-        return { buffer: c.buffer, offset: 0, size: Math.ceil((c.rows * g.rowBytes) / 4) * 4 + tensorPad };
+        return {
+          buffer: c.buffer,
+          offset: 0,
+          size: g.split ? c.buffer.size : Math.ceil((c.rows * g.rowBytes) / 4) * 4 + tensorPad,
+        };
       };
       const paramsRange: Range = { buffer: step, offset: 0, size: up(4 * Math.max(1, slots)) };
       const stageU32 = new Uint32Array(stage);
@@ -973,7 +981,15 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           const target = mvCfg.threads ?? 131072;
           let tpr = Math.min(32, wgSize);
           while (tpr < maxTpr && tpr * 2 <= parts && Math.ceil(totalRows / rows) * tpr < target) tpr *= 2;
-          return { wg: wgSize, tpr, rows, wpp, unroll: mvCfg.unroll ?? 2, split: mvCfg.split === true };
+          return {
+            wg: wgSize,
+            tpr,
+            rows,
+            wpp,
+            unroll: mvCfg.unroll ?? 2,
+            split: mvCfg.split === true,
+            x4: mvCfg.x4 === true,
+          };
         }
         // Powers of two from 32 (a subgroup on most GPUs): few distinct kernels, so few compilations.
         let tpr = Math.min(32, wgSize);
@@ -986,7 +1002,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const int8Kmax = int8On
         ? plan.nodes.reduce((k, n) => (n.op === 'matmul' ? Math.max(k, (n.weight.handle as GpuTensor).cols) : k), 0)
         : 0;
-      const q8Bytes = 4 * Math.max(1, mvMax * 9 * Math.ceil(int8Kmax / 32));
+      // Whole 16 bytes (the x4 matvec binds it as vec4s).
+      const q8Bytes = 16 * Math.ceil(Math.max(1, mvMax * 9 * Math.ceil(int8Kmax / 32)) / 4);
       const q8Range: Range | undefined = int8On
         ? { buffer: await make('q8 activations', q8Bytes, Usage.STORAGE), offset: 0, size: q8Bytes }
         : undefined;
@@ -995,7 +1012,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       /** The tiled matmul of one node (the prompt path), one dispatch per weight chunk. */
       const emitTiled = (node: MatmulNode, when: Dispatch['when']) => {
         const w = node.weight.handle as GpuTensor;
-        const f = gpuFormats[w.dtype] as GpuFormat;
+        const f = formatOf(w);
         const tl = tiledKernel(f, env, { bias: node.bias !== undefined, residual: node.residual !== undefined });
         const [r0, r1, r2] = rowsArgs(node.x);
         const tokens = node.x;
@@ -1029,15 +1046,15 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         const first = ms[0].mm;
         const w0 = first.weight.handle as GpuTensor;
         const K = w0.cols;
-        const f0 = gpuFormats[w0.dtype] as GpuFormat;
-        const fs = ms.map((m) => gpuFormats[(m.mm.weight.handle as GpuTensor).dtype] as GpuFormat);
+        const f0 = formatOf(w0);
+        const fs = ms.map((m) => formatOf(m.mm.weight.handle as GpuTensor));
         const totalRows = (u.glu ? [ms[0]] : ms).reduce((n, m) => n + (m.mm.weight.handle as GpuTensor).rows, 0);
         const shape = matvecShape(f0.blockSize === 1 ? K : K / 32, fs, totalRows);
         const perWg = (shape.wg / shape.tpr) * shape.rows;
         const x = u.norm ? u.norm.x : first.x;
         const tokens = first.x;
         const segs = ms.map((m) => ({
-          f: gpuFormats[(m.mm.weight.handle as GpuTensor).dtype] as GpuFormat,
+          f: formatOf(m.mm.weight.handle as GpuTensor),
           epi: {
             bias: m.mm.bias !== undefined,
             residual: m.mm.residual !== undefined,
@@ -1050,13 +1067,14 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           (shape.wpp ?? 0) > 0 &&
           K % 32 === 0 &&
           fs.every((f) => f.sliced?.int8 !== undefined);
+        const x4 = int8 && shape.x4 === true && (shape.wpp ?? 0) % 4 === 0 && K % 128 === 0;
         // Split only when every weight of the unit has its split copy.
-        const split =
-          shape.split === true && ms.every((m) => (m.mm.weight.handle as GpuTensor).chunks.every((c) => c.split));
+        const split = shape.split === true && ms.every((m) => (m.mm.weight.handle as GpuTensor).split);
         const code = matvecKernel({ segs, glu: u.glu?.activation, norm: u.norm !== undefined && !int8 }, env, {
           ...shape,
           int8,
           split,
+          x4,
         });
         const copy = ms.find((m) => m.copy)?.copy;
         const rope = ms.find((m) => m.rope)?.rope;
@@ -1064,7 +1082,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
         const [po, ps] = copy ? posArgs(copy.positions) : [0, 0];
         const outOf = (m: Member): Range =>
           u.glu ? rangeOf(u.glu.out) : m.copy ? rangeOf(m.copy.dst) : m.rope ? rangeOf(m.rope.out) : rangeOf(m.mm.out);
-        const label = `matvec ${ms.map((m) => (m.mm.weight.handle as GpuTensor).dtype).join('+')}${u.glu ? ' glu' : ''}${u.norm && !int8 ? ' norm' : ''}${int8 ? ' int8' : ''}${split ? ' split' : ''}`;
+        const label = `matvec ${ms.map((m) => (m.mm.weight.handle as GpuTensor).dtype).join('+')}${u.glu ? ' glu' : ''}${u.norm && !int8 ? ' norm' : ''}${int8 ? ' int8' : ''}${split ? ' split' : ''}${x4 ? ' x4' : ''}`;
         if (int8) {
           // The activations (normalised first when the unit has the norm) as q8 blocks, a workgroup per token.
           addDispatch(
@@ -1112,11 +1130,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           bind[5] = copy ? posRange(copy.positions) : undefined;
           bind[6] = u.norm?.weight && !int8 ? rangeOf(u.norm.weight) : undefined;
           ms.forEach((m, i) => {
-            const wc = (m.mm.weight.handle as GpuTensor).chunks[chunks > 1 ? ci : 0];
-            bind[7 + i] =
-              split && wc.split
-                ? { buffer: wc.split, offset: 0, size: wc.split.size }
-                : rangeOf(m.mm.weight, chunks > 1 ? ci : 0);
+            bind[7 + i] = rangeOf(m.mm.weight, chunks > 1 ? ci : 0);
             if (i > 0 && !u.glu) bind[9 + i] = outOf(m);
           });
           const total = wgs;
@@ -1199,6 +1213,11 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const emitCopy = (node: GraphNode & { op: 'copy' }, when: Dispatch['when'], tokens?: TensorRef) => {
         const dst = node.dst.handle as GpuTensor;
         const dt = node.dst.dtype as 'f32' | 'f16' | 'bf16' | 'q8_0';
+        if (dst.split)
+          throw new GraphError(
+            node.name,
+            `webgpu backend: cannot copy into ${dst.name}: uploaded with matvec.split, its blocks are in the split layout (allocate caches with alloc)`,
+          );
         const [po, ps] = posArgs(node.positions);
         addDispatch(
           node.name,
@@ -1233,8 +1252,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
       const emitSplitAttention = (node: GraphNode & { op: 'attention' }, po: number, ps: number) => {
         const k = node.k.handle as GpuTensor;
         const v = node.v.handle as GpuTensor;
-        const f = gpuFormats[k.dtype] as GpuFormat;
-        const fv = gpuFormats[v.dtype] as GpuFormat;
+        const f = formatOf(k);
+        const fv = formatOf(v);
         const C = attnChunk(node.headDim);
         const slot = graph.params.length + splitNodes.indexOf(node);
         const sMax = Math.min(64, Math.ceil(k.rows / C));
@@ -1313,7 +1332,7 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           }
           case 'get_rows': {
             const table = node.table.handle as GpuTensor;
-            const f = gpuFormats[table.dtype] as GpuFormat;
+            const f = formatOf(table);
             table.chunks.forEach((c, ci) => {
               addDispatch(
                 node.name,
@@ -1363,8 +1382,8 @@ export class WebGpuBackend extends KernelBackend<Prepared> {
           case 'attention': {
             const k = node.k.handle as GpuTensor;
             const v = node.v.handle as GpuTensor;
-            const f = gpuFormats[k.dtype] as GpuFormat;
-            const fv = gpuFormats[v.dtype] as GpuFormat;
+            const f = formatOf(k);
+            const fv = formatOf(v);
             if (node.headDim > 512)
               throw new GraphError(node.name, 'webgpu backend: head dims above 512 are not supported');
             const [po, ps] = posArgs(node.positions);

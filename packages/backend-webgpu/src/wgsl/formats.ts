@@ -42,7 +42,7 @@ export interface GpuFormat {
      * word `sbw`. With `vec4` (wpp a multiple of 4) the binding is `array<vec4u>` and a part's quants are whole
      * 16-byte loads.
      */
-    split(w: string, wpp: number, int8: boolean, vec4: boolean): string;
+    split?(w: string, wpp: number, int8: boolean, vec4: boolean): string;
   };
 }
 
@@ -165,8 +165,6 @@ fn ${w}_part8(blk: u32, j: u32, xq: ptr<function, array<u32, ${2 * wpp}>>) -> f3
   ${slicedWords(w, wpp)}
   ${q4_0Dot8(wpp)}
 }`,
-  split: (w: string, wpp: number, int8: boolean, vec4: boolean) =>
-    splitPart(w, 4, wpp, int8, vec4, 2 * wpp, int8 ? q4_0Dot8(wpp) : q4_0Dot(wpp)),
 };
 
 /** Q8_0 part j: words j·wpp.. of the 8, elements 4i..4i+3 each. */
@@ -196,14 +194,51 @@ fn ${w}_part8(blk: u32, j: u32, xq: ptr<function, array<u32, ${wpp}>>) -> f32 {
   ${slicedWords(w, wpp)}
   ${q8_0Dot8(wpp)}
 }`,
-  split: (w: string, wpp: number, int8: boolean, vec4: boolean) =>
-    splitPart(w, 8, wpp, int8, vec4, wpp, int8 ? q8_0Dot8(wpp) : q8_0Dot(wpp)),
 };
 
 /**
- * A part over the split layout: block `bi`'s quants are u32 words `words·bi..` (16- or 32-byte aligned), its scale
- * the f16 half `bi & 1` of word `sbw + bi / 2`; with `vec4` the binding is `array<vec4u>` and the part's words come
- * as wpp / 4 whole vec4 loads.
+ * The split layout of a chunk of `nblk` Q4_0/Q8_0 blocks (matvec option `split`): a 16-byte header (u32 word 0: the
+ * word index of the scales), every block's quant bytes (`blockBytes - 2`) back to back from byte 16, then every
+ * block's f16 scale (2 bytes each), zero-padded to 16 bytes. The bytes of each block are the GGUF bytes, only placed
+ * apart, so quants are 16-byte aligned; {@link joinBlocks} undoes it.
+ */
+export function splitBlocks(data: Uint8Array, blockBytes: number, nblk: number): Uint8Array {
+  const qb = blockBytes - 2;
+  const out = new Uint8Array(splitBytes(blockBytes, nblk));
+  const sc = 16 + nblk * qb;
+  new DataView(out.buffer).setUint32(0, sc / 4, true);
+  for (let b = 0; b < nblk; b++) {
+    const o = b * blockBytes;
+    out[sc + 2 * b] = data[o];
+    out[sc + 2 * b + 1] = data[o + 1];
+    out.set(data.subarray(o + 2, o + blockBytes), 16 + b * qb);
+  }
+  return out;
+}
+
+/** The GGUF bytes of {@link splitBlocks}'s layout. */
+export function joinBlocks(split: Uint8Array, blockBytes: number, nblk: number): Uint8Array {
+  const qb = blockBytes - 2;
+  const out = new Uint8Array(nblk * blockBytes);
+  const sc = 16 + nblk * qb;
+  for (let b = 0; b < nblk; b++) {
+    const o = b * blockBytes;
+    out[o] = split[sc + 2 * b];
+    out[o + 1] = split[sc + 2 * b + 1];
+    out.set(split.subarray(16 + b * qb, 16 + (b + 1) * qb), o + 2);
+  }
+  return out;
+}
+
+/** Bytes of {@link splitBlocks}'s layout: header, quants, scales, rounded up to 16. */
+export function splitBytes(blockBytes: number, nblk: number): number {
+  return 16 + Math.ceil((nblk * blockBytes) / 16) * 16;
+}
+
+/**
+ * A part over the split layout for the split matvec: block `bi`'s quants are u32 words `4 + words·bi..` (16- or
+ * 32-byte aligned), its scale the f16 half `bi & 1` of word `sbw + bi / 2`; with `vec4` the binding is
+ * `array<vec4u>` and the part's words come as wpp / 4 whole vec4 loads.
  */
 function splitPart(
   w: string,
@@ -221,13 +256,13 @@ function splitPart(
       : `let d = unpack2x16float(${w}[sw] >> ((bi & 1u) * 16u)).x;`,
   );
   if (vec4) {
-    lines.push(`let v0i = bi * ${words / 4}u + ${wpp / 4}u * j;`);
+    lines.push(`let v0i = 1u + bi * ${words / 4}u + ${wpp / 4}u * j;`);
     for (let k = 0; k < wpp / 4; k++) {
       lines.push(`let v${k} = ${w}[v0i + ${k}u];`);
       for (let c = 0; c < 4; c++) lines.push(`let w${4 * k + c} = v${k}.${'xyzw'[c]};`);
     }
   } else {
-    lines.push(`let q0 = bi * ${words}u + ${wpp}u * j;`);
+    lines.push(`let q0 = 4u + bi * ${words}u + ${wpp}u * j;`);
     for (let i = 0; i < wpp; i++) lines.push(`let w${i} = ${w}[q0 + ${i}u];`);
   }
   const xt = int8 ? `xq: ptr<function, array<u32, ${nx}>>` : `xp: ptr<function, array<vec4f, ${nx}>>`;
@@ -239,26 +274,84 @@ fn ${w}_spart${int8 ? '8' : ''}(bi: u32, j: u32, sbw: u32, ${xt}) -> f32 {
 }
 
 /**
- * The split layout of a chunk of `nblk` Q4_0/Q8_0 blocks (matvec option `split`): every block's quant bytes
- * (`blockBytes - 2`) back to back, then every block's f16 scale (2 bytes each), zero-padded to 16 bytes. The bytes
- * of each block are the GGUF bytes, only placed apart, so quants are 16-byte aligned.
+ * Q4_0/Q8_0 decoders over the split layout for every other kernel (get_rows, tiles, the GGUF-offset matvec parts):
+ * `blk` is still the GGUF byte offset of the block in its chunk, so block index `blk / blockBytes`; the scales' word
+ * index is the header's word 0.
  */
-export function splitBlocks(data: Uint8Array, blockBytes: number, nblk: number): Uint8Array {
-  const qb = blockBytes - 2;
-  const out = new Uint8Array(splitBytes(blockBytes, nblk));
-  const sc = nblk * qb;
-  for (let b = 0; b < nblk; b++) {
-    const o = b * blockBytes;
-    out[sc + 2 * b] = data[o];
-    out[sc + 2 * b + 1] = data[o + 1];
-    out.set(data.subarray(o + 2, o + blockBytes), b * qb);
+function splitFormat(base: GpuFormat): GpuFormat {
+  const sl = base.sliced!;
+  const words = sl.words;
+  const bb = base.blockBytes;
+  const q4 = base.dtype === 'q4_0';
+  const nx = (wpp: number) => (q4 ? 2 * wpp : wpp);
+  const dot = (wpp: number) => (q4 ? q4_0Dot(wpp) : q8_0Dot(wpp));
+  const dot8 = (wpp: number) => (q4 ? q4_0Dot8(wpp) : q8_0Dot8(wpp));
+  // Word k of block bi's quants and the block's scale.
+  const words_ = (w: string, wpp: number) =>
+    [
+      `let bi = blk / ${bb}u;`,
+      `let d = ${w}_sd(bi);`,
+      `let q0 = 4u + bi * ${words}u + ${wpp}u * j;`,
+      ...Array.from({ length: wpp }, (_, i) => `let w${i} = ${w}[q0 + ${i}u];`),
+    ].join('\n  ');
+  const code = (w: string) => `
+fn ${w}_sd(bi: u32) -> f32 { let sw = ${w}[0] + (bi >> 1u); return unpack2x16float(${w}[sw] >> ((bi & 1u) * 16u)).x; }
+fn ${w}_qw(bi: u32, k: u32) -> u32 { return ${w}[4u + bi * ${words}u + k]; }
+fn ${w}_get(blk: u32, j: u32) -> f32 {
+  let bi = blk / ${bb}u;
+  ${
+    q4
+      ? `let k = j & 15u;
+  let q = (${w}_qw(bi, k >> 2u) >> ((k & 3u) * 8u)) & 0xffu;
+  return ${w}_sd(bi) * (f32(select(q & 15u, q >> 4u, j >= 16u)) - 8.0);`
+      : `let q = (${w}_qw(bi, j >> 2u) >> ((j & 3u) * 8u)) & 0xffu;
+  return ${w}_sd(bi) * f32(bitcast<i32>(q << 24u) >> 24u);`
   }
-  return out;
 }
-
-/** Bytes of {@link splitBlocks}'s layout: quants, scales, rounded up to 16. */
-export function splitBytes(blockBytes: number, nblk: number): number {
-  return Math.ceil((nblk * blockBytes) / 16) * 16;
+fn ${w}_dot(blk: u32, u: u32, xv: ptr<function, array<vec4f, 8>>) -> f32 {
+  let bi = blk / ${bb}u;
+  var s = 0.0;
+  ${
+    q4
+      ? `for (var k = 0u; k < 4u; k++) {
+    let q = u8x4(${w}_qw(bi, k));
+    s += dot(vec4f(q & vec4u(15u)) - 8.0, (*xv)[k]) + dot(vec4f(q >> vec4u(4u)) - 8.0, (*xv)[k + 4u]);
+  }`
+      : `for (var k = 0u; k < 8u; k++) { s += dot(i8x4(${w}_qw(bi, k)), (*xv)[k]); }`
+  }
+  return ${w}_sd(bi) * s;
+}`;
+  const vals = (wpp: number) =>
+    q4
+      ? [
+          ...Array.from({ length: wpp }, (_, i) => `d * nib4(w${i})`),
+          ...Array.from({ length: wpp }, (_, i) => `d * nib4(w${i} >> 4u)`),
+        ]
+      : Array.from({ length: wpp }, (_, i) => `d * sb4(w${i})`);
+  return Object.freeze({
+    ...base,
+    code,
+    sliced: {
+      words,
+      xOffsets: sl.xOffsets,
+      code: (w: string, wpp: number) => `
+fn ${w}_part(blk: u32, j: u32, xp: ptr<function, array<vec4f, ${nx(wpp)}>>) -> f32 {
+  ${words_(w, wpp)}
+  ${dot(wpp)}
+}
+fn ${w}_vals(blk: u32, j: u32) -> array<vec4f, ${nx(wpp)}> {
+  ${words_(w, wpp)}
+  return array<vec4f, ${nx(wpp)}>(${vals(wpp).join(', ')});
+}`,
+      int8: (w: string, wpp: number) => `
+fn ${w}_part8(blk: u32, j: u32, xq: ptr<function, array<u32, ${nx(wpp)}>>) -> f32 {
+  ${words_(w, wpp)}
+  ${dot8(wpp)}
+}`,
+      split: (w: string, wpp: number, int8: boolean, vec4: boolean) =>
+        splitPart(w, words, wpp, int8, vec4, nx(wpp), int8 ? dot8(wpp) : dot(wpp)),
+    },
+  });
 }
 
 function iq4_nl(w: string): string {
@@ -579,4 +672,10 @@ export const gpuFormats: Readonly<Partial<Record<DTypeName, GpuFormat>>> = Objec
   tq1_0: fmt('tq1_0', 256, 54, false, tq1_0),
   tq2_0: fmt('tq2_0', 256, 66, false, tq2_0),
   mxfp4: fmt('mxfp4', 32, 17, true, mxfp4),
+});
+
+/** Q4_0 and Q8_0 stored in the split layout ({@link splitBlocks}; matvec option `split`). */
+export const splitFormats: Readonly<Partial<Record<DTypeName, GpuFormat>>> = Object.freeze({
+  q4_0: splitFormat(gpuFormats.q4_0!),
+  q8_0: splitFormat(gpuFormats.q8_0!),
 });

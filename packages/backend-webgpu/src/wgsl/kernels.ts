@@ -119,6 +119,11 @@ export interface MatvecShape {
    * the scales), so a part's quants are aligned words; with wpp a multiple of 4, whole vec4<u32> loads.
    */
   readonly split?: boolean;
+  /**
+   * With `int8` and wpp a multiple of 4: the q8 activations bound as `array<vec4u>`, a part's quants read as whole
+   * 16-byte loads (the host sets it only where K is a multiple of 128, so every row's quants are 16-byte aligned).
+   */
+  readonly x4?: boolean;
 }
 
 /** One weight of a fused matvec and how its rows are written. */
@@ -180,19 +185,20 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
   // Word-sliced only when every weight of the dispatch has the path (q, k, v may differ in format).
   const wpp = s.wpp !== undefined && s.wpp > 0 && segs.every((g) => g.f.sliced !== undefined) ? s.wpp : 0;
   const int8 = s.int8 === true && wpp > 0;
-  const split = s.split === true && wpp > 0;
+  const split = s.split === true && wpp > 0 && segs.every((g) => g.f.sliced?.split !== undefined);
   const vec4 = split && wpp % 4 === 0;
   for (let i = 0; i < segs.length; i++)
     bind.push(`@group(0) @binding(${9 + i}) var<storage, read> W${i}: array<${vec4 ? 'vec4u' : 'u32'}>;`);
   if (int8 && norm) throw new Error('matvecKernel: int8 activations come normalised (quantizeQ8Kernel)');
-  if (int8) bind[0] = '@group(0) @binding(2) var<storage, read_write> X: array<u32>;';
+  const x4 = s.x4 === true && int8 && wpp % 4 === 0;
+  if (int8) bind[0] = `@group(0) @binding(2) var<storage, read_write> X: array<${x4 ? 'vec4u' : 'u32'}>;`;
   // The split layout has only the parts (the GGUF-layout decoders would not even type-check on vec4 bindings).
   const codes = new Set(split ? [] : segs.map((g, i) => g.f.code(`W${i}`)));
   if (wpp > 0) {
     for (const [i, g] of segs.entries())
       codes.add(
         split
-          ? g.f.sliced!.split(`W${i}`, wpp, int8, vec4)
+          ? g.f.sliced!.split!(`W${i}`, wpp, int8, vec4)
           : int8
             ? g.f.sliced!.int8(`W${i}`, wpp)
             : g.f.sliced!.code(`W${i}`, wpp),
@@ -228,18 +234,29 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
       const offs = sl.xOffsets(wpp);
       // One part (suffix q: several parts in one iteration, so their loads are in flight together).
       const part = (q: string, u: string) => {
-        const loads = offs
+        let loads = offs
           .map((o, m) => `xp${q}[${m}] = X[xb + xo${q} + ${o}u]${norm ? ` * inv * NW[xo${q} + ${o}u]` : ''};`)
           .join('\n    ');
+        if (x4) {
+          // Runs of 4 aligned words: one vec4 load each (xb and xo are multiples of 4).
+          const l: string[] = [];
+          for (let m = 0; m < offs.length; m += 4) {
+            if (offs[m] % 4 !== 0 || [1, 2, 3].some((c) => offs[m + c] !== offs[m] + c))
+              throw new Error('matvecKernel: x4 needs runs of 4 aligned activation words');
+            l.push(`let xv${q}_${m} = X[(xb + xo${q} + ${offs[m]}u) >> 2u];`);
+            for (let c = 0; c < 4; c++) l.push(`xp${q}[${m + c}] = xv${q}_${m}.${'xyzw'[c]};`);
+          }
+          loads = l.join('\n    ');
+        }
+        const dxi = `xb + K / 4u + b${q}`;
+        const dx = x4 ? `X[(${dxi}) >> 2u][(${dxi}) & 3u]` : `X[${dxi}]`;
         // int8: the part's dot times the activations' block scale (after the quant words of the row).
         const pdots = ws
           .map((w, wi) =>
-            rep(
-              R,
-              (r) =>
-                split
-                  ? `acc${wi * R + r} += W${w}_spart${int8 ? '8' : ''}(rb${r} + b${q}, j${q}, sbw${w}, &xp${q})${int8 ? ` * dx${q}` : ''};`
-                  : `acc${wi * R + r} += W${w}_part${int8 ? '8' : ''}(ro${r} + b${q} * ${segs[w].f.blockBytes}u, j${q}, &xp${q})${int8 ? ` * dx${q}` : ''};`,
+            rep(R, (r) =>
+              split
+                ? `acc${wi * R + r} += W${w}_spart${int8 ? '8' : ''}(rb${r} + b${q}, j${q}, sbw${w}, &xp${q})${int8 ? ` * dx${q}` : ''};`
+                : `acc${wi * R + r} += W${w}_part${int8 ? '8' : ''}(ro${r} + b${q} * ${segs[w].f.blockBytes}u, j${q}, &xp${q})${int8 ? ` * dx${q}` : ''};`,
             ),
           )
           .join('\n    ');
@@ -248,15 +265,15 @@ export function matvecKernel(spec: MatvecSpec, env: KernelEnv, s: MatvecShape): 
     let xo${q} = 8u * b${q} + ${wpp}u * j${q};
     var xp${q}: array<${int8 ? 'u32' : 'vec4f'}, ${offs.length}>;
     ${loads}
-    ${int8 ? `let dx${q} = bitcast<f32>(X[xb + K / 4u + b${q}]);` : ''}
+    ${int8 ? `let dx${q} = bitcast<f32>(${dx});` : ''}
     ${pdots}`;
       };
       const un = Math.max(1, s.unroll ?? 1);
       const T = s.tpr;
-      // Split: rows as block indices; weight w's scales follow the chunk's quants (chunkRows·K/32 blocks of them).
+      // Split: rows as block indices; weight w's scales follow the header and the chunk's quants (chunkRows·K/32).
       const splitLets = split
         ? `${rep(R, (r) => `let rb${r} = min(local0 + ${r}u, chunkRows - 1u) * (K / 32u);`, '\n  ')}
-  ${ws.map((w) => `let sbw${w} = chunkRows * (K / 32u) * ${segs[w].f.sliced!.words}u;`).join('\n  ')}`
+  ${ws.map((w) => `let sbw${w} = 4u + chunkRows * (K / 32u) * ${segs[w].f.sliced!.words}u;`).join('\n  ')}`
         : '';
       return `
   ${splitLets}
