@@ -6,9 +6,9 @@
  * GGUF-layout kernel of the same grid; `download` still the GGUF bytes.
  */
 import { JsBackend } from '@nibble/backend-js';
+import { formats } from '@nibble/formats';
 import { allocKvCache, buildModelGraph } from '@nibble/runner';
 import { loadModel } from '@nibble/runner/node';
-import { formats } from '@nibble/formats';
 import { type Backend, type DTypeName, GraphBuilder, hostTensor } from '@nibble/tensor';
 import { describe, expect, it } from 'vitest';
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
