@@ -3,11 +3,13 @@
 // Both are compiled here with the package's build flags, instantiated on their own memories with the same weights and
 // activations (random bytes, valid fp16 scales), checked to give bit-identical outputs, then timed alternately
 // (1 thread: direct calls; 2 threads: worker_threads over a shared memory, rows split in 8-row groups like the
-// pool). Prints ms per token of the matmul call alone, medians.
+// pool). Prints ms per token of the matmul call alone, medians, as wall time and as the process's CPU time (all
+// threads; on a busy machine the CPU time is the steadier figure).
 //
 //   npx tsx benchmarks/matmul-wasm/prompt-ab.ts [--base main] [--tokens 32] [--runs 9] [--threads 1,2]
-//     [--shapes 2048x2048,5632x2048,2048x5632,4096x4096] [--formats q4_0,q8_0]
+//     [--shapes 2048x2048,5632x2048,2048x5632,4096x4096] [--formats q4_0,q8_0] [--emit DIR | --from DIR]
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,6 +26,8 @@ const { values: opt } = parseArgs({
     threads: { type: 'string', default: '1,2' },
     shapes: { type: 'string', default: '2048x2048,5632x2048,2048x5632,4096x4096' },
     formats: { type: 'string', default: 'q4_0,q8_0' },
+    emit: { type: 'string' },
+    from: { type: 'string' },
   },
 });
 const nTok = Number(opt.tokens);
@@ -33,8 +37,8 @@ const shapes = opt.shapes.split(',').map((s) => s.split('x').map(Number) as [num
 const fmts = opt.formats.split(',');
 
 // assemblyscript is the backend package's dev dependency (its exports map has only `import`): load it by path.
-const asc = (await import(pathToFileURL(join(pkg, 'node_modules/assemblyscript/dist/asc.js')).href)).default;
 async function compile(source: string, shared: boolean): Promise<Uint8Array> {
+  const asc = (await import(pathToFileURL(join(pkg, 'node_modules/assemblyscript/dist/asc.js')).href)).default;
   let binary: Uint8Array | undefined;
   const extra = shared ? ['--enable', 'threads', '--sharedMemory', '--maximumMemory', '65536'] : [];
   const args = ['k.ts', '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', '--importMemory'];
@@ -48,16 +52,27 @@ async function compile(source: string, shared: boolean): Promise<Uint8Array> {
   if (error || !binary) throw new Error(`asc failed: ${error?.message}\n${stderr.toString()}`);
   return binary;
 }
-const { readFileSync } = await import('node:fs');
-const sources = {
-  base: execFileSync('git', ['show', `${opt.base}:packages/backend-wasm/assembly/kernels.ts`], { cwd: root }).toString(),
-  new: readFileSync(join(pkg, 'assembly/kernels.ts'), 'utf8'),
-};
 const variants = ['base', 'new'] as const;
-const mods = {
-  base: { plain: await compile(sources.base, false), shared: await compile(sources.base, true) },
-  new: { plain: await compile(sources.new, false), shared: await compile(sources.new, true) },
-};
+const mods = {} as Record<(typeof variants)[number], { plain: Uint8Array; shared: Uint8Array }>;
+if (opt.from) {
+  // Modules compiled earlier with --emit (for a machine without the compiler or git).
+  for (const v of variants)
+    mods[v] = { plain: readFileSync(join(opt.from, `${v}.plain.wasm`)), shared: readFileSync(join(opt.from, `${v}.shared.wasm`)) };
+} else {
+  const sources = {
+    base: execFileSync('git', ['show', `${opt.base}:packages/backend-wasm/assembly/kernels.ts`], { cwd: root }).toString(),
+    new: readFileSync(join(pkg, 'assembly/kernels.ts'), 'utf8'),
+  };
+  for (const v of variants) mods[v] = { plain: await compile(sources[v], false), shared: await compile(sources[v], true) };
+}
+if (opt.emit) {
+  mkdirSync(opt.emit, { recursive: true });
+  for (const v of variants) {
+    writeFileSync(join(opt.emit, `${v}.plain.wasm`), mods[v].plain);
+    writeFileSync(join(opt.emit, `${v}.shared.wasm`), mods[v].shared);
+  }
+  process.exit(0);
+}
 
 const groupBytes: Record<string, number> = { q4_0: 144, q4_1: 160, q8_0: 272 };
 const headBytes: Record<string, number> = { q4_0: 16, q4_1: 32, q8_0: 16 };
@@ -191,14 +206,21 @@ for (const nth of threadCounts) {
       let diff = 0;
       for (let i = 0; i < y0.length; i++) if (y0[i] !== y1[i]) diff++;
       const times: number[][] = [[], []];
+      const cpu: number[][] = [[], []];
       for (let r = 0; r < runs; r++)
         for (const i of r % 2 ? [1, 0] : [0, 1]) {
+          const c0 = process.cpuUsage();
           const t0 = performance.now();
           go(i);
           times[i].push((performance.now() - t0) / nTok);
+          const c1 = process.cpuUsage(c0);
+          cpu[i].push((c1.user + c1.system) / 1000 / nTok);
         }
       const [mb, mn] = times.map(median);
-      const row = `| ${fmt} | ${outF}x${n} | ${nth} | ${mb.toFixed(3)} | ${mn.toFixed(3)} | ${(mb / mn).toFixed(2)}x | ${diff === 0 ? 'yes' : `NO (${diff})`} |`;
+      const [cb, cn] = cpu.map(median);
+      const f = (x: number) => x.toFixed(3);
+      const same = diff === 0 ? 'yes' : `NO (${diff})`;
+      const row = `| ${fmt} | ${outF}x${n} | ${nth} | ${f(mb)} | ${f(mn)} | ${(mb / mn).toFixed(2)}x | ${f(cb)} | ${f(cn)} | ${(cb / cn).toFixed(2)}x | ${same} |`;
       rows.push(row);
       process.stderr.write(`${row}\n`);
     }
@@ -211,6 +233,6 @@ for (const nth of threadCounts) {
   }
 }
 console.log(`\nprompt matmul, ${nTok} tokens, ms per token (median of ${runs}); base = ${opt.base}, new = working tree`);
-console.log('| format | out x in | threads | base | new | speedup | bit-identical |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('| format | out x in | threads | base wall | new wall | speedup | base CPU | new CPU | CPU speedup | bit-identical |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
