@@ -57,13 +57,19 @@ const mods = {} as Record<(typeof variants)[number], { plain: Uint8Array; shared
 if (opt.from) {
   // Modules compiled earlier with --emit (for a machine without the compiler or git).
   for (const v of variants)
-    mods[v] = { plain: readFileSync(join(opt.from, `${v}.plain.wasm`)), shared: readFileSync(join(opt.from, `${v}.shared.wasm`)) };
+    mods[v] = {
+      plain: readFileSync(join(opt.from, `${v}.plain.wasm`)),
+      shared: readFileSync(join(opt.from, `${v}.shared.wasm`)),
+    };
 } else {
   const sources = {
-    base: execFileSync('git', ['show', `${opt.base}:packages/backend-wasm/assembly/kernels.ts`], { cwd: root }).toString(),
+    base: execFileSync('git', ['show', `${opt.base}:packages/backend-wasm/assembly/kernels.ts`], {
+      cwd: root,
+    }).toString(),
     new: readFileSync(join(pkg, 'assembly/kernels.ts'), 'utf8'),
   };
-  for (const v of variants) mods[v] = { plain: await compile(sources[v], false), shared: await compile(sources[v], true) };
+  for (const v of variants)
+    mods[v] = { plain: await compile(sources[v], false), shared: await compile(sources[v], true) };
 }
 if (opt.emit) {
   mkdirSync(opt.emit, { recursive: true });
@@ -89,7 +95,7 @@ function layout(base: number, fmt: string, outF: number, n: number, nth: number)
   const nb = n / 32;
   const up = (x: number) => Math.ceil(x / 64) * 64;
   const w = up(base);
-  const a = up(w + (Math.ceil(outF / 8) * nb * groupBytes[fmt] as number));
+  const a = up(w + ((Math.ceil(outF / 8) * nb * groupBytes[fmt]) as number));
   const ad = up(a + nTok * n * 2);
   const as = up(ad + nTok * nb * 4);
   const y = up(as + nTok * nb * 4);
@@ -152,7 +158,8 @@ for (;;) {
 const rows: string[] = [];
 for (const nth of threadCounts) {
   let maxEnd = 0;
-  for (const fmt of fmts) for (const [outF, n] of shapes) maxEnd = Math.max(maxEnd, layout(1 << 20, fmt, outF, n, nth).end);
+  for (const fmt of fmts)
+    for (const [outF, n] of shapes) maxEnd = Math.max(maxEnd, layout(1 << 20, fmt, outF, n, nth).end);
   const pages = Math.ceil(maxEnd / 65536) + 1;
   const mems = variants.map(() =>
     nth === 1
@@ -162,7 +169,12 @@ for (const nth of threadCounts) {
   const ks = variants.map(
     (v, i) =>
       new WebAssembly.Instance(new WebAssembly.Module(nth === 1 ? mods[v].plain : mods[v].shared), {
-        env: { memory: mems[i], abort: () => { throw new Error('abort'); } },
+        env: {
+          memory: mems[i],
+          abort: () => {
+            throw new Error('abort');
+          },
+        },
       }).exports as unknown as Kern,
   );
   const base = Math.max(...ks.map((k) => k.heapBase()));
@@ -232,7 +244,11 @@ for (const nth of threadCounts) {
     await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
   }
 }
-console.log(`\nprompt matmul, ${nTok} tokens, ms per token (median of ${runs}); base = ${opt.base}, new = working tree`);
-console.log('| format | out x in | threads | base wall | new wall | speedup | base CPU | new CPU | CPU speedup | bit-identical |');
+console.log(
+  `\nprompt matmul, ${nTok} tokens, ms per token (median of ${runs}); base = ${opt.base}, new = working tree`,
+);
+console.log(
+  '| format | out x in | threads | base wall | new wall | speedup | base CPU | new CPU | CPU speedup | bit-identical |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);

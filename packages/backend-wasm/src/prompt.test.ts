@@ -48,7 +48,8 @@ for (const threads of [1, 2]) {
         for (const nTok of counts) {
           const y = await matmul(nTok, x.subarray(0, nTok * n));
           expect(y.length).toBe(nTok * outF);
-          for (let t = 0; t < nTok; t++) expect(y.subarray(t * outF, (t + 1) * outF), `${nTok} tokens, token ${t}`).toEqual(single[t]);
+          for (let t = 0; t < nTok; t++)
+            expect(y.subarray(t * outF, (t + 1) * outF), `${nTok} tokens, token ${t}`).toEqual(single[t]);
         }
         b.free(w);
       });
