@@ -855,6 +855,10 @@ function g8DecodeQ4_0(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i3
  */
 function expandG8(fmt: i32, gw: usize, nb: i32, e: usize): void {
   const gb = g8bytes(fmt);
+  // The nibble masks loaded once (as constants V8 would rebuild each one at every use).
+  const m0 = v128.load(G8K);
+  const m1 = v128.load(G8K, 16);
+  const m2 = v128.load(G8K, 32);
   for (let b = 0; b < nb; b++) {
     const blk = gw + <usize>b * gb;
     const o = e + <usize>b * E_BLOCK;
@@ -876,9 +880,9 @@ function expandG8(fmt: i32, gw: usize, nb: i32, e: usize): void {
         for (let hh = 0; hh < 2; hh++) {
           const v = v128.load(q + (c << 5) + (hh << 4));
           const so = o + 64 + (c << 7) + (hh << 4);
-          v128.store(so, v128.and(v, i16x8.splat(0x000f)));
-          v128.store(so, v128.and(v, i16x8.splat(0x00f0)), 32);
-          v128.store(so, v128.and(v, i16x8.splat(0x0f00)), 64);
+          v128.store(so, v128.and(v, m0));
+          v128.store(so, v128.and(v, m1), 32);
+          v128.store(so, v128.and(v, m2), 64);
           v128.store(so, i16x8.shr_u(v, 12), 96);
         }
       }
@@ -937,20 +941,20 @@ function expandG8(fmt: i32, gw: usize, nb: i32, e: usize): void {
     const q = e + 64;
     // Slot k (32 bytes: rows 0-3, rows 4-7) pairs with activation word k of each token.
     for (let i: usize = 0; i < 64; i += 4) {
-      const x0 = v128.load32_splat(a0 + i);
-      const x1 = v128.load32_splat(a1 + i);
-      const x2 = v128.load32_splat(a2 + i);
-      const x3 = v128.load32_splat(a3 + i);
       const wl = v128.load(q + (i << 3));
-      s0 = i32x4.add(s0, i32x4.dot_i16x8_s(wl, x0));
-      s1 = i32x4.add(s1, i32x4.dot_i16x8_s(wl, x1));
-      s2 = i32x4.add(s2, i32x4.dot_i16x8_s(wl, x2));
-      s3 = i32x4.add(s3, i32x4.dot_i16x8_s(wl, x3));
       const wh = v128.load(q + (i << 3), 16);
-      u0 = i32x4.add(u0, i32x4.dot_i16x8_s(wh, x0));
-      u1 = i32x4.add(u1, i32x4.dot_i16x8_s(wh, x1));
-      u2 = i32x4.add(u2, i32x4.dot_i16x8_s(wh, x2));
-      u3 = i32x4.add(u3, i32x4.dot_i16x8_s(wh, x3));
+      let x = v128.load32_splat(a0 + i);
+      s0 = i32x4.add(s0, i32x4.dot_i16x8_s(wl, x));
+      u0 = i32x4.add(u0, i32x4.dot_i16x8_s(wh, x));
+      x = v128.load32_splat(a1 + i);
+      s1 = i32x4.add(s1, i32x4.dot_i16x8_s(wl, x));
+      u1 = i32x4.add(u1, i32x4.dot_i16x8_s(wh, x));
+      x = v128.load32_splat(a2 + i);
+      s2 = i32x4.add(s2, i32x4.dot_i16x8_s(wl, x));
+      u2 = i32x4.add(u2, i32x4.dot_i16x8_s(wh, x));
+      x = v128.load32_splat(a3 + i);
+      s3 = i32x4.add(s3, i32x4.dot_i16x8_s(wl, x));
+      u3 = i32x4.add(u3, i32x4.dot_i16x8_s(wh, x));
     }
     f0 = eblock(fmt, e, sp, dp, s0, f0, 0);
     h0 = eblock(fmt, e, sp, dp, u0, h0, 1);
