@@ -37,15 +37,15 @@ const shapes = opt.shapes.split(',').map((s) => s.split('x').map(Number) as [num
 const fmts = opt.formats.split(',');
 
 // assemblyscript is the backend package's dev dependency (its exports map has only `import`): load it by path.
-async function compile(source: string, shared: boolean): Promise<Uint8Array> {
+async function compile(source: string, shared: boolean): Promise<Uint8Array<ArrayBuffer>> {
   const asc = (await import(pathToFileURL(join(pkg, 'node_modules/assemblyscript/dist/asc.js')).href)).default;
-  let binary: Uint8Array | undefined;
+  let binary: Uint8Array<ArrayBuffer> | undefined;
   const extra = shared ? ['--enable', 'threads', '--sharedMemory', '--maximumMemory', '65536'] : [];
   const args = ['k.ts', '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', '--importMemory'];
   const { error, stderr } = await asc.main([...args, '--initialMemory', '2', '--outFile', 'k.wasm', ...extra], {
     readFile: (name: string) => (name === 'k.ts' ? source : null),
     writeFile(name: string, contents: Uint8Array) {
-      if (name.endsWith('.wasm')) binary = contents;
+      if (name.endsWith('.wasm')) binary = new Uint8Array(contents);
     },
     listFiles: () => [],
   });
@@ -53,7 +53,10 @@ async function compile(source: string, shared: boolean): Promise<Uint8Array> {
   return binary;
 }
 const variants = ['base', 'new'] as const;
-const mods = {} as Record<(typeof variants)[number], { plain: Uint8Array; shared: Uint8Array }>;
+const mods = {} as Record<
+  (typeof variants)[number],
+  { plain: Uint8Array<ArrayBuffer>; shared: Uint8Array<ArrayBuffer> }
+>;
 if (opt.from) {
   // Modules compiled earlier with --emit (for a machine without the compiler or git).
   for (const v of variants)
