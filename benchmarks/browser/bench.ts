@@ -134,8 +134,7 @@ const rows: {
 }[] = [];
 try {
   for (const threads of threadCounts)
-    for (const [mi, m] of models.entries())
-    {
+    for (const [mi, m] of models.entries()) {
       const byEngine = new Map<string, Result[]>(engines.map((e) => [e, []]));
       for (let r = 0; r < runs; r++)
         for (const engine of engines) {
@@ -164,7 +163,7 @@ try {
           promptTokPerSec: Math.round(100 * median(results.map((x) => x.promptTokPerSec ?? 0))) / 100,
           decodeTokPerSec: Math.round(100 * median(results.map((x) => x.decodeTokPerSec ?? 0))) / 100,
         });
-      }
+    }
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

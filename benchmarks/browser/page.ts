@@ -24,7 +24,7 @@ function promptIds(n: number): number[] {
 async function nibble() {
   const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
   const t0 = performance.now();
-  const wasm = await createBackend('wasm', { threads, relaxedSimd: engine !== 'nibble-wasm-plain' } as never);
+  const wasm = await createBackend('wasm', { threads, relaxedSimd: engine !== 'nibble-wasm-plain' });
   const model = await loadModel(bytes, { backend: wasm, contextSize: promptTokens + decode + 8 });
   const loadMs = performance.now() - t0;
   const backend = model.backend as unknown as { threads: number; threadNote?: string; simd: string };

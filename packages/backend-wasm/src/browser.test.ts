@@ -94,7 +94,11 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
     const goldenDir = fixturePath('golden', 'ggml-synthetic');
     for (const sub of ['', 'inputs/', 'q4_0/']) {
       for (const f of readdirSync(join(goldenDir, sub))) {
-        if (f.includes('.')) golden[`/golden/${sub}${f}`] = { body: readFileSync(join(goldenDir, sub, f)), type: 'application/octet-stream' };
+        if (f.includes('.'))
+          golden[`/golden/${sub}${f}`] = {
+            body: readFileSync(join(goldenDir, sub, f)),
+            type: 'application/octet-stream',
+          };
       }
     }
     server = await serveIsolated({

@@ -293,8 +293,7 @@ export function runProgram(
             // The relaxed build's q4_0 decode path takes int8 activations in order (layout 4) instead of layout 3.
             const layout = op.kernel === 'q4_0' && op.layout === 3 && nTok < relaxedBelow ? 4 : op.layout;
             k.quantQ8_0(op.x, b0, b1, op.aq, op.ad, op.as, layout, op.deq, op.s81);
-          }
-          else if (op.quant === 2) k.quantQ8_K(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq);
+          } else if (op.quant === 2) k.quantQ8_K(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq);
           else k.roundRows(op.x, op.deq, e0, e1, op.quant === 5 ? 1 : 0);
           if (sync) barrier(c, nth, canWait);
         }

@@ -84,7 +84,11 @@ async function compareMatmuls(relaxed: Backend, plain: Backend): Promise<{ cases
       }
       cases++;
       const at = sameBits(ys[0], ys[1]);
-      if (at >= 0) return { cases, mismatch: `[${rows}, ${cols}] x ${nTok} tokens: element ${at}: relaxed ${ys[0][at]}, plain ${ys[1][at]}` };
+      if (at >= 0)
+        return {
+          cases,
+          mismatch: `[${rows}, ${cols}] x ${nTok} tokens: element ${at}: relaxed ${ys[0][at]}, plain ${ys[1][at]}`,
+        };
     }
     relaxed.free(wr);
     plain.free(wp);
@@ -93,10 +97,12 @@ async function compareMatmuls(relaxed: Backend, plain: Backend): Promise<{ cases
 }
 
 /** The conformance suite's q4_0 matmul tests (random shapes vs float64, ggml's golden dots) on the relaxed build. */
-async function conformance(golden: ReturnType<typeof loadGoldenDots>): Promise<{ passed: string[]; failed: string[]; skipped: string[] }> {
+async function conformance(
+  golden: ReturnType<typeof loadGoldenDots>,
+): Promise<{ passed: string[]; failed: string[]; skipped: string[] }> {
   const tests: { name: string; fn: (ctx: TestContext) => Promise<void> | void }[] = [];
   runConformance(
-    { name: 'wasm', create: (o) => createBackend('wasm', { ...o, threads, relaxedSimd: true } as never) },
+    { name: 'wasm', create: (o) => createBackend('wasm', { ...o, threads, relaxedSimd: true }) },
     { describe: (_n, fn) => fn(), it: (name, fn) => tests.push({ name, fn }) },
     { codecs: formats, golden, ops: ['matmul'], dtypes: ['q4_0'] },
   );
@@ -157,8 +163,8 @@ async function storiesQ4_0(backend: Backend, bytes: Uint8Array, prompt: number[]
 }
 
 try {
-  const relaxed = (await createBackend('wasm', { threads, relaxedSimd: true } as never)) as WasmBackend;
-  const plain = (await createBackend('wasm', { threads, relaxedSimd: false } as never)) as WasmBackend;
+  const relaxed = (await createBackend('wasm', { threads, relaxedSimd: true })) as WasmBackend;
+  const plain = (await createBackend('wasm', { threads, relaxedSimd: false })) as WasmBackend;
   const matmuls = await compareMatmuls(relaxed, plain);
   const f32Bytes = new Uint8Array(await (await fetch('/stories260K.gguf')).arrayBuffer());
   const q4Bytes = new Uint8Array(await (await fetch('/stories260K-Q4_0.gguf')).arrayBuffer());
