@@ -4,7 +4,10 @@
  * one thread: the calls alternate between the two builds, and each build's figure is the median (and the minimum)
  * of its calls, as GB/s of weight bytes read. Both builds' outputs are compared bit for bit on the way.
  *
- *   npx tsx --conditions=source benchmarks/browser/matvec-ab.ts [--calls 60]
+ *   npx tsx --conditions=source benchmarks/browser/matvec-ab.ts [--calls 60] [--copies 1]
+ *
+ * `--copies K` uploads K copies of each weight and cycles through them: with K = 16 (over 100 MB per shape) the
+ * weights stream from memory as in a model's decode step; with 1 they stay in the last-level cache.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -18,6 +21,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const i = args.indexOf('--calls');
 const calls = i >= 0 ? Number(args[i + 1]) : 60;
+const j = args.indexOf('--copies');
+const copies = j >= 0 ? Number(args[j + 1]) : 1;
 
 const page = await build({
   entryPoints: [join(here, 'matvec-page.ts')],
@@ -63,7 +68,7 @@ const context = await chromium.launchPersistentContext(profile, {
 });
 try {
   const p = await context.newPage();
-  await p.goto(`${base}?calls=${calls}`);
+  await p.goto(`${base}?calls=${calls}&copies=${copies}`);
   await p.waitForFunction(() => (globalThis as { __bench?: unknown }).__bench !== undefined, undefined, {
     timeout: 600_000,
   });

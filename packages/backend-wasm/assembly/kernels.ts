@@ -507,7 +507,7 @@ function matmulF16(w: usize, rowBytes: i32, x: usize, y: usize, n: i32, outF: i3
  * at `q` (64 bytes per block), the fp16-rounded scale as f32 at `d` and the block sum of the quants at `sum` (i32,
  * 4 bytes per block each). `layout` 3 stores each block's quants permuted and scaled for the nibble kernels (see
  * {@link matmulG8Impl}); 0 keeps their order; 4 stores them as int8 in order in the block's first 32 bytes (the
- * relaxed-SIMD module's q4_0 decode path, {@link g8DecodeQ4_0Relaxed}). `deq` != 0 also writes the dequantized activations (d·q) there, for
+ * relaxed-SIMD module's q4_0 and q4_1 decode paths, {@link g8DecodeQ4_0Relaxed}). `deq` != 0 also writes the dequantized activations (d·q) there, for
  * the formats whose dot product runs on decoded values; `s81` != 0 writes q8_1's stored s = fp16(d·Σq) as f32.
  */
 export function quantQ8_0(
@@ -894,12 +894,12 @@ function g8DecodeQ4_0(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i3
   }
 }
 
-/** The relaxed build's q4_0 matmul takes {@link g8DecodeQ4_0Relaxed} (layout 4 activations) below this many tokens. */
+/** The relaxed build's q4_0 and q4_1 matmuls take their relaxed decode paths (layout 4) below this many tokens. */
 const RELAXED_DECODE_TOKENS: i32 = 4;
 
 /**
- * Tokens below which q4_0 activations must be in layout 4 ({@link matmulQ4_0} of the relaxed build), 0 in the
- * plain modules (layout 3 always).
+ * Tokens below which q4_0 and q4_1 activations must be in layout 4 ({@link matmulQ4_0}, {@link matmulQ4_1} of the
+ * relaxed build), 0 in the plain modules (layout 3 always).
  */
 export function relaxedDecodeTokens(): i32 {
   return ASC_FEATURE_RELAXED_SIMD ? RELAXED_DECODE_TOKENS : 0;
@@ -969,8 +969,8 @@ function g8DecodeQ4_0Relaxed(w: usize, a: usize, ad: usize, sp0: usize, y: usize
           u = i16x8.add(u, i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v1, 4), m0)));
           pp += 4;
         }
-        const s32 = i32x4.shl(i32x4.extadd_pairwise_i16x8_s(s), 8);
-        const u32 = i32x4.shl(i32x4.extadd_pairwise_i16x8_s(u), 8);
+        const s32 = widen256(s);
+        const u32 = widen256(u);
         // From here on g8DecodeQ4_0's epilogue, operation for operation.
         const da = f32x4.mul(v128.load32_splat(dp), inv256);
         const off = i32x4.shl(v128.load32_splat(sp), 11);
@@ -979,6 +979,58 @@ function g8DecodeQ4_0Relaxed(w: usize, a: usize, ad: usize, sp0: usize, y: usize
         const d1 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 3), hm), h112);
         acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s32, off)), f32x4.mul(d0, da)));
         acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(u32, off)), f32x4.mul(d1, da)));
+        p += 64;
+        dp += 4;
+        sp += 4;
+      }
+      const yt = y + ((<usize>t * outF) << 2);
+      storeRows4(yt, g << 3, outF, acc0);
+      storeRows4(yt, (g << 3) + 4, outF, acc1);
+    }
+  }
+}
+
+/** Row k's i16 pair sums (lanes 2k, 2k + 1) of {@link g8DecodeQ4_0Relaxed}'s dots as i32 lanes times 256. */
+@inline function widen256(v: v128): v128 {
+  return i32x4.shl(i32x4.extadd_pairwise_i16x8_s(v), 8);
+}
+
+/**
+ * {@link g8DecodeQ4_0Relaxed} for q4_1 x q8_1 (layout 4 activations): the same integer sums, then
+ * {@link g8block}'s q4_1 epilogue, operation for operation (bit-identical to the plain build).
+ */
+function g8DecodeQ4_1Relaxed(w: usize, a: usize, ad: usize, s81: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = n >> 5;
+  const stride = <usize>n << 1;
+  const m0 = v128.load(G8K, 96);
+  const zero = i32x4.splat(0);
+  for (let t = 0; t < nTok; t++) {
+    for (let g = r0 >> 3; g << 3 < r1; g++) {
+      let blk = w + <usize>g * nb * G8_Q4_1;
+      const gend = blk + <usize>nb * G8_Q4_1;
+      let p = a + <usize>t * stride;
+      let dp = ad + ((<usize>t * nb) << 2);
+      let sp = s81 + ((<usize>t * nb) << 2);
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      for (; blk < gend; blk += G8_Q4_1) {
+        let s = zero;
+        let u = zero;
+        const end = blk + G8_Q4_1;
+        let pp = p;
+        for (let q = blk + 32; q < end; q += 32) {
+          const xl = v128.load32_splat(pp);
+          const xh = v128.load32_splat(pp, 16);
+          const v0 = v128.load(q);
+          const v1 = v128.load(q, 16);
+          s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v0, m0)));
+          s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v0, 4), m0)));
+          u = i16x8.add(u, i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v1, m0)));
+          u = i16x8.add(u, i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v1, 4), m0)));
+          pp += 4;
+        }
+        acc0 = g8block(Q4_1, blk, sp, dp, widen256(s), zero, acc0, 1);
+        acc1 = g8block(Q4_1, blk, sp, dp, zero, widen256(u), acc1, 0);
         p += 64;
         dp += 4;
         sp += 4;
@@ -1055,8 +1107,15 @@ export function matmulQ4_0(w: usize, a: usize, ad: usize, as: usize, y: usize, n
   }
   matmulG8Impl(Q4_0, w, a, ad, as, y, n, outF, nTok, r0, r1, scratch);
 }
-/** q4_1 x q8_1 on 8-row groups; `s81` is q8_1's s per block (f32). */
+/**
+ * q4_1 x q8_1 on 8-row groups; `s81` is q8_1's s per block (f32). In the relaxed build, under
+ * {@link RELAXED_DECODE_TOKENS} tokens, {@link g8DecodeQ4_1Relaxed} on layout 4 activations.
+ */
 export function matmulQ4_1(w: usize, a: usize, ad: usize, s81: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32, scratch: usize): void {
+  if (ASC_FEATURE_RELAXED_SIMD && nTok < RELAXED_DECODE_TOKENS) {
+    g8DecodeQ4_1Relaxed(w, a, ad, s81, y, n, outF, nTok, r0, r1);
+    return;
+  }
   matmulG8Impl(Q4_1, w, a, ad, s81, y, n, outF, nTok, r0, r1, scratch);
 }
 /** q8_0 x q8_0 on 8-row groups (activations in layout 0). */

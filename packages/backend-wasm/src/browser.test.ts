@@ -92,7 +92,7 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
       ).outputFiles[0].text;
     const golden: Record<string, { body: Uint8Array; type: string }> = {};
     const goldenDir = fixturePath('golden', 'ggml-synthetic');
-    for (const sub of ['', 'inputs/', 'q4_0/']) {
+    for (const sub of ['', 'inputs/', 'q4_0/', 'q4_1/']) {
       for (const f of readdirSync(join(goldenDir, sub))) {
         if (f.includes('.'))
           golden[`/golden/${sub}${f}`] = {
@@ -197,7 +197,7 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
       expect(x.plain).toBe('wasm (simd128)');
       expect(x.threads).toEqual([threads, threads]);
       expect(x.matmuls.mismatch).toBeUndefined();
-      expect(x.matmuls.cases).toBe(35);
+      expect(x.matmuls.cases).toBe(70);
       expect(x.q4Logits.length).toBe(512 * 16 + 512 * 24);
       expect(x.q4Logits.firstDiff).toBe(-1);
       expect(x.q4Ids.relaxed).toHaveLength(100);

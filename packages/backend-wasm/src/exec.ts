@@ -8,7 +8,7 @@
 /** The kernel exports of the WebAssembly module (see assembly/kernels.ts for each one's contract). */
 export interface Kernels {
   heapBase(): number;
-  /** Relaxed-SIMD build: q4_0 activations of fewer tokens than this go in layout 4; 0 in the plain build. */
+  /** Relaxed-SIMD build: q4_0/q4_1 activations of fewer tokens than this go in layout 4; 0 in the plain build. */
   relaxedDecodeTokens(): number;
   decodeRow(fmt: number, w: number, r: number, rowBytes: number, dst: number, n: number): void;
   repack8(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
@@ -290,8 +290,8 @@ export function runProgram(
           const b0 = e0 / per;
           const b1 = e1 / per;
           if (op.quant === 1 || op.quant === 3) {
-            // The relaxed build's q4_0 decode path takes int8 activations in order (layout 4) instead of layout 3.
-            const layout = op.kernel === 'q4_0' && op.layout === 3 && nTok < relaxedBelow ? 4 : op.layout;
+            // The relaxed build's q4_0/q4_1 decode paths take int8 activations in order (layout 4), not layout 3.
+            const layout = op.layout === 3 && nTok < relaxedBelow ? 4 : op.layout;
             k.quantQ8_0(op.x, b0, b1, op.aq, op.ad, op.as, layout, op.deq, op.s81);
           } else if (op.quant === 2) k.quantQ8_K(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq);
           else k.roundRows(op.x, op.deq, e0, e1, op.quant === 5 ? 1 : 0);

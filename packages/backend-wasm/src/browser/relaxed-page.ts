@@ -1,7 +1,7 @@
 // The relaxed-SIMD test page's script (bundled by browser.test.ts): in Chromium the backend must pick the relaxed
-// build; it must then give the same floats, bit for bit, as the plain build (`relaxedSimd: false`) on random q4_0
-// matmuls and on stories260K-Q4_0 decode steps, and pass the conformance suite's q4_0 part (ggml's golden dots
-// included). Results go to `window.__nibble` for the test to read.
+// build; it must then give the same floats, bit for bit, as the plain build (`relaxedSimd: false`) on random q4_0 and
+// q4_1 matmuls and on stories260K-Q4_0 decode steps, and pass the conformance suite's q4_0/q4_1 part (ggml's golden
+// dots included). Results go to `window.__nibble` for the test to read.
 import '../index.js';
 import { formats } from '@nibble/formats';
 import { loadModel } from '@nibble/runner';
@@ -26,21 +26,25 @@ function rng(seed: number): () => number {
   };
 }
 
-/** Random q4_0 rows: every nibble value, scales between 2^-12 and 1 (as fp16), some negative. */
-function randomQ4_0(rows: number, cols: number, next: () => number): Uint8Array {
+/** Random q4_0 / q4_1 rows: every nibble value, scales (and q4_1's mins) of either sign between 2^-12 and 1. */
+function randomQ4(dtype: 'q4_0' | 'q4_1', rows: number, cols: number, next: () => number): Uint8Array {
   const blocks = (rows * cols) / 32;
-  const b = new Uint8Array(blocks * 18);
+  const head = dtype === 'q4_0' ? 2 : 4;
+  const size = head + 16;
+  const b = new Uint8Array(blocks * size);
   const h = new Float32Array(1);
   const hu = new Uint32Array(h.buffer);
   for (let k = 0; k < blocks; k++) {
-    h[0] = (next() < 0.5 ? -1 : 1) * 2 ** (-12 * next());
-    // f32 -> fp16 by truncation (any finite fp16 scale will do).
-    const x = hu[0];
-    const e = ((x >>> 23) & 0xff) - 127 + 15;
-    const f16 = ((x >>> 16) & 0x8000) | (e << 10) | ((x >>> 13) & 0x3ff);
-    b[k * 18] = f16 & 0xff;
-    b[k * 18 + 1] = f16 >>> 8;
-    for (let j = 2; j < 18; j++) b[k * 18 + j] = Math.floor(next() * 256);
+    for (let o = 0; o < head; o += 2) {
+      h[0] = (next() < 0.5 ? -1 : 1) * 2 ** (-12 * next());
+      // f32 -> fp16 by truncation (any finite fp16 value will do).
+      const x = hu[0];
+      const e = ((x >>> 23) & 0xff) - 127 + 15;
+      const f16 = ((x >>> 16) & 0x8000) | (e << 10) | ((x >>> 13) & 0x3ff);
+      b[k * size + o] = f16 & 0xff;
+      b[k * size + o + 1] = f16 >>> 8;
+    }
+    for (let j = head; j < size; j++) b[k * size + j] = Math.floor(next() * 256);
   }
   return b;
 }
@@ -53,11 +57,10 @@ function sameBits(a: Float32Array, b: Float32Array): number {
   return -1;
 }
 
-/** q4_0 matmuls of several shapes on both builds; the first mismatch as a message, or undefined. */
+/** q4_0 and q4_1 matmuls of several shapes on both builds; the first mismatch as a message, or undefined. */
 async function compareMatmuls(relaxed: Backend, plain: Backend): Promise<{ cases: number; mismatch?: string }> {
   const next = rng(20261202);
-  let cases = 0;
-  for (const [rows, cols] of [
+  const shapes = [
     [1, 32],
     [5, 64],
     [8, 96],
@@ -65,38 +68,41 @@ async function compareMatmuls(relaxed: Backend, plain: Backend): Promise<{ cases
     [40, 512],
     [67, 2048],
     [256, 1024],
-  ]) {
-    const bytes = randomQ4_0(rows, cols, next);
-    const wr = await relaxed.upload(hostTensor('q4_0', [rows, cols], bytes));
-    const wp = await plain.upload(hostTensor('q4_0', [rows, cols], bytes));
-    for (const nTok of [1, 2, 3, 4, 5]) {
-      const x = new Float32Array(nTok * cols);
-      for (let i = 0; i < x.length; i++) x[i] = (next() - 0.5) * (next() < 0.05 ? 64 : 2);
-      const ys: Float32Array[] = [];
-      for (const [b, w] of [
-        [relaxed, wr],
-        [plain, wp],
-      ] as const) {
-        const g = new GraphBuilder();
-        const xi = g.input('x', 'f32', [nTok, cols]);
-        g.output('y', g.matmul(g.weight(w), xi, { activations: 'ggml' }));
-        ys.push((await b.run(g.build(), { x })).y);
+  ];
+  let cases = 0;
+  for (const dtype of ['q4_0', 'q4_1'] as const) {
+    for (const [rows, cols] of shapes) {
+      const bytes = randomQ4(dtype, rows, cols, next);
+      const wr = await relaxed.upload(hostTensor(dtype, [rows, cols], bytes));
+      const wp = await plain.upload(hostTensor(dtype, [rows, cols], bytes));
+      for (const nTok of [1, 2, 3, 4, 5]) {
+        const x = new Float32Array(nTok * cols);
+        for (let i = 0; i < x.length; i++) x[i] = (next() - 0.5) * (next() < 0.05 ? 64 : 2);
+        const ys: Float32Array[] = [];
+        for (const [b, w] of [
+          [relaxed, wr],
+          [plain, wp],
+        ] as const) {
+          const g = new GraphBuilder();
+          const xi = g.input('x', 'f32', [nTok, cols]);
+          g.output('y', g.matmul(g.weight(w), xi, { activations: 'ggml' }));
+          ys.push((await b.run(g.build(), { x })).y);
+        }
+        cases++;
+        const at = sameBits(ys[0], ys[1]);
+        if (at >= 0) {
+          const where = `${dtype} [${rows}, ${cols}] x ${nTok} tokens: element ${at}`;
+          return { cases, mismatch: `${where}: relaxed ${ys[0][at]}, plain ${ys[1][at]}` };
+        }
       }
-      cases++;
-      const at = sameBits(ys[0], ys[1]);
-      if (at >= 0)
-        return {
-          cases,
-          mismatch: `[${rows}, ${cols}] x ${nTok} tokens: element ${at}: relaxed ${ys[0][at]}, plain ${ys[1][at]}`,
-        };
+      relaxed.free(wr);
+      plain.free(wp);
     }
-    relaxed.free(wr);
-    plain.free(wp);
   }
   return { cases };
 }
 
-/** The conformance suite's q4_0 matmul tests (random shapes vs float64, ggml's golden dots) on the relaxed build. */
+/** The conformance suite's q4_0/q4_1 matmul tests (random shapes vs float64, ggml's golden dots), relaxed build. */
 async function conformance(
   golden: ReturnType<typeof loadGoldenDots>,
 ): Promise<{ passed: string[]; failed: string[]; skipped: string[] }> {
@@ -104,7 +110,7 @@ async function conformance(
   runConformance(
     { name: 'wasm', create: (o) => createBackend('wasm', { ...o, threads, relaxedSimd: true }) },
     { describe: (_n, fn) => fn(), it: (name, fn) => tests.push({ name, fn }) },
-    { codecs: formats, golden, ops: ['matmul'], dtypes: ['q4_0'] },
+    { codecs: formats, golden, ops: ['matmul'], dtypes: ['q4_0', 'q4_1'] },
   );
   const passed: string[] = [];
   const failed: string[] = [];
@@ -129,7 +135,7 @@ async function conformance(
 
 async function goldenDots(): Promise<ReturnType<typeof loadGoldenDots>> {
   const manifest = await (await fetch('/golden/manifest.json')).json();
-  manifest.types = manifest.types.filter((t: { type: string }) => t.type === 'q4_0');
+  manifest.types = manifest.types.filter((t: { type: string }) => t.type === 'q4_0' || t.type === 'q4_1');
   const files = new Map<string, Uint8Array>();
   const paths = ['inputs/activation.f32'];
   for (const t of manifest.types as { files: Record<string, string> }[])
