@@ -50,7 +50,7 @@ try {
         g.output('y', g.matmul(g.weight(w), xi));
         graphs.push(g.build());
       }
-      runs.push({ name, b, graphs, ms: [] as number[], y: new Float32Array(0) });
+      runs.push({ name, b, graphs, ms: [] as number[], y: new Float32Array(0) as Float32Array });
     }
     for (let c = 0; c < calls + 5; c++) {
       for (const r of runs) {
