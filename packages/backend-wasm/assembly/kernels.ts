@@ -507,8 +507,9 @@ function matmulF16(w: usize, rowBytes: i32, x: usize, y: usize, n: i32, outF: i3
  * at `q` (64 bytes per block), the fp16-rounded scale as f32 at `d` and the block sum of the quants at `sum` (i32,
  * 4 bytes per block each). `layout` 3 stores each block's quants permuted and scaled for the nibble kernels (see
  * {@link matmulG8Impl}); 0 keeps their order; 4 stores them as int8 in order in the block's first 32 bytes (the
- * relaxed-SIMD module's q4_0 and q4_1 decode paths, {@link g8DecodeQ4_0Relaxed}). `deq` != 0 also writes the dequantized activations (d·q) there, for
- * the formats whose dot product runs on decoded values; `s81` != 0 writes q8_1's stored s = fp16(d·Σq) as f32.
+ * relaxed-SIMD module's q4_0 and q4_1 decode paths, {@link g8DecodeQ4_0Relaxed}). `deq` != 0 also writes the
+ * dequantized activations (d·q) there, for the formats whose dot product runs on decoded values; `s81` != 0 writes
+ * q8_1's stored s = fp16(d·Σq) as f32.
  */
 export function quantQ8_0(
   x: usize,

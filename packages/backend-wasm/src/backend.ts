@@ -109,8 +109,8 @@ export interface WasmBackendOptions extends BackendOptions {
    */
   matmulActivations?: MatmulActivations;
   /**
-   * Use the kernels built with relaxed SIMD where the engine has it (default: true). They run the q4_0 decode
-   * matvec with `i16x8.relaxed_dot_i8x16_i7x16_s` and give bit-identical results; before choosing them the backend
+   * Use the kernels built with relaxed SIMD where the engine has it (default: true). They run the q4_0 and q4_1
+   * decode matvecs with `i16x8.relaxed_dot_i8x16_i7x16_s` and give bit-identical results; before choosing them the backend
    * validates the module and checks the instruction's results on known bytes, falling back to the plain SIMD
    * kernels otherwise. `false` forces the plain kernels (for A/B measurements). {@link WasmBackend.simd} says which
    * run.
