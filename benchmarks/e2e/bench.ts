@@ -35,7 +35,10 @@ const decode = Number(flag('decode', quick ? '32' : '64'));
 const promptCounts = flag('prompts', quick ? '32' : '32,128')
   .split(',')
   .map(Number);
-const engines = flag('engines', quick ? 'nibble-wasm,llama.cpp,nibble-js' : 'nibble-wasm,nibble-wasm-relaxed,llama.cpp,nibble-js').split(',');
+const engines = flag(
+  'engines',
+  quick ? 'nibble-wasm,llama.cpp,nibble-js' : 'nibble-wasm,nibble-wasm-relaxed,llama.cpp,nibble-js',
+).split(',');
 
 const only = flag('models', quick ? 'stories260K' : '');
 const big = 'TinyLlama-shaped synthetic (Q4_0, 620 MB)';
