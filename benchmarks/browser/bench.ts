@@ -7,6 +7,10 @@
  *   npx tsx --conditions=source benchmarks/browser/bench.ts [--threads 1,2] [--runs 3] [--decode 32] [--prompt 32]
  *     [--models stories,TinyLlama] [--engines nibble-wasm,wllama]
  *
+ * Engine `nibble-wasm-plain` is nibble-wasm with `relaxedSimd: false` (the plain SIMD kernels), for an A/B of the
+ * relaxed-SIMD build (`--engines nibble-wasm,nibble-wasm-plain`). The runs of the engines alternate (run 1 of each,
+ * then run 2 of each, ...), so a busy machine weighs on all of them alike.
+ *
  * With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): stories260K only, one thread, one run, 16 decode steps. Writes
  * results/browser.json in the common shape (lib/results.ts) and prints a markdown table.
  */
@@ -111,6 +115,8 @@ interface Result {
   decodeTokPerSec?: number;
   loadMs: number;
   note: string | null;
+  /** nibble-wasm: the kernel build that ran ('simd128' or 'relaxed-simd'). */
+  simd?: string;
   error?: string;
 }
 function median(xs: number[]): number {
@@ -128,10 +134,10 @@ const rows: {
 }[] = [];
 try {
   for (const threads of threadCounts)
-    for (const [mi, m] of models.entries())
-      for (const engine of engines) {
-        const results: Result[] = [];
-        for (let r = 0; r < runs; r++) {
+    for (const [mi, m] of models.entries()) {
+      const byEngine = new Map<string, Result[]>(engines.map((e) => [e, []]));
+      for (let r = 0; r < runs; r++)
+        for (const engine of engines) {
           const p = await context.newPage();
           await p.goto(
             `${base}?engine=${engine}&model=/model/${mi}&threads=${threads}&prompt=${promptTokens}&decode=${decode}`,
@@ -143,8 +149,12 @@ try {
           await p.close();
           if (res.error) throw new Error(`${engine} on ${m.name}: ${res.error}`);
           if (res.note) console.error(`${engine}: ${res.note}`);
-          results.push(res);
+          console.error(
+            `${m.name}, ${threads} thread(s), ${engine}${res.simd ? ` (${res.simd})` : ''}, run ${r + 1}: decode ${res.decodeTokPerSec?.toFixed(2)} tok/s`,
+          );
+          byEngine.get(engine)?.push(res);
         }
+      for (const [engine, results] of byEngine)
         rows.push({
           model: m.name,
           engine,
@@ -153,7 +163,7 @@ try {
           promptTokPerSec: Math.round(100 * median(results.map((x) => x.promptTokPerSec ?? 0))) / 100,
           decodeTokPerSec: Math.round(100 * median(results.map((x) => x.decodeTokPerSec ?? 0))) / 100,
         });
-      }
+    }
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

@@ -34,7 +34,8 @@ export function browserMethod(d: BrowserDetails): string {
   return `Both engines in the same headless Chromium (Debian's), each run in a fresh page of a loopback server that sends COOP/COEP (so both can use threads); prompt tok/s and decode tok/s over ${d.decode} steps, median of ${d.runs} run${d.runs === 1 ? '' : 's'}. wllama 3.8.1 is llama.cpp compiled to WebAssembly.`;
 }
 
-const engineName = (e: string) => (e === 'nibble-wasm' ? 'nibble (wasm)' : e);
+const engineName = (e: string) =>
+  e === 'nibble-wasm' ? 'nibble (wasm)' : e === 'nibble-wasm-plain' ? 'nibble (wasm, plain SIMD)' : e;
 
 export function browserCases(d: BrowserDetails): BenchCase[] {
   const cases: BenchCase[] = [];

@@ -1,7 +1,9 @@
 // The benchmark page (bundled by bench.ts): one measurement per page load, chosen by the query string
-// (?engine=wllama|nibble-wasm&model=/m.gguf&threads=N&prompt=P&decode=D). Leaves the result on window.__bench.
+// (?engine=wllama|nibble-wasm|nibble-wasm-plain&model=/m.gguf&threads=N&prompt=P&decode=D; nibble-wasm-plain forces
+// the plain SIMD kernels where the relaxed-SIMD ones would run). Leaves the result on window.__bench.
 import '@nibble/backend-wasm';
 import { loadModel } from '@nibble/runner';
+import { createBackend } from '@nibble/tensor';
 import { Wllama } from '@wllama/wllama';
 
 const q = new URLSearchParams(location.search);
@@ -22,9 +24,10 @@ function promptIds(n: number): number[] {
 async function nibble() {
   const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
   const t0 = performance.now();
-  const model = await loadModel(bytes, { backend: 'wasm', threads, contextSize: promptTokens + decode + 8 });
+  const wasm = await createBackend('wasm', { threads, relaxedSimd: engine !== 'nibble-wasm-plain' });
+  const model = await loadModel(bytes, { backend: wasm, contextSize: promptTokens + decode + 8 });
   const loadMs = performance.now() - t0;
-  const backend = model.backend as unknown as { threads: number; threadNote?: string };
+  const backend = model.backend as unknown as { threads: number; threadNote?: string; simd: string };
   // Warm-up: a few steps so the engine has compiled and the pool is awake.
   await model.generate(promptIds(8), { temperature: 0, maxTokens: 4, ignoreEos: true }).collect();
   let n = 0;
@@ -40,8 +43,10 @@ async function nibble() {
   }
   const tEnd = performance.now();
   await model.dispose();
+  wasm.dispose();
   return {
     engine,
+    simd: backend.simd,
     threads: backend.threads,
     note: backend.threadNote ?? null,
     loadMs,

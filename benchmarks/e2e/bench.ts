@@ -4,7 +4,7 @@
  * measurement in its own process, median of runs; the ratio to llama.cpp of the same run is in the table.
  *
  *   npx tsx --conditions=source benchmarks/e2e/bench.ts [--threads 1,2] [--runs 3] [--decode 64] [--models a,b]
- *     [--prompts 32,128] [--engines nibble-wasm,llama.cpp,nibble-js] [--merge]
+ *     [--prompts 32,128] [--engines nibble-wasm,nibble-wasm-relaxed,llama.cpp,nibble-js] [--merge]
  *
  * --merge keeps the rows of the existing results file that this run does not measure (other models or threads).
  * With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): 1 thread, 1 run, 32 decode steps, a 32-token prompt, stories260K
@@ -35,7 +35,10 @@ const decode = Number(flag('decode', quick ? '32' : '64'));
 const promptCounts = flag('prompts', quick ? '32' : '32,128')
   .split(',')
   .map(Number);
-const engines = flag('engines', 'nibble-wasm,llama.cpp,nibble-js').split(',');
+const engines = flag(
+  'engines',
+  quick ? 'nibble-wasm,llama.cpp,nibble-js' : 'nibble-wasm,nibble-wasm-relaxed,llama.cpp,nibble-js',
+).split(',');
 
 const only = flag('models', quick ? 'stories260K' : '');
 const big = 'TinyLlama-shaped synthetic (Q4_0, 620 MB)';
@@ -82,6 +85,8 @@ for (const threads of threadCounts)
           const out = execFileSync(
             process.execPath,
             [
+              // Node 20 ships relaxed SIMD behind a flag (Node 22 and browsers have it on).
+              ...(engine === 'nibble-wasm-relaxed' ? ['--experimental-wasm-relaxed-simd'] : []),
               '--conditions=source',
               '--import',
               'tsx',

@@ -4,7 +4,8 @@
  *
  *   npx tsx --conditions=source benchmarks/e2e/worker.ts ENGINE MODEL THREADS PROMPT_TOKENS DECODE_TOKENS
  *
- * ENGINE is `nibble-wasm`, `nibble-js` or `llama.cpp`. The prompt is the same ids for both: BOS then a fixed cycle of token ids,
+ * ENGINE is `nibble-wasm`, `nibble-wasm-relaxed` (the relaxed-SIMD build; Node 20 needs
+ * `--experimental-wasm-relaxed-simd`, which bench.ts passes), `nibble-js` or `llama.cpp`. The prompt is the same ids for both: BOS then a fixed cycle of token ids,
  * so both engines do identical work whatever their tokenizers.
  */
 
@@ -34,13 +35,19 @@ interface Result {
 }
 
 async function nibble(): Promise<Result> {
-  const backend = engine === 'nibble-wasm' ? 'wasm' : 'js';
+  const backend = engine.startsWith('nibble-wasm') ? 'wasm' : 'js';
   if (backend === 'wasm') await import('@nibble/backend-wasm/node');
   else await import('@nibble/backend-js');
   const { loadModel } = await import('@nibble/runner/node');
   const t0 = performance.now();
   const model = await loadModel(modelPath, { backend, threads, contextSize: promptTokens + decodeTokens + 8 });
   const loadMs = performance.now() - t0;
+  // nibble-wasm-relaxed runs under Node 20's --experimental-wasm-relaxed-simd: make sure that build really ran.
+  const simd = (model.backend as { simd?: string }).simd;
+  if (engine === 'nibble-wasm-relaxed' && simd !== 'relaxed-simd') {
+    throw new Error(`nibble-wasm-relaxed: the backend runs ${simd ?? 'no wasm'} kernels, not relaxed-simd`);
+  }
+  if (engine === 'nibble-wasm' && simd !== 'simd128') throw new Error(`nibble-wasm: expected simd128, ran ${simd}`);
   const gen = model.generate(promptIds(promptTokens), { temperature: 0, maxTokens: decodeTokens, ignoreEos: true });
   let n = 0;
   let tFirst = 0;

@@ -7,7 +7,12 @@
 //   npx tsx --conditions=source benchmarks/matmul-wasm/bench.ts [format ...]
 //   THREADS=1,2 RUNS=5 SHAPES=4096,11008 MIN_MB=160 MATMUL_WASM_RESULTS=path
 //
-// With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): q4_0, q8_0, q4_K, f16 at 4096x4096, one thread, 3 runs. Writes
+// Then the prompt case: PROMPT_TOKENS (32; 0 skips) activation rows at once, ms per token, for PROMPT_FORMATS
+// (q4_0,q8_0) at PROMPT_SHAPES (out x in: 2048x2048,5632x2048,2048x5632 as TinyLlama's, and 4096x4096), ggml mode.
+// The A/B of two kernel versions on that path is prompt-ab.ts.
+//
+// With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): q4_0, q8_0, q4_K, f16 at 4096x4096, one thread, 3 runs; the
+// prompt case q4_0 at 2048x2048 only. Writes
 // results/matmul-wasm.json in the common shape (lib/results.ts).
 import '@nibble/backend-wasm/node';
 import { join } from 'node:path';
@@ -130,6 +135,39 @@ for (const threads of threadCounts) {
     backend.dispose();
   }
 }
+// The prompt: many activation rows per weight row, compute-bound (the weights stay in cache between runs).
+const promptTokens = Number(process.env.PROMPT_TOKENS ?? 32);
+const promptFormats = (process.env.PROMPT_FORMATS ?? (quick ? 'q4_0' : 'q4_0,q8_0')).split(',') as DTypeName[];
+const promptShapes = (process.env.PROMPT_SHAPES ?? (quick ? '2048x2048' : '2048x2048,5632x2048,2048x5632,4096x4096'))
+  .split(',')
+  .map((s) => s.split('x').map(Number) as [number, number]);
+const prompt: NonNullable<MatmulWasmDetails['prompt']> = [];
+for (const threads of promptTokens > 0 ? threadCounts : []) {
+  const backend: Backend = await createBackend('wasm', { threads, matmulActivations: 'ggml' });
+  for (const fmt of promptFormats) {
+    for (const [outF, n] of promptShapes) {
+      const w = await backend.upload(
+        hostTensor(fmt, [outF, n], formats[fmt].quantize(values(outF * n, 3, 0.05), { rowLength: n })),
+        { name: 'w' },
+      );
+      const g = new GraphBuilder();
+      g.output('y', g.matmul(g.weight(w), g.input('x', 'f32', [promptTokens, n])));
+      const graph = g.build();
+      const xs = values(promptTokens * n, 4, 1);
+      const times: number[] = [];
+      for (let r = 0; r < runs + 1; r++) {
+        const t0 = performance.now();
+        await backend.run(graph, { x: xs });
+        if (r > 0) times.push(performance.now() - t0);
+      }
+      backend.free(w);
+      const ms = median(times) / promptTokens;
+      prompt.push({ format: fmt, shape: `${outF}x${n}`, threads, tokens: promptTokens, msPerToken: ms });
+      process.stderr.write('.');
+    }
+  }
+  backend.dispose();
+}
 process.stderr.write('\n');
 const read = (readBefore + readGBs()) / 2;
 console.log(`\nwasm matrix-vector, median of ${runs}, weights from DRAM; GB/s = weight bytes / time`);
@@ -156,7 +194,30 @@ for (const fmt of list) {
     `| ${fmt} | ${cells.join(' | ')} | ${peer ?? '-'} | ${peer ? `${((100 * best) / peer).toFixed(0)}%` : '-'} |`,
   );
 }
-const details: MatmulWasmDetails = { date: new Date().toISOString(), runs, readGBs: read, ggmlGBs, quick, rows };
+if (prompt.length) {
+  console.log(`\nwasm prompt matmul, ${promptTokens} tokens at once, ggml mode: ms per token (median of ${runs})\n`);
+  console.log(
+    `| format | ${threadCounts.flatMap((t) => promptShapes.map(([o, i]) => `${o}x${i} ${t}T`)).join(' | ')} |`,
+  );
+  console.log(`|---|${threadCounts.flatMap(() => promptShapes.map(() => '---')).join('|')}|`);
+  for (const fmt of promptFormats) {
+    const cells = threadCounts.flatMap((t) =>
+      promptShapes.map(
+        ([o, i]) => prompt.find((r) => r.format === fmt && r.threads === t && r.shape === `${o}x${i}`)?.msPerToken,
+      ),
+    );
+    console.log(`| ${fmt} | ${cells.map((c) => c?.toFixed(3) ?? '-').join(' | ')} |`);
+  }
+}
+const details: MatmulWasmDetails = {
+  date: new Date().toISOString(),
+  runs,
+  readGBs: read,
+  ggmlGBs,
+  quick,
+  rows,
+  prompt,
+};
 writeResults({
   topic: 'matmul-wasm',
   title: matmulWasmTitle,

@@ -12,6 +12,8 @@ export interface MatmulWasmDetails {
   ggmlGBs: Record<string, number>;
   quick?: boolean;
   rows: { format: string; shape: string; threads: number; mode: 'ggml' | 'f32'; gbs: number; ms: number }[];
+  /** The prompt case (absent in older records): `tokens` activation rows at once, ggml mode. */
+  prompt?: { format: string; shape: string; threads: number; tokens: number; msPerToken: number }[];
 }
 
 export const matmulWasmTitle = 'WASM backend: matrix × vector';
@@ -22,7 +24,7 @@ export function isMatmulWasmRecord(x: unknown): x is MatmulWasmDetails {
 }
 
 export function matmulWasmMethod(d: MatmulWasmDetails): string {
-  return `GB/s of weight bytes per second of @nibble/backend-wasm's matmul with one activation row, median of ${d.runs} runs; each run multiplies enough distinct copies of the weight to exceed the L3 cache, so the bytes come from DRAM as in a decode step. 'ggml' mode quantizes the activations to the weight's vec_dot type (integer dots, as ggml's CPU backend), 'f32' keeps them f32. ggml's native single-thread figures are quoted from an earlier measurement on this machine kind; a one-thread JS read of a large array in the same run (${d.readGBs.toFixed(1)} GB/s) gives the scale.`;
+  return `GB/s of weight bytes per second of @nibble/backend-wasm's matmul with one activation row, median of ${d.runs} runs; each run multiplies enough distinct copies of the weight to exceed the L3 cache, so the bytes come from DRAM as in a decode step. 'ggml' mode quantizes the activations to the weight's vec_dot type (integer dots, as ggml's CPU backend), 'f32' keeps them f32. ggml's native single-thread figures are quoted from an earlier measurement on this machine kind; a one-thread JS read of a large array in the same run (${d.readGBs.toFixed(1)} GB/s) gives the scale.${d.prompt?.length ? ` The prompt case: ms per token of one matmul of ${d.prompt[0].tokens} activation rows in ggml mode (compute-bound; the weight stays in cache between runs), median of ${d.runs}.` : ''}`;
 }
 
 export function matmulWasmCases(d: MatmulWasmDetails): BenchCase[] {
@@ -53,6 +55,16 @@ export function matmulWasmCases(d: MatmulWasmDetails): BenchCase[] {
           }),
         );
       }
+  for (const r of d.prompt ?? [])
+    cases.push(
+      makeCase({
+        group: `matrix × ${r.tokens} tokens (prompt), ${r.shape}, ${r.threads} thread${r.threads === 1 ? '' : 's'}`,
+        name: r.format,
+        unit: 'ms per token',
+        higherIsBetter: false,
+        results: [{ engine: 'nibble (wasm, ggml activations)', ours: true, median: r.msPerToken, runs: d.runs }],
+      }),
+    );
   return cases;
 }
 

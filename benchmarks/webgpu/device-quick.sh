@@ -14,6 +14,7 @@ node .gpu/webgpu-bench.mjs --repo . --out "$OUT/quick.json" --models "$M" --dead
   --sections copy,matvec,sweep,attention,gold,generate,models --matvec-formats q4_0,q8_0 \
   --model-list tinyllama:q4_0,llama7b:q4_0 --model-options "$SETS" \
   2>&1 | tee "$OUT/quick.log"
+[ -n "${SKIP_UNSAFE:-}" ] && exit 0
 NIBBLE_DAWN_FLAGS='enable-dawn-features=allow_unsafe_apis,disable_robustness,skip_validation' \
   node .gpu/webgpu-bench.mjs --repo . --out "$OUT/quick-unsafe.json" --models "$M" --deadline 150 \
   --sections copy,matvec,models --matvec-formats q4_0,q8_0 --model-list tinyllama:q4_0 2>&1 | tee "$OUT/quick-unsafe.log"

@@ -15,13 +15,13 @@ if [ -x /tmp/lb/bin/llama-bench ]; then touch /tmp/lb.done; else {
   cmake -S /tmp/src/llama.cpp -B /tmp/lb -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF > "$OUT/build.log" 2>&1 \
-    && nice cmake --build /tmp/lb --target llama-bench -j14 >> "$OUT/build.log" 2>&1
-  echo "build exit $?" >> "$OUT/build.log"
+    && nice cmake --build /tmp/lb --target llama-bench -j16 >> "$OUT/build.log" 2>&1
+  echo "build exit $? after $SECONDS s" >> "$OUT/build.log"
   touch /tmp/lb.done
 } & fi
 if [ -z "${SKIP_OURS:-}" ]; then
-  node .gpu/webgpu-bench.mjs --repo . --out "$OUT/webgpu.json" --models "$M" --deadline "${BENCH_S:-430}" \
-    --wait-for /tmp/lb.done --wait-max 330 2>&1 | tee "$OUT/webgpu.log"
+  node .gpu/webgpu-bench.mjs --repo . --out "$OUT/webgpu.json" --models "$M" --deadline "${BENCH_S:-500}" \
+    --wait-for /tmp/lb.done --wait-max 300 2>&1 | tee "$OUT/webgpu.log"
 else
   node .gpu/webgpu-bench.mjs --repo . --out "$OUT/webgpu.json" --models "$M" --sections generate 2>&1 | tee "$OUT/webgpu.log"
 fi

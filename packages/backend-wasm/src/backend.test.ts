@@ -9,6 +9,21 @@ import { type WasmBackend, wasmCapabilities } from './backend.js';
 import './node.js';
 
 describe('wasm backend', () => {
+  it('says which kernel build runs; relaxedSimd: false forces the plain one; a non-boolean is refused', async () => {
+    const plain = (await createBackend('wasm', { threads: 1, relaxedSimd: false })) as WasmBackend;
+    expect(plain.simd).toBe('simd128');
+    expect(plain.info).toBe('wasm (simd128)');
+    plain.dispose();
+    // Node 20 has no relaxed SIMD (the build fails validation): the default falls back to the plain build there.
+    const auto = (await createBackend('wasm', { threads: 1 })) as WasmBackend;
+    expect(['simd128', 'relaxed-simd']).toContain(auto.simd);
+    expect(auto.info).toBe(`wasm (${auto.simd})`);
+    auto.dispose();
+    await expect(createBackend('wasm', { threads: 1, relaxedSimd: 'yes' })).rejects.toThrow(
+      /relaxedSimd must be true or false, got yes/,
+    );
+  });
+
   it('declares wasm32 memory as its total limit', () => {
     expect(wasmCapabilities().limits.maxTotalBytes).toBeLessThan(2 ** 32);
     expect(wasmCapabilities().limits.maxTotalBytes).toBeGreaterThan(3.5 * 2 ** 30);

@@ -40,7 +40,7 @@ import {
   type Program,
   runProgram,
 } from './exec.js';
-import { wasmPlain, wasmShared, workerSource } from './generated.js';
+import { wasmPlain, wasmRelaxed, wasmRelaxedShared, wasmShared, workerSource } from './generated.js';
 import { Heap, wasm32Limit } from './heap.js';
 import { Pool, type WorkerSpawner } from './pool.js';
 import { planBarriers } from './sync.js';
@@ -108,7 +108,18 @@ export interface WasmBackendOptions extends BackendOptions {
    * the decoded weight (within 1e-6 NMSE of a float64 product).
    */
   matmulActivations?: MatmulActivations;
+  /**
+   * Use the kernels built with relaxed SIMD where the engine has it (default: true). They run the q4_0 and q4_1
+   * decode matvecs with `i16x8.relaxed_dot_i8x16_i7x16_s` and give bit-identical results; before choosing them the backend
+   * validates the module and checks the instruction's results on known bytes, falling back to the plain SIMD
+   * kernels otherwise. `false` forces the plain kernels (for A/B measurements). {@link WasmBackend.simd} says which
+   * run.
+   */
+  relaxedSimd?: boolean;
 }
+
+/** Which build of the kernels a {@link WasmBackend} runs. */
+export type WasmSimd = 'simd128' | 'relaxed-simd';
 
 /** Everything a backend instance is made from; made by {@link createWasmBackend}. */
 export interface WasmEnvironment {
@@ -232,6 +243,8 @@ export class WasmBackend extends KernelBackend<Prepared> {
   readonly threads: number;
   /** Why fewer threads than asked for run, or undefined. */
   readonly threadNote: string | undefined;
+  /** The kernels running: the plain 128-bit SIMD build or the relaxed-SIMD one (see {@link WasmBackendOptions}). */
+  readonly simd: WasmSimd;
   readonly #k: Kernels;
   readonly #heap: Heap;
   readonly #pool: Pool | undefined;
@@ -252,8 +265,10 @@ export class WasmBackend extends KernelBackend<Prepared> {
     pool: Pool | undefined,
     options: WasmBackendOptions,
     note?: string,
+    simd: WasmSimd = 'simd128',
   ) {
     super();
+    this.simd = simd;
     this.#k = k;
     this.#heap = heap;
     this.#ctl = ctlPtr;
@@ -277,6 +292,18 @@ export class WasmBackend extends KernelBackend<Prepared> {
    * ```
    */
   profile: Profile | undefined;
+
+  /**
+   * The backend in words, with its kernel build, e.g. `'wasm (relaxed-simd)'`.
+   *
+   * @example
+   * ```ts
+   * console.log((backend as WasmBackend).info); // 'wasm (simd128)'
+   * ```
+   */
+  get info(): string {
+    return `${this.name} (${this.simd})`;
+  }
 
   /** Bytes of WebAssembly memory in use (weights, caches, plans). */
   get memoryBytes(): number {
@@ -892,7 +919,14 @@ export async function createWasmBackend(options: WasmBackendOptions = {}, env: W
   const memory = new WebAssembly.Memory(
     shared ? { initial: 2, maximum: 65536, shared: true } : { initial: 2, maximum: 65536 },
   );
-  const module = await WebAssembly.compile(base64(shared ? wasmShared : wasmPlain));
+  if (options.relaxedSimd !== undefined && typeof options.relaxedSimd !== 'boolean') {
+    throw new BackendError(`wasm backend: relaxedSimd must be true or false, got ${String(options.relaxedSimd)}`);
+  }
+  const simd: WasmSimd = options.relaxedSimd !== false && (await relaxedSupported()) ? 'relaxed-simd' : 'simd128';
+  const relaxed = simd === 'relaxed-simd';
+  const module = await WebAssembly.compile(
+    base64(shared ? (relaxed ? wasmRelaxedShared : wasmShared) : relaxed ? wasmRelaxed : wasmPlain),
+  );
   const instance = await WebAssembly.instantiate(module, {
     env: {
       memory,
@@ -909,7 +943,29 @@ export async function createWasmBackend(options: WasmBackendOptions = {}, env: W
     shared && env.spawn !== undefined
       ? await Pool.create(threads, module, memory, ctlPtr, env.spawn, workerSource)
       : undefined;
-  return new WasmBackend(k, heap, ctlPtr, pool, options, note);
+  return new WasmBackend(k, heap, ctlPtr, pool, options, note, simd);
+}
+
+let relaxedOk: Promise<boolean> | undefined;
+
+/**
+ * Whether the relaxed-SIMD kernels can run here: the module validates (engines without relaxed SIMD refuse it) and
+ * its probe of the relaxed dot product gives the standard sums (an early draft in old engines gives others).
+ * Checked once, on a throwaway memory.
+ */
+function relaxedSupported(): Promise<boolean> {
+  relaxedOk ??= (async () => {
+    const bytes = base64(wasmRelaxed);
+    if (!WebAssembly.validate(bytes)) return false;
+    try {
+      const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536 });
+      const { instance } = await WebAssembly.instantiate(bytes, { env: { memory, abort() {} } });
+      return (instance.exports as { relaxedProbe(): number }).relaxedProbe() === 1;
+    } catch {
+      return false;
+    }
+  })();
+  return relaxedOk;
 }
 
 /** A tiny module with one v128 op: validates only where SIMD is supported. */

@@ -3,7 +3,7 @@
  * COOP/COEP (so SharedArrayBuffer exists), the page loads stories260K and runs the greedy gold on 'wasm' with 2
  * threads, and the test compares the ids with llama2.c's.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,17 +77,41 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
   let server: Awaited<ReturnType<typeof serveIsolated>>;
   let browser: Awaited<ReturnType<typeof launchChromium>>;
   beforeAll(async () => {
-    const bundle = await build({
-      entryPoints: [fileURLToPath(new URL('./browser/page.ts', import.meta.url))],
-      bundle: true,
-      write: false,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      conditions: ['source'],
-      logLevel: 'silent',
-    });
+    const bundle = async (name: string) =>
+      (
+        await build({
+          entryPoints: [fileURLToPath(new URL(`./browser/${name}`, import.meta.url))],
+          bundle: true,
+          write: false,
+          format: 'esm',
+          platform: 'browser',
+          target: 'es2022',
+          conditions: ['source'],
+          logLevel: 'silent',
+        })
+      ).outputFiles[0].text;
+    const golden: Record<string, { body: Uint8Array; type: string }> = {};
+    const goldenDir = fixturePath('golden', 'ggml-synthetic');
+    for (const sub of ['', 'inputs/', 'q4_0/', 'q4_1/']) {
+      for (const f of readdirSync(join(goldenDir, sub))) {
+        if (f.includes('.'))
+          golden[`/golden/${sub}${f}`] = {
+            body: readFileSync(join(goldenDir, sub, f)),
+            type: 'application/octet-stream',
+          };
+      }
+    }
     server = await serveIsolated({
+      ...golden,
+      '/relaxed/': {
+        body: '<!doctype html><meta charset="utf-8"><script type="module" src="/relaxed-page.js"></script>',
+        type: 'text/html',
+      },
+      '/relaxed-page.js': { body: await bundle('relaxed-page.ts'), type: 'text/javascript' },
+      '/stories260K-Q4_0.gguf': {
+        body: readFileSync(fixturePath('models', 'stories260K-Q4_0.gguf')),
+        type: 'application/octet-stream',
+      },
       '/': {
         body: '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>',
         type: 'text/html',
@@ -96,7 +120,7 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
         body: '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>',
         type: 'text/html',
       },
-      '/page.js': { body: bundle.outputFiles[0].text, type: 'text/javascript' },
+      '/page.js': { body: await bundle('page.ts'), type: 'text/javascript' },
       '/stories260K.gguf': {
         body: readFileSync(fixturePath('models', 'stories260K.gguf')),
         type: 'application/octet-stream',
@@ -120,6 +144,7 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
     const r = (await page.evaluate(() => (globalThis as { __nibble?: unknown }).__nibble)) as {
       ids?: number[];
       backend?: string;
+      simd?: string;
       threads?: number;
       note?: string | null;
       isolated?: boolean;
@@ -135,6 +160,8 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
     expect(r.error).toBeUndefined();
     expect(r.isolated).toBe(true);
     expect(r.backend).toBe('wasm');
+    // Chromium has relaxed SIMD: the default picks that build.
+    expect(r.simd).toBe('relaxed-simd');
     expect(r.note).toBeNull();
     expect(r.threads).toBe(2);
     expect(r.ids).toEqual(greedy.tokens);
@@ -149,4 +176,36 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
     expect(r.note).toMatch(/running 1 thread instead of 2: SharedArrayBuffer is not available/);
     expect(r.ids).toEqual(greedy.tokens);
   });
+
+  for (const threads of [1, 2]) {
+    it(`relaxed SIMD, ${threads} thread(s): chosen, bit-identical to the plain build, golden dots, greedy gold`, async () => {
+      const { r, errors } = await runPage(`relaxed/?threads=${threads}`);
+      const x = r as unknown as {
+        error?: string;
+        relaxed: string;
+        plain: string;
+        threads: number[];
+        matmuls: { cases: number; mismatch?: string };
+        q4Logits: { length: number; firstDiff: number };
+        q4Ids: { relaxed: number[]; plain: number[] };
+        ids: number[];
+        conformance: { passed: string[]; failed: string[] };
+      };
+      expect(errors).toEqual([]);
+      expect(x.error).toBeUndefined();
+      expect(x.relaxed).toBe('wasm (relaxed-simd)');
+      expect(x.plain).toBe('wasm (simd128)');
+      expect(x.threads).toEqual([threads, threads]);
+      expect(x.matmuls.mismatch).toBeUndefined();
+      expect(x.matmuls.cases).toBe(70);
+      expect(x.q4Logits.length).toBe(512 * 16 + 512 * 24);
+      expect(x.q4Logits.firstDiff).toBe(-1);
+      expect(x.q4Ids.relaxed).toHaveLength(100);
+      expect(x.q4Ids.relaxed).toEqual(x.q4Ids.plain);
+      expect(x.ids).toEqual(greedy.tokens);
+      expect(x.conformance.failed).toEqual([]);
+      expect(x.conformance.passed).toContain('matmul: ggml golden dot products (ggml-synthetic)');
+      expect(x.conformance.passed).toContain('matmul: every claimed weight dtype x every activation mode, vs float64');
+    }, 180_000);
+  }
 });

@@ -8,6 +8,8 @@
 /** The kernel exports of the WebAssembly module (see assembly/kernels.ts for each one's contract). */
 export interface Kernels {
   heapBase(): number;
+  /** Relaxed-SIMD build: q4_0/q4_1 activations of fewer tokens than this go in layout 4; 0 in the plain build. */
+  relaxedDecodeTokens(): number;
   decodeRow(fmt: number, w: number, r: number, rowBytes: number, dst: number, n: number): void;
   repack8(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
   unpackQ4K(src: number, dst: number, nsb: number): void;
@@ -273,6 +275,7 @@ export function runProgram(
   profile?: Profile,
 ): void {
   const sync = nth > 1;
+  const relaxedBelow = k.relaxedDecodeTokens();
   let index = 0;
   let t0 = profile ? performance.now() : 0;
   for (const op of prog.ops) {
@@ -286,9 +289,11 @@ export function runProgram(
           const [e0, e1] = share(nTok * op.n, nth, tid, op.qalign ?? op.n);
           const b0 = e0 / per;
           const b1 = e1 / per;
-          if (op.quant === 1 || op.quant === 3)
-            k.quantQ8_0(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq, op.s81);
-          else if (op.quant === 2) k.quantQ8_K(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq);
+          if (op.quant === 1 || op.quant === 3) {
+            // The relaxed build's q4_0/q4_1 decode paths take int8 activations in order (layout 4), not layout 3.
+            const layout = op.layout === 3 && nTok < relaxedBelow ? 4 : op.layout;
+            k.quantQ8_0(op.x, b0, b1, op.aq, op.ad, op.as, layout, op.deq, op.s81);
+          } else if (op.quant === 2) k.quantQ8_K(op.x, b0, b1, op.aq, op.ad, op.as, op.layout, op.deq);
           else k.roundRows(op.x, op.deq, e0, e1, op.quant === 5 ? 1 : 0);
           if (sync) barrier(c, nth, canWait);
         }

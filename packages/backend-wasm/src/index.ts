@@ -15,7 +15,7 @@ import { type BackendFactory, registerBackend } from '@nibble/tensor';
 import { createWasmBackend, type WasmBackendOptions, type WasmEnvironment } from './backend.js';
 import type { PoolWorker, WorkerSpawner } from './pool.js';
 
-export type { WasmBackendOptions, WasmEnvironment } from './backend.js';
+export type { WasmBackendOptions, WasmEnvironment, WasmSimd } from './backend.js';
 export { createWasmBackend, WasmBackend, WasmTensor, wasmCapabilities } from './backend.js';
 export type { Profile } from './exec.js';
 export type { PoolWorker, WorkerSpawner } from './pool.js';

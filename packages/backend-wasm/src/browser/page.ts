@@ -9,10 +9,11 @@ try {
   const bytes = new Uint8Array(await (await fetch('/stories260K.gguf')).arrayBuffer());
   const model = await loadModel(bytes, { backend: 'wasm', threads: 2, contextSize: 256 });
   const { ids } = await model.generate([1], { temperature: 0, maxTokens: 200 }).collect();
-  const backend = model.backend as unknown as { name: string; threads: number; threadNote?: string };
+  const backend = model.backend as unknown as { name: string; threads: number; threadNote?: string; simd: string };
   out.__nibble = {
     ids,
     backend: backend.name,
+    simd: backend.simd,
     threads: backend.threads,
     note: backend.threadNote ?? null,
     isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated,
