@@ -9,7 +9,7 @@ export interface WebgpuDetails {
   machine: string;
   sizes: 'full' | 'tiny';
   copy?: { gbs: number };
-  matvec: { format: string; shape: string; gbs: number; maxRelErr?: number }[];
+  matvec: { format: string; shape: string; gbs: number; gbsStream?: number; kernel?: string; maxRelErr?: number }[];
   models: { file: string; decodeTokS: number; promptTokS: number; promptTokens?: number }[];
   llamaBench?: { build_commit?: string; model_filename?: string }[];
   ratios?: { file: string; llamaDecodeTokS?: number; llamaPromptTokS?: number }[];
@@ -34,6 +34,10 @@ export function webgpuCases(d: WebgpuDetails): BenchCase[] {
           higherIsBetter: true,
           results: [
             { engine: 'nibble (webgpu)', ours: true, median: m.gbs },
+            // The same matvec over distinct copies totalling several times L2: weights from memory, GPU time.
+            ...(m.gbsStream !== undefined
+              ? [{ engine: 'nibble (webgpu), streaming copies', ours: true, median: m.gbsStream }]
+              : []),
             ...(d.copy ? [{ engine: 'vec4 copy kernel (same run)', ours: false, median: d.copy.gbs }] : []),
           ],
         }),
