@@ -89,10 +89,10 @@ export interface WebGpuBackendOptions extends BackendOptions, DeviceOptions {
    * (dot4I8Packed), as llama.cpp's mmvq; ignored where WGSL lacks packed_4x8_integer_dot_product.
    * `split` (default false): every Q4_0/Q8_0 matrix uploaded is stored in a split layout instead of the GGUF one (a
    * 16-byte header, each block's quant bytes back to back, 16-byte aligned, then the f16 scales: the GGUF bytes
-   * themselves, only placed apart; same size plus 32 bytes), which the word-sliced matvec reads with whole vec4<u32>
+   * themselves, only placed apart; same size plus 32 bytes), which the word-sliced matvec reads with whole `vec4<u32>`
    * loads at `wpp` 4 or 8; get_rows, the prompt path and attention read it too, `download` returns the GGUF bytes.
    * Set at upload: tensors uploaded with it cannot be copy destinations (KV caches come from `alloc`).
-   * `x4` (default false): with `int8` and `wpp` a multiple of 4, the matvec reads the q8 activations as vec4<u32>
+   * `x4` (default false): with `int8` and `wpp` a multiple of 4, the matvec reads the q8 activations as `vec4<u32>`
    * (where K is a multiple of 128).
    * With `int8` and `split` both left unset (and packed integer dots available), the backend chooses per matrix:
    * Q4_0/Q8_0 matrices of 8 MiB or more are stored split and their matvecs run on q8 activations with
