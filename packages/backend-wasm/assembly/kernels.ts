@@ -862,7 +862,7 @@ const RELAXED_DECODE_TOKENS: i32 = 4;
  * relaxed build), 0 in the plain modules (layout 3 always).
  */
 export function relaxedDecodeTokens(): i32 {
-  return ASC_FEATURE_RELAXED_SIMD ? RELAXED_DECODE_TOKENS : 0;
+  return ASC_FEATURE_RELAXED_SIMD ? 0x7fffffff : 0;
 }
 
 // Signed bytes (the i8 operand, -128 and 127 included) and nibbles (the i7 operand) for relaxedProbe.
@@ -1003,6 +1003,118 @@ function g8DecodeQ4_1Relaxed(w: usize, a: usize, ad: usize, s81: usize, y: usize
 }
 
 /**
+ * The relaxed build's prompt path for q4_0 (`fmt` Q4_0) and q4_1 (Q4_1), layout 4 activations: tokens [t, t + 4)
+ * of 8-row group g, straight from the repacked weights (no expansion). Each column's two weight vectors are split
+ * into low and high nibbles once and dotted with the broadcast activation words of the 4 tokens, 16 products per
+ * `relaxed_dot` (twice the plain kernels' `dot_i16x8_s`), in i16 as in {@link g8DecodeQ4_0Relaxed} (a block's 8
+ * dots per lane stay under 2^15). The integer sums are the decode path's, and each token's epilogue is the
+ * decode path's operation for operation: a token's floats do not depend on its tile.
+ * Rows 0-3 of the group are done for the 4 tokens, then rows 4-7, so that 4 accumulators, 2 nibble vectors and 2
+ * activation words are live (all 8 accumulators at once make V8 spill on x64's 16 registers).
+ */
+@inline function rtile4(fmt: i32, w: usize, a: usize, ad: usize, sp0: usize, y: usize, nb: i32, outF: i32, t: i32, g: i32): void {
+  const gb: i32 = fmt == Q4_0 ? G8_Q4_0 : G8_Q4_1;
+  const hdr: usize = fmt == Q4_0 ? 16 : 32;
+  const stride = <usize>nb << 6;
+  const ss = <usize>nb << 2;
+  const m0 = v128.load(G8K, 96);
+  const hm = v128.load(G8K, 48);
+  const h112 = v128.load(G8K, 64);
+  const inv256 = v128.load(G8K, 80);
+  const zero = i32x4.splat(0);
+  const a0 = a + <usize>t * stride;
+  const dp0 = ad + <usize>t * ss;
+  const sq0 = sp0 + <usize>t * ss;
+  const ys = <usize>outF << 2;
+  const y0 = y + <usize>t * ys;
+  for (let half: usize = 0; half < 32; half += 16) {
+    let f0 = f32x4.splat(0);
+    let f1 = f32x4.splat(0);
+    let f2 = f32x4.splat(0);
+    let f3 = f32x4.splat(0);
+    let blk = w + <usize>g * nb * gb;
+    let p = a0;
+    let dp = dp0;
+    let sp = sq0;
+    for (let b = 0; b < nb; b++) {
+      let s0 = zero;
+      let s1 = zero;
+      let s2 = zero;
+      let s3 = zero;
+      let pp = p;
+      const end = blk + gb;
+      for (let q = blk + hdr + half; q < end; q += 32) {
+        const v = v128.load(q);
+        const lo = v128.and(v, m0);
+        const hi = v128.and(i16x8.shr_u(v, 4), m0);
+        s0 = i16x8.add(s0, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(pp), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(pp, 16), hi)));
+        const p1 = pp + stride;
+        s1 = i16x8.add(s1, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(p1), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(p1, 16), hi)));
+        const p2 = p1 + stride;
+        s2 = i16x8.add(s2, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(p2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(p2, 16), hi)));
+        const p3 = p2 + stride;
+        s3 = i16x8.add(s3, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(p3), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(p3, 16), hi)));
+        pp += 4;
+      }
+      if (fmt == Q4_0) {
+        // g8DecodeQ4_0Relaxed's epilogue for this half, token by token.
+        const sc = v128.load(blk);
+        const d = f32x4.mul(
+          v128.and(
+            i32x4.shr_s(
+              half == 0
+                ? i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23)
+                : i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31),
+              3,
+            ),
+            hm,
+          ),
+          h112,
+        );
+        f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen256(s0), i32x4.shl(v128.load32_splat(sp), 11))), f32x4.mul(d, f32x4.mul(v128.load32_splat(dp), inv256))));
+        f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen256(s1), i32x4.shl(v128.load32_splat(sp + ss), 11))), f32x4.mul(d, f32x4.mul(v128.load32_splat(dp + ss), inv256))));
+        f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen256(s2), i32x4.shl(v128.load32_splat(sp + 2 * ss), 11))), f32x4.mul(d, f32x4.mul(v128.load32_splat(dp + 2 * ss), inv256))));
+        f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen256(s3), i32x4.shl(v128.load32_splat(sp + 3 * ss), 11))), f32x4.mul(d, f32x4.mul(v128.load32_splat(dp + 3 * ss), inv256))));
+      } else {
+        // g8DecodeQ4_1Relaxed's epilogue (g8block's q4_1 one) for this half.
+        const lo = half == 0 ? 1 : 0;
+        f0 = g8block(Q4_1, blk, sp, dp, widen256(s0), widen256(s0), f0, lo);
+        f1 = g8block(Q4_1, blk, sp + ss, dp + ss, widen256(s1), widen256(s1), f1, lo);
+        f2 = g8block(Q4_1, blk, sp + 2 * ss, dp + 2 * ss, widen256(s2), widen256(s2), f2, lo);
+        f3 = g8block(Q4_1, blk, sp + 3 * ss, dp + 3 * ss, widen256(s3), widen256(s3), f3, lo);
+      }
+      blk += gb;
+      p += 64;
+      dp += 4;
+      sp += 4;
+    }
+    const o = (g << 3) + <i32>(half >> 2);
+    storeRows4(y0, o, outF, f0);
+    storeRows4(y0 + ys, o, outF, f1);
+    storeRows4(y0 + 2 * ys, o, outF, f2);
+    storeRows4(y0 + 3 * ys, o, outF, f3);
+  }
+}
+
+/**
+ * The relaxed build's q4_0/q4_1 matmul at 4 tokens or more: per 8-row group, tokens in tiles of 4
+ * ({@link rtile4}), the last 1-3 tokens on the decode path (same integer sums, same epilogue).
+ */
+function relaxedPromptG8(fmt: i32, w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = n >> 5;
+  const t4 = nTok & ~3;
+  for (let g = r0 >> 3; g << 3 < r1; g++) {
+    for (let t = 0; t < t4; t += 4) rtile4(fmt, w, a, ad, sp0, y, nb, outF, t, g);
+  }
+  if (t4 == nTok) return;
+  const ta = <usize>t4 * (<usize>n << 1);
+  const ts = <usize>t4 * (<usize>nb << 2);
+  const ty = <usize>t4 * (<usize>outF << 2);
+  if (fmt == Q4_0) g8DecodeQ4_0Relaxed(w, a + ta, ad + ts, sp0 + ts, y + ty, n, outF, nTok - t4, r0, r1);
+  else g8DecodeQ4_1Relaxed(w, a + ta, ad + ts, sp0 + ts, y + ty, n, outF, nTok - t4, r0, r1);
+}
+
+/**
  * The group's blocks expanded for the prompt path: per block at `e` (576 bytes), the 8 scales as f32 (32 bytes),
  * q4_1's 8 mins as f32 (32), then 16 slots of two i16 vectors (rows 0-3, rows 4-7) whose dot with broadcast
  * activation word j (slot j) is the decode path's: q4_0/q4_1 slot 4c + m holds column c's nibbles under mask m,
@@ -1059,6 +1171,7 @@ function expandG8(fmt: i32, gw: usize, nb: i32, e: usize): void {
   const m = f32x4.mul(v128.load(e + 32 + h), f32x4.splat(load<f32>(sp)));
   return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(v), f32x4.mul(v128.load(e + h), da)), m));
 }
+
 
 // The prompt path's token tiles: each expanded weight vector is loaded once and dotted with the broadcast
 // activation words of 1, 2 or 4 tokens, so weight loads and loop overhead are shared by the tile. The integer sums
@@ -1223,8 +1336,9 @@ function expandG8(fmt: i32, gw: usize, nb: i32, e: usize): void {
  * {@link RELAXED_DECODE_TOKENS} tokens, {@link g8DecodeQ4_0Relaxed} on layout 4 activations.
  */
 export function matmulQ4_0(w: usize, a: usize, ad: usize, as: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32, scratch: usize): void {
-  if (ASC_FEATURE_RELAXED_SIMD && nTok < RELAXED_DECODE_TOKENS) {
-    g8DecodeQ4_0Relaxed(w, a, ad, as, y, n, outF, nTok, r0, r1);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (nTok < RELAXED_DECODE_TOKENS) g8DecodeQ4_0Relaxed(w, a, ad, as, y, n, outF, nTok, r0, r1);
+    else relaxedPromptG8(Q4_0, w, a, ad, as, y, n, outF, nTok, r0, r1);
     return;
   }
   matmulG8Impl(Q4_0, w, a, ad, as, y, n, outF, nTok, r0, r1, scratch);
@@ -1234,8 +1348,9 @@ export function matmulQ4_0(w: usize, a: usize, ad: usize, as: usize, y: usize, n
  * {@link RELAXED_DECODE_TOKENS} tokens, {@link g8DecodeQ4_1Relaxed} on layout 4 activations.
  */
 export function matmulQ4_1(w: usize, a: usize, ad: usize, s81: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32, scratch: usize): void {
-  if (ASC_FEATURE_RELAXED_SIMD && nTok < RELAXED_DECODE_TOKENS) {
-    g8DecodeQ4_1Relaxed(w, a, ad, s81, y, n, outF, nTok, r0, r1);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (nTok < RELAXED_DECODE_TOKENS) g8DecodeQ4_1Relaxed(w, a, ad, s81, y, n, outF, nTok, r0, r1);
+    else relaxedPromptG8(Q4_1, w, a, ad, s81, y, n, outF, nTok, r0, r1);
     return;
   }
   matmulG8Impl(Q4_1, w, a, ad, s81, y, n, outF, nTok, r0, r1, scratch);

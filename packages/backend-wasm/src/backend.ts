@@ -217,6 +217,8 @@ interface Prepared {
   readonly blocks: number[];
   /** Param names in the program's param order. */
   readonly params: readonly string[];
+  /** Row counters of the program's dynamically shared matmuls (zeroed before each step). */
+  readonly tickets: number;
   released: boolean;
 }
 
@@ -759,10 +761,17 @@ export class WasmBackend extends KernelBackend<Prepared> {
         const op = p.build();
         ops[p.node] = { ...op, scratch: rowBase, scratchStride: rowStride, expand: expandBase, expandStride } as Op;
       }
+      let tickets = 0;
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i];
         if (op.k === 'attention') ops[i] = { ...op, sc: scBase, scStride, tmp: tmpBase, tmpStride };
         else if (op.k === 'rope') ops[i] = { ...op, scratch: ropeBase, scratchStride: ropeStride };
+        else if (op.k === 'matmul' && nth > 1 && tickets < ctl.maxTickets) {
+          // About 8 chunks per thread, whole 8-row groups: enough to even out a slowed thread, few enough that
+          // taking a chunk (one atomic add) costs nothing next to computing it.
+          const groups = Math.ceil(op.outF / 8);
+          ops[i] = { ...op, ticket: tickets++, chunk: 8 * Math.max(1, Math.ceil(groups / (nth * 8))) };
+        }
       }
       const maxOf = (c: Count) => c.p.reduce((a, p) => a * graph.params[p].max, c.m);
       const prog: Program = { id: this.#progIds++, ops: planBarriers(ops, maxOf) };
@@ -777,7 +786,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
         }
       }
       const outputs = graph.outputs.map((o) => ({ name: o.name, t: o.tensor, ptr: ptrOf(o.tensor) }));
-      const prepared: Prepared = { prog, inputs, outputs, checks, blocks, params, released: false };
+      const prepared: Prepared = { prog, inputs, outputs, checks, blocks, params, tickets, released: false };
       this.#plans.add(prepared);
       for (const t of graph.tensors) {
         if (t.handle === undefined) continue;
@@ -832,6 +841,8 @@ export class WasmBackend extends KernelBackend<Prepared> {
     p.params.forEach((name, i) => {
       c[ctl.params + i] = run.params[name];
     });
+    // Plain stores: posting the step (an atomic add) publishes them to the workers.
+    if (p.tickets > 0) c.fill(0, ctl.tickets, ctl.tickets + p.tickets);
     if (this.#pool !== undefined) this.#pool.run(p.prog, this.#k, this.profile);
     else runProgram(p.prog, this.#k, c, 0, 1, true, this.profile);
     const out: Record<string, Float32Array> = {};

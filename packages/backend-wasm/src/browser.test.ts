@@ -197,7 +197,7 @@ describe.skipIf(!existsSync(chromium))('wasm backend in Chromium (COOP/COEP page
       expect(x.plain).toBe('wasm (simd128)');
       expect(x.threads).toEqual([threads, threads]);
       expect(x.matmuls.mismatch).toBeUndefined();
-      expect(x.matmuls.cases).toBe(70);
+      expect(x.matmuls.cases).toBe(112);
       expect(x.q4Logits.length).toBe(512 * 16 + 512 * 24);
       expect(x.q4Logits.firstDiff).toBe(-1);
       expect(x.q4Ids.relaxed).toHaveLength(100);

@@ -54,10 +54,17 @@ export const ctl = Object.freeze({
   progress: 11,
   /** Param values of the current step, by the program's param index. */
   params: 16,
-  /** A worker's error message (length, then UTF-16 codes). */
+  /** A worker's error message (length, then UTF-16 codes, up to `tickets`). */
   error: 128,
+  /**
+   * Row counters of the matmuls that share their rows dynamically (an op's `ticket` indexes from here), zeroed by
+   * the caller before each step.
+   */
+  tickets: 256,
+  /** How many matmuls of a program can have a counter; later ones split their rows statically. */
+  maxTickets: 256,
   /** Bytes of the control block. */
-  bytes: 1024,
+  bytes: 2048,
 });
 
 /** Commands the caller posts through the control block. */
@@ -112,6 +119,14 @@ type OpBody =
       /** Per thread: room for one row group's weights expanded by the prompt path (0: none needed). */
       readonly expand: number;
       readonly expandStride: number;
+      /**
+       * With several threads: the word (from `ctl.tickets`) counting the chunks of `chunk` rows handed out so far.
+       * Each thread takes the next chunk until none is left, so a thread slowed down (by another process on a
+       * busy machine) leaves its rows to the others instead of holding everyone at the next barrier. Absent: the
+       * rows are split in equal static shares.
+       */
+      readonly ticket?: number;
+      readonly chunk?: number;
     }
   | {
       readonly k: 'get_rows';
@@ -261,6 +276,56 @@ function count(c: Count, params: Int32Array): number {
 /** Milliseconds and calls per op kind (matmuls by kernel), filled while `WasmBackend.profile` is set. */
 export type Profile = Record<string, { ms: number; calls: number }>;
 
+/** Rows [r0, r1) of a matmul node (`r0` a multiple of 8) for `nTok` tokens, with its epilogue. */
+function runMatmul(
+  k: Kernels,
+  op: Extract<Op, { k: 'matmul' }>,
+  nTok: number,
+  r0: number,
+  r1: number,
+  tid: number,
+): void {
+  const scratch = op.scratch + tid * op.scratchStride;
+  const expand = op.expand + tid * op.expandStride;
+  switch (op.kernel) {
+    case 'q4_0':
+      k.matmulQ4_0(op.w, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1, expand);
+      break;
+    case 'q4_1':
+      k.matmulQ4_1(op.w, op.aq, op.ad, op.s81, op.y, op.n, op.outF, nTok, r0, r1, expand);
+      break;
+    case 'q8_0':
+      k.matmulQ8_0(op.w, op.aq, op.ad, op.y, op.n, op.outF, nTok, r0, r1, expand);
+      break;
+    case 'q4_K':
+      k.matmulQ4_K(op.w, op.rowBytes, op.aux, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
+      break;
+    case 'rows':
+      k.matmulRows(
+        op.fmt,
+        op.w,
+        op.rowBytes,
+        op.aq,
+        op.ad,
+        op.quant === 3 ? op.s81 : op.as,
+        op.y,
+        op.n,
+        op.outF,
+        nTok,
+        r0,
+        r1,
+      );
+      break;
+    case 'q6_K':
+      k.matmulQ6_K(op.w, op.rowBytes, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
+      break;
+    default:
+      k.matmulF32(op.fmt, op.w, op.rowBytes, op.deq || op.x, op.y, op.n, op.outF, nTok, r0, r1, scratch);
+  }
+  if (op.fix81) k.fixQ8_1(op.fmt, op.w, op.rowBytes, op.ad, op.as, op.s81, op.y, op.n, op.outF, nTok, r0, r1);
+  if (op.bias !== 0 || op.res !== 0) k.addBiasResidual(op.y, op.bias, op.res, op.outF, nTok, r0, r1);
+}
+
 /**
  * Runs this thread's share of every op of a program; `c` is the control block (params live there). With `profile`,
  * the time of each op (this thread's share plus its barrier) is added under its kind.
@@ -297,47 +362,18 @@ export function runProgram(
           else k.roundRows(op.x, op.deq, e0, e1, op.quant === 5 ? 1 : 0);
           if (sync) barrier(c, nth, canWait);
         }
-        const [r0, r1] = share(op.outF, nth, tid, 8);
-        if (r1 > r0 && nTok > 0) {
-          const scratch = op.scratch + tid * op.scratchStride;
-          const expand = op.expand + tid * op.expandStride;
-          switch (op.kernel) {
-            case 'q4_0':
-              k.matmulQ4_0(op.w, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1, expand);
-              break;
-            case 'q4_1':
-              k.matmulQ4_1(op.w, op.aq, op.ad, op.s81, op.y, op.n, op.outF, nTok, r0, r1, expand);
-              break;
-            case 'q8_0':
-              k.matmulQ8_0(op.w, op.aq, op.ad, op.y, op.n, op.outF, nTok, r0, r1, expand);
-              break;
-            case 'q4_K':
-              k.matmulQ4_K(op.w, op.rowBytes, op.aux, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
-              break;
-            case 'rows':
-              k.matmulRows(
-                op.fmt,
-                op.w,
-                op.rowBytes,
-                op.aq,
-                op.ad,
-                op.quant === 3 ? op.s81 : op.as,
-                op.y,
-                op.n,
-                op.outF,
-                nTok,
-                r0,
-                r1,
-              );
-              break;
-            case 'q6_K':
-              k.matmulQ6_K(op.w, op.rowBytes, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
-              break;
-            default:
-              k.matmulF32(op.fmt, op.w, op.rowBytes, op.deq || op.x, op.y, op.n, op.outF, nTok, r0, r1, scratch);
+        if (nTok === 0) break;
+        if (op.ticket !== undefined && op.chunk !== undefined && sync) {
+          // Dynamic rows: a chunk's rows are computed by one kernel call, as a static share's are, so every output
+          // is the same whichever thread takes it.
+          for (;;) {
+            const r0 = Atomics.add(c, ctl.tickets + op.ticket, 1) * op.chunk;
+            if (r0 >= op.outF) break;
+            runMatmul(k, op, nTok, r0, Math.min(op.outF, r0 + op.chunk), tid);
           }
-          if (op.fix81) k.fixQ8_1(op.fmt, op.w, op.rowBytes, op.ad, op.as, op.s81, op.y, op.n, op.outF, nTok, r0, r1);
-          if (op.bias !== 0 || op.res !== 0) k.addBiasResidual(op.y, op.bias, op.res, op.outF, nTok, r0, r1);
+        } else {
+          const [r0, r1] = share(op.outF, nth, tid, 8);
+          if (r1 > r0) runMatmul(k, op, nTok, r0, r1, tid);
         }
         break;
       }
@@ -428,7 +464,7 @@ const spinIdle = 50000;
 
 /** A worker's error, as UTF-16 codes in the control block's tail, read by {@link readError}. */
 function writeError(c: Int32Array, e: unknown): void {
-  const s = String(e).slice(0, ctl.bytes / 4 - ctl.error - 2);
+  const s = String(e).slice(0, ctl.tickets - ctl.error - 1);
   c[ctl.error] = s.length;
   for (let i = 0; i < s.length; i++) c[ctl.error + 1 + i] = s.charCodeAt(i);
   Atomics.store(c, ctl.failed, 1);

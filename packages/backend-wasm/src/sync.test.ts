@@ -70,4 +70,15 @@ describe('planBarriers', () => {
     const ops = planBarriers([add(0, 0, 1000), norm(1000, 2000), add(5000, 5000, 1000)], (c) => c.m);
     expect(ops.map((o) => o.sync)).toEqual([false, true, true]);
   });
+
+  it("meets before reading a dynamically shared matmul's rows, which any thread may have written", () => {
+    // q then k = W·x + q (its residual): with static shares each thread adds the q rows it wrote itself.
+    const q = matmul(1000, 2000, false);
+    const k = { ...matmul(1000, 3000, true), res: 2000 } as Op;
+    const fixed = planBarriers([norm(0, 1000), q, k], (c) => c.m);
+    expect(fixed.map((o) => o.sync)).toEqual([false, false, false]);
+    const dyn = (o: Op, ticket: number) => ({ ...o, ticket, chunk: 8 }) as Op;
+    const shared = planBarriers([norm(0, 1000), dyn(q, 0), dyn(k, 1)], (c) => c.m);
+    expect(shared.map((o) => o.sync)).toEqual([false, false, true]);
+  });
 });

@@ -88,9 +88,13 @@ export function planBarriers(ops: readonly Op[], max: (c: Count) => number): Op[
         ];
         if (op.deq !== 0) reads.push(R(op.deq, nTok * op.n * 4));
         if (op.s81 !== 0) reads.push(R(op.s81, nTok * op.n));
-        // The epilogue adds the residual of its own output elements only.
-        if (op.res !== 0) reads.push(R(op.res, nTok * op.outF * 4, op.outF * 4));
-        const m = place({ reads, writes: [R(op.y, nTok * op.outF * 4, op.outF * 4)], part: `out:${op.outF}` });
+        // The epilogue adds the residual of its own output elements only. Rows handed out dynamically (`ticket`)
+        // may go to any thread: then no later op reads them as its own, and the residual must be complete.
+        const dyn = op.ticket !== undefined;
+        const rowBytes = dyn ? 0 : op.outF * 4;
+        if (op.res !== 0) reads.push(R(op.res, nTok * op.outF * 4, rowBytes));
+        const part = dyn ? `dyn:${i}` : `out:${op.outF}`;
+        const m = place({ reads, writes: [R(op.y, nTok * op.outF * 4, rowBytes)], part });
         out.push({ ...op, sync: sync || (op.quant === 0 || op.reuse ? m : false), qalign });
         break;
       }

@@ -75,7 +75,8 @@ async function compareMatmuls(relaxed: Backend, plain: Backend): Promise<{ cases
       const bytes = randomQ4(dtype, rows, cols, next);
       const wr = await relaxed.upload(hostTensor(dtype, [rows, cols], bytes));
       const wp = await plain.upload(hostTensor(dtype, [rows, cols], bytes));
-      for (const nTok of [1, 2, 3, 4, 5]) {
+      // 1-3 tokens take the decode path; 4 and more the prompt tiles of 4 (5, 7 and 13 leave 1-3 tokens over).
+      for (const nTok of [1, 2, 3, 4, 5, 7, 8, 13]) {
         const x = new Float32Array(nTok * cols);
         for (let i = 0; i < x.length; i++) x[i] = (next() - 0.5) * (next() < 0.05 ? 64 : 2);
         const ys: Float32Array[] = [];
