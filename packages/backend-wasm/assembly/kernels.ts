@@ -888,15 +888,17 @@ export function relaxedProbe(): i32 {
 }
 
 /**
- * {@link g8DecodeQ4_0} with relaxed SIMD (built only into the relaxed modules): activations in layout 4 (int8, in
- * order). `i16x8.relaxed_dot_i8x16_i7x16_s` (one pmaddubsw on x86) multiplies 16 activation bytes by 16 nibbles
+ * {@link g8DecodeQ4_0} with relaxed SIMD (built only into the relaxed modules), for q4_0 (`fmt` Q4_0) and q4_1
+ * (Q4_1, `sp0` then q8_1's s per block): activations in layout 4 (int8, in order). `i16x8.relaxed_dot_i8x16_i7x16_s` (one pmaddubsw on x86) multiplies 16 activation bytes by 16 nibbles
  * (0..15: the 7-bit operand, where every engine must agree) and adds neighbours: with the activation word of
  * elements 4c..4c+3 broadcast, i16 lanes 2k, 2k + 1 are row k's two pair sums. A pair sum is at most 2·15·128 =
  * 3840 in magnitude, so a block's 8 dots (4 columns, low and high nibbles) add up in i16 without overflow before
  * one widening. The block sum Σ q·a is then shifted by 8 to the plain kernel's Σ q·a·256 (exact), so the epilogue
  * does the same f32 operations on the same integers: bit-identical outputs.
  */
-function g8DecodeQ4_0Relaxed(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+@inline function g8DecodeRelaxed(fmt: i32, w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  const gb: i32 = fmt == Q4_0 ? G8_Q4_0 : G8_Q4_1;
+  const hdr: usize = fmt == Q4_0 ? 16 : 32;
   const nb = n >> 5;
   const stride = <usize>n << 1;
   const m0 = v128.load(G8K, 96);
@@ -906,19 +908,19 @@ function g8DecodeQ4_0Relaxed(w: usize, a: usize, ad: usize, sp0: usize, y: usize
   const zero = i32x4.splat(0);
   for (let t = 0; t < nTok; t++) {
     for (let g = r0 >> 3; g << 3 < r1; g++) {
-      let blk = w + <usize>g * nb * G8_Q4_0;
-      const gend = blk + <usize>nb * G8_Q4_0;
+      let blk = w + <usize>g * nb * gb;
+      const gend = blk + <usize>nb * gb;
       let p = a + <usize>t * stride;
       let dp = ad + ((<usize>t * nb) << 2);
       let sp = sp0 + ((<usize>t * nb) << 2);
       let acc0 = f32x4.splat(0);
       let acc1 = f32x4.splat(0);
-      for (; blk < gend; blk += G8_Q4_0) {
+      for (; blk < gend; blk += gb) {
         let s = zero;
         let u = zero;
-        const end = blk + G8_Q4_0;
+        const end = blk + gb;
         let pp = p;
-        for (let q = blk + 16; q < end; q += 32) {
+        for (let q = blk + hdr; q < end; q += 32) {
           const xl = v128.load32_splat(pp);
           const xh = v128.load32_splat(pp, 16);
           const v0 = v128.load(q);
@@ -929,16 +931,22 @@ function g8DecodeQ4_0Relaxed(w: usize, a: usize, ad: usize, sp0: usize, y: usize
           u = i16x8.add(u, i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v1, 4), m0)));
           pp += 4;
         }
-        const s32 = widen256(s);
-        const u32 = widen256(u);
-        // From here on g8DecodeQ4_0's epilogue, operation for operation.
-        const da = f32x4.mul(v128.load32_splat(dp), inv256);
-        const off = i32x4.shl(v128.load32_splat(sp), 11);
-        const sc = v128.load(blk);
-        const d0 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 3), hm), h112);
-        const d1 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 3), hm), h112);
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s32, off)), f32x4.mul(d0, da)));
-        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(u32, off)), f32x4.mul(d1, da)));
+        if (fmt == Q4_0) {
+          // From here on g8DecodeQ4_0's epilogue, operation for operation.
+          const s32 = widen256(s);
+          const u32 = widen256(u);
+          const da = f32x4.mul(v128.load32_splat(dp), inv256);
+          const off = i32x4.shl(v128.load32_splat(sp), 11);
+          const sc = v128.load(blk);
+          const d0 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 3), hm), h112);
+          const d1 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 3), hm), h112);
+          acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s32, off)), f32x4.mul(d0, da)));
+          acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(u32, off)), f32x4.mul(d1, da)));
+        } else {
+          // g8block's q4_1 epilogue, operation for operation.
+          acc0 = g8block(Q4_1, blk, sp, dp, widen256(s), zero, acc0, 1);
+          acc1 = g8block(Q4_1, blk, sp, dp, zero, widen256(u), acc1, 0);
+        }
         p += 64;
         dp += 4;
         sp += 4;
@@ -948,58 +956,22 @@ function g8DecodeQ4_0Relaxed(w: usize, a: usize, ad: usize, sp0: usize, y: usize
       storeRows4(yt, (g << 3) + 4, outF, acc1);
     }
   }
+}
+/** {@link g8DecodeRelaxed} for q4_0 x q8_0. */
+function g8DecodeQ4_0Relaxed(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  g8DecodeRelaxed(Q4_0, w, a, ad, sp0, y, n, outF, nTok, r0, r1);
+}
+/**
+ * {@link g8DecodeRelaxed} for q4_1 x q8_1 (`s81` is q8_1's s per block): the same integer sums, then
+ * {@link g8block}'s q4_1 epilogue (bit-identical to the plain build).
+ */
+function g8DecodeQ4_1Relaxed(w: usize, a: usize, ad: usize, s81: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  g8DecodeRelaxed(Q4_1, w, a, ad, s81, y, n, outF, nTok, r0, r1);
 }
 
 /** Row k's i16 pair sums (lanes 2k, 2k + 1) of {@link g8DecodeQ4_0Relaxed}'s dots as i32 lanes times 256. */
 @inline function widen256(v: v128): v128 {
   return i32x4.shl(i32x4.extadd_pairwise_i16x8_s(v), 8);
-}
-
-/**
- * {@link g8DecodeQ4_0Relaxed} for q4_1 x q8_1 (layout 4 activations): the same integer sums, then
- * {@link g8block}'s q4_1 epilogue, operation for operation (bit-identical to the plain build).
- */
-function g8DecodeQ4_1Relaxed(w: usize, a: usize, ad: usize, s81: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
-  const nb = n >> 5;
-  const stride = <usize>n << 1;
-  const m0 = v128.load(G8K, 96);
-  const zero = i32x4.splat(0);
-  for (let t = 0; t < nTok; t++) {
-    for (let g = r0 >> 3; g << 3 < r1; g++) {
-      let blk = w + <usize>g * nb * G8_Q4_1;
-      const gend = blk + <usize>nb * G8_Q4_1;
-      let p = a + <usize>t * stride;
-      let dp = ad + ((<usize>t * nb) << 2);
-      let sp = s81 + ((<usize>t * nb) << 2);
-      let acc0 = f32x4.splat(0);
-      let acc1 = f32x4.splat(0);
-      for (; blk < gend; blk += G8_Q4_1) {
-        let s = zero;
-        let u = zero;
-        const end = blk + G8_Q4_1;
-        let pp = p;
-        for (let q = blk + 32; q < end; q += 32) {
-          const xl = v128.load32_splat(pp);
-          const xh = v128.load32_splat(pp, 16);
-          const v0 = v128.load(q);
-          const v1 = v128.load(q, 16);
-          s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v0, m0)));
-          s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v0, 4), m0)));
-          u = i16x8.add(u, i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v1, m0)));
-          u = i16x8.add(u, i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v1, 4), m0)));
-          pp += 4;
-        }
-        acc0 = g8block(Q4_1, blk, sp, dp, widen256(s), zero, acc0, 1);
-        acc1 = g8block(Q4_1, blk, sp, dp, zero, widen256(u), acc1, 0);
-        p += 64;
-        dp += 4;
-        sp += 4;
-      }
-      const yt = y + ((<usize>t * outF) << 2);
-      storeRows4(yt, g << 3, outF, acc0);
-      storeRows4(yt, (g << 3) + 4, outF, acc1);
-    }
-  }
 }
 
 /**

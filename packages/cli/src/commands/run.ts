@@ -124,6 +124,9 @@ export async function run(args: string[]): Promise<number> {
     // The first token comes with the prompt's last forward pass; the decode loop runs the rest.
     const decodeTokPerSec = s.decodeMs > 0 ? (Math.max(0, s.generatedTokens - 1) / s.decodeMs) * 1000 : 0;
     const round = (x: number) => Math.round(x * 100) / 100;
+    // The backend in words where it has them (wasm: its kernel build, e.g. 'wasm (relaxed-simd)').
+    const backendInfo = (model.backend as { info?: unknown }).info;
+    const described = typeof backendInfo === 'string' ? backendInfo : model.backend.name;
     if (json) {
       console.log(
         JSON.stringify({
@@ -134,6 +137,7 @@ export async function run(args: string[]): Promise<number> {
           promptTokPerSec: round(promptTokPerSec),
           decodeTokPerSec: round(decodeTokPerSec),
           backend: model.backend.name,
+          backendInfo: described,
           skipped: model.skipped,
           threads: v.threads,
           finishReason: s.finishReason,
@@ -143,7 +147,7 @@ export async function run(args: string[]): Promise<number> {
       process.stdout.write('\n');
       console.log(
         `[${s.promptTokens} prompt tokens: ${promptTokPerSec.toFixed(1)} tok/s | ${s.generatedTokens} generated: ` +
-          `${decodeTokPerSec.toFixed(1)} tok/s | backend ${model.backend.name}, ${v.threads} thread(s) | ${s.finishReason}]`,
+          `${decodeTokPerSec.toFixed(1)} tok/s | backend ${described}, ${v.threads} thread(s) | ${s.finishReason}]`,
       );
     }
     return 0;
