@@ -795,6 +795,17 @@ const G8K: usize = memory.data<u32>(
 );
 
 /**
+ * Rows 0-3 (`hi` 0) or 4-7 (1) of the 8 fp16 scales at the head of a q4_0 group block, as f32 lanes: each half
+ * moved to the top of its lane, sign, exponent and mantissa shifted into f32 place and rescaled by 2^112 (exact).
+ */
+@inline function scalesF32(sc: v128, hi: i32, zero: v128, hm: v128, h112: v128): v128 {
+  const v = hi
+    ? i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
+    : i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), hm), h112);
+}
+
+/**
  * The decode path of {@link matmulG8Impl} for q4_0 with both halves' scales from one load and the constants in
  * locals. (Unrolling the block's four columns by hand makes V8 hoist every load and spill: slower.)
  * Same f32 operations in the same order as {@link g8block}: bit-identical results.
@@ -839,8 +850,8 @@ function g8DecodeQ4_0(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i3
         const da = f32x4.mul(v128.load32_splat(dp), inv256);
         const off = i32x4.shl(v128.load32_splat(sp), 11);
         const sc = v128.load(blk);
-        const d0 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 3), hm), h112);
-        const d1 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 3), hm), h112);
+        const d0 = scalesF32(sc, 0, zero, hm, h112);
+        const d1 = scalesF32(sc, 1, zero, hm, h112);
         acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s, off)), f32x4.mul(d0, da)));
         acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(u, off)), f32x4.mul(d1, da)));
         p += 64;
@@ -938,8 +949,8 @@ export function relaxedProbe(): i32 {
           const da = f32x4.mul(v128.load32_splat(dp), inv256);
           const off = i32x4.shl(v128.load32_splat(sp), 11);
           const sc = v128.load(blk);
-          const d0 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 3), hm), h112);
-          const d1 = f32x4.mul(v128.and(i32x4.shr_s(i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 3), hm), h112);
+          const d0 = scalesF32(sc, 0, zero, hm, h112);
+          const d1 = scalesF32(sc, 1, zero, hm, h112);
           acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s32, off)), f32x4.mul(d0, da)));
           acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(u32, off)), f32x4.mul(d1, da)));
         } else {
@@ -1031,18 +1042,7 @@ function g8DecodeQ4_1Relaxed(w: usize, a: usize, ad: usize, s81: usize, y: usize
       if (fmt == Q4_0) {
         // g8DecodeQ4_0Relaxed's epilogue for this half, token by token.
         const sc = v128.load(blk);
-        const d = f32x4.mul(
-          v128.and(
-            i32x4.shr_s(
-              half == 0
-                ? i8x16.shuffle(zero, sc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23)
-                : i8x16.shuffle(zero, sc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31),
-              3,
-            ),
-            hm,
-          ),
-          h112,
-        );
+        const d = scalesF32(sc, half == 0 ? 0 : 1, zero, hm, h112);
         f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen256(s0), i32x4.shl(v128.load32_splat(sp), 11))), f32x4.mul(d, f32x4.mul(v128.load32_splat(dp), inv256))));
         f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen256(s1), i32x4.shl(v128.load32_splat(sp + ss), 11))), f32x4.mul(d, f32x4.mul(v128.load32_splat(dp + ss), inv256))));
         f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(widen256(s2), i32x4.shl(v128.load32_splat(sp + 2 * ss), 11))), f32x4.mul(d, f32x4.mul(v128.load32_splat(dp + 2 * ss), inv256))));
