@@ -1,8 +1,10 @@
 // Matrix-vector throughput of @nibble/backend-wasm: GB/s of weight bytes per second (median of runs) per format, at
 // 4096x4096 and 11008x4096 ([out, in]), with 1 and 2 threads, in ggml mode (activations quantized to the vec_dot
 // type, integer dots) and with f32 activations. Each run multiplies enough distinct copies of the weight to exceed
-// the L3 cache, so the bytes come from DRAM as in a decode step. Beside: ggml's native single-thread figures on this
-// machine kind, and a one-thread read of a large f32 array measured in this run.
+// the L3 cache, so the bytes come from DRAM as in a decode step. Beside, from the same run: ggml's native
+// single-thread matrix × vector (ggml_matvec.c, built here with the system C compiler against node-llama-cpp's
+// libggml-cpu; without a compiler the figures quoted in the matmul issue stand in, marked as quoted), and a
+// one-thread read of a large f32 array.
 //
 //   npx tsx --conditions=source benchmarks/matmul-wasm/bench.ts [format ...]
 //   THREADS=1,2 RUNS=5 SHAPES=4096,11008 MIN_MB=160 MATMUL_WASM_RESULTS=path
@@ -15,7 +17,11 @@
 // prompt case q4_0 at 2048x2048 only. Writes
 // results/matmul-wasm.json in the common shape (lib/results.ts).
 import '@nibble/backend-wasm/node';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { formats } from '@nibble/formats';
 import {
   type Backend,
@@ -86,6 +92,49 @@ function readGBs(): number {
   return big.byteLength / 1e9 / (median(times) / 1000);
 }
 
+type GgmlRows = NonNullable<MatmulWasmDetails['ggml']>['rows'];
+/**
+ * ggml's own matrix × vector, one thread, in this run: builds ggml_matvec.c in a temp folder and runs it once per
+ * format and shape on node-llama-cpp's libggml-cpu variants (it keeps the one ggml would pick). Returns why not,
+ * instead, when there is no compiler or library.
+ */
+interface GgmlPeer {
+  /** One format and shape: ggml's row and the libggml-cpu variant that ran it, or why it failed. */
+  measure: (fmt: DTypeName, outF: number) => { row: GgmlRows[number]; variant: string } | string;
+  done: () => void;
+}
+function ggmlPeer(): GgmlPeer | string {
+  // The package's bins folder, where benchmarks/ installs it (its exports map hides the files from resolve()).
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64');
+  let libs: string[];
+  try {
+    libs = readdirSync(dir)
+      .filter((f) => /^libggml-cpu-.*\.so$/.test(f))
+      .map((f) => join(dir, f));
+  } catch {
+    return '@node-llama-cpp/linux-x64 not installed';
+  }
+  if (process.platform !== 'linux' || process.arch !== 'x64' || !libs.length) return 'no libggml-cpu for this platform';
+  const tmp = mkdtempSync(join(tmpdir(), 'nibble-ggml-matvec-'));
+  const exe = join(tmp, 'ggml_matvec');
+  const src = join(dirname(fileURLToPath(import.meta.url)), 'ggml_matvec.c');
+  const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', exe, src, '-ldl'], { encoding: 'utf8' });
+  if (cc.error || cc.status !== 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    return `C compiler failed: ${cc.error?.message ?? cc.stderr.trim().split('\n')[0]}`;
+  }
+  return {
+    measure(fmt, outF) {
+      const args = [formats[fmt].layout.ggmlType, outF, inF, minBytes, runs].map(String);
+      const r = spawnSync(exe, [...args, ...libs], { encoding: 'utf8' });
+      if (r.status !== 0) return `ggml_matvec ${fmt}: ${r.stderr.trim() || r.error?.message}`;
+      const o = JSON.parse(r.stdout) as { variant: string; gbs: number; ms: number; y: number[] };
+      return { row: { format: fmt, shape: `${outF}x${inF}`, gbs: o.gbs, ms: o.ms, y: o.y }, variant: o.variant };
+    },
+    done: () => rmSync(tmp, { recursive: true, force: true }),
+  };
+}
+
 // 64 quantized rows tiled: real blocks (scales, quants) without quantizing 45M values per format.
 const tile = values(64 * inF, 1, 0.05);
 const x = values(inF, 2, 1);
@@ -99,6 +148,14 @@ interface Row {
 }
 const rows: Row[] = [];
 const readBefore = readGBs();
+const peer = threadCounts.includes(1) ? ggmlPeer() : 'no 1-thread rows in this run';
+const ggml: NonNullable<MatmulWasmDetails['ggml']> = { rows: [] };
+if (typeof peer === 'string') {
+  ggml.note = peer;
+  console.error(`ggml peer not measured: ${peer}`);
+}
+// ggml's outputs beside ours (ggml mode, 1 thread) show that both multiplied the same thing.
+const agreement: string[] = [];
 for (const threads of threadCounts) {
   for (const mode of ['ggml', 'f32'] as const) {
     const backend: Backend = await createBackend('wasm', { threads, matmulActivations: mode });
@@ -121,13 +178,29 @@ for (const threads of threadCounts) {
         }
         const graph: Graph = g.build();
         const times: number[] = [];
+        let y0: Float32Array | undefined;
         for (let r = 0; r < runs + 1; r++) {
           const t0 = performance.now();
-          await backend.run(graph, { x });
+          const out = await backend.run(graph, { x });
           if (r > 0) times.push((performance.now() - t0) / copies);
+          y0 = out.y0 as Float32Array;
         }
         for (const w of ws) backend.free(w);
         const ms = median(times);
+        if (threads === 1 && mode === 'ggml' && typeof peer !== 'string') {
+          const m = peer.measure(fmt, outF);
+          if (typeof m === 'string') console.error(m);
+          else {
+            ggml.variant = m.variant;
+            ggml.rows.push(m.row);
+            const theirs = m.row.y;
+            const ours = Array.from(y0?.subarray(0, 4) ?? []);
+            const scale = Math.max(...theirs.map(Math.abs), 1e-6);
+            const gap = Math.max(...theirs.map((v, i) => Math.abs(v - (ours[i] ?? Number.NaN)))) / scale;
+            const show = (ys: number[]) => ys.map((v) => v.toPrecision(6)).join(', ');
+            if (!(gap <= 1e-3)) agreement.push(`${fmt} ${outF}x${inF}: ours ${show(ours)}; ggml ${show(theirs)}`);
+          }
+        }
         rows.push({ format: fmt, shape: `${outF}x${inF}`, threads, mode, ms, gbs: bytes.length / 1e9 / (ms / 1000) });
         process.stderr.write('.');
       }
@@ -169,6 +242,9 @@ for (const threads of promptTokens > 0 ? threadCounts : []) {
   backend.dispose();
 }
 process.stderr.write('\n');
+if (typeof peer !== 'string') peer.done();
+if (agreement.length)
+  console.error(`ggml's outputs differ from ours (relative gap > 1e-3):\n  ${agreement.join('\n  ')}`);
 const read = (readBefore + readGBs()) / 2;
 console.log(`\nwasm matrix-vector, median of ${runs}, weights from DRAM; GB/s = weight bytes / time`);
 console.log(
@@ -189,9 +265,11 @@ for (const fmt of list) {
     ),
   );
   const best = Math.max(...rows.filter((r) => r.format === fmt && r.threads === 1).map((r) => r.gbs));
-  const peer = ggmlGBs[fmt];
+  // Same-run ggml at the largest shape (the decode-like one), else the quoted figure.
+  const same = ggml.rows.filter((r) => r.format === fmt).at(-1)?.gbs;
+  const ref = same ?? (ggml.rows.length ? undefined : ggmlGBs[fmt]);
   console.log(
-    `| ${fmt} | ${cells.join(' | ')} | ${peer ?? '-'} | ${peer ? `${((100 * best) / peer).toFixed(0)}%` : '-'} |`,
+    `| ${fmt} | ${cells.join(' | ')} | ${ref?.toFixed(2) ?? '-'}${same === undefined && ref !== undefined ? ' (quoted)' : ''} | ${ref ? `${((100 * best) / ref).toFixed(0)}%` : '-'} |`,
   );
 }
 if (prompt.length) {
@@ -214,6 +292,7 @@ const details: MatmulWasmDetails = {
   runs,
   readGBs: read,
   ggmlGBs,
+  ggml,
   quick,
   rows,
   prompt,

@@ -8,8 +8,17 @@ export interface MatmulWasmDetails {
   runs: number;
   /** One-thread JS read of a large f32 array in the same run, GB/s. */
   readGBs: number;
-  /** ggml's native single-thread figures on this machine kind, quoted. */
+  /** ggml's native single-thread figures on the first machine kind, quoted (used where `ggml` has no row). */
   ggmlGBs: Record<string, number>;
+  /**
+   * ggml measured in the same run (absent in older records): its native vec_dot, one thread, on the same weight
+   * bytes' values (ggml_matvec.c), in the libggml-cpu variant ggml picks on this CPU; `note` says why it is missing.
+   */
+  ggml?: {
+    variant?: string;
+    note?: string;
+    rows: { format: string; shape: string; gbs: number; ms: number; y: number[] }[];
+  };
   quick?: boolean;
   rows: { format: string; shape: string; threads: number; mode: 'ggml' | 'f32'; gbs: number; ms: number }[];
   /** The prompt case (absent in older records): `tokens` activation rows at once, ggml mode. */
@@ -24,7 +33,7 @@ export function isMatmulWasmRecord(x: unknown): x is MatmulWasmDetails {
 }
 
 export function matmulWasmMethod(d: MatmulWasmDetails): string {
-  return `GB/s of weight bytes per second of @nibble/backend-wasm's matmul with one activation row, median of ${d.runs} runs; each run multiplies enough distinct copies of the weight to exceed the L3 cache, so the bytes come from DRAM as in a decode step. 'ggml' mode quantizes the activations to the weight's vec_dot type (integer dots, as ggml's CPU backend), 'f32' keeps them f32. ggml's native single-thread figures are quoted from an earlier measurement on this machine kind; a one-thread JS read of a large array in the same run (${d.readGBs.toFixed(1)} GB/s) gives the scale.${d.prompt?.length ? ` The prompt case: ms per token of one matmul of ${d.prompt[0].tokens} activation rows in ggml mode (compute-bound; the weight stays in cache between runs), median of ${d.runs}.` : ''}`;
+  return `GB/s of weight bytes per second of @nibble/backend-wasm's matmul with one activation row, median of ${d.runs} runs; each run multiplies enough distinct copies of the weight to exceed the L3 cache, so the bytes come from DRAM as in a decode step. 'ggml' mode quantizes the activations to the weight's vec_dot type (integer dots, as ggml's CPU backend), 'f32' keeps them f32. ${d.ggml?.rows.length ? `ggml's native single-thread matrix × vector was measured in the same run (${d.ggml.variant}: one vec_dot per weight row on the same values, without llama.cpp's load-time repacking); ` : `ggml's native single-thread figures are quoted from an earlier measurement${d.ggml?.note ? ` (${d.ggml.note})` : ''}; `}a one-thread JS read of a large array in the same run (${d.readGBs.toFixed(1)} GB/s) gives the scale.${d.prompt?.length ? ` The prompt case: ms per token of one matmul of ${d.prompt[0].tokens} activation rows in ggml mode (compute-bound; the weight stays in cache between runs), median of ${d.runs}.` : ''}`;
 }
 
 export function matmulWasmCases(d: MatmulWasmDetails): BenchCase[] {
@@ -34,7 +43,8 @@ export function matmulWasmCases(d: MatmulWasmDetails): BenchCase[] {
       for (const format of [...new Set(d.rows.map((r) => r.format))]) {
         const mine = d.rows.filter((r) => r.shape === shape && r.threads === threads && r.format === format);
         if (!mine.length) continue;
-        const peer = threads === 1 ? d.ggmlGBs[format] : undefined;
+        const measured = d.ggml?.rows.find((r) => r.format === format && r.shape === shape);
+        const quoted = d.ggml?.rows.length ? undefined : d.ggmlGBs[format];
         cases.push(
           makeCase({
             group: `matrix × vector, ${shape}, ${threads} thread${threads === 1 ? '' : 's'}`,
@@ -48,9 +58,20 @@ export function matmulWasmCases(d: MatmulWasmDetails): BenchCase[] {
                 median: r.gbs,
                 runs: d.runs,
               })),
-              ...(peer === undefined
+              ...(threads !== 1
                 ? []
-                : [{ engine: 'ggml (native, 1 thread)', ours: false, median: peer, note: 'quoted, not this run' }]),
+                : measured
+                  ? [{ engine: 'ggml (native, 1 thread)', ours: false, median: measured.gbs, runs: d.runs }]
+                  : quoted === undefined
+                    ? []
+                    : [
+                        {
+                          engine: 'ggml (native, 1 thread)',
+                          ours: false,
+                          median: quoted,
+                          note: 'quoted, not this run',
+                        },
+                      ]),
             ],
           }),
         );
