@@ -176,6 +176,36 @@ export function decodeRow(fmt: i32, w: usize, r: i32, rowBytes: i32, dst: usize,
         }
       }
     }
+  } else if (fmt == Q4_K) {
+    // Regrouped by repackQ4K: the file layout's decode of the same values, operation for operation.
+    const lane = r & 7;
+    const g = w + <usize>(r >> 3) * (n >> 8) * G8_Q4_K;
+    for (let b = 0; b < n >> 8; b++) {
+      const blk = g + b * G8_Q4_K;
+      const d = h2f(load<u16>(blk + 2 * lane));
+      const dmin = h2f(load<u16>(blk + 16 + 2 * lane));
+      for (let c = 0; c < 4; c++) {
+        const dl = d * <f32>u8at(blk + 32 + 16 * c + lane);
+        const ml = dmin * <f32>load<u16>(blk + q4kMinAt(lane, 2 * c));
+        const dh = d * <f32>u8at(blk + 40 + 16 * c + lane);
+        const mh = dmin * <f32>load<u16>(blk + q4kMinAt(lane, 2 * c + 1));
+        const o = dst + ((b * 256 + 64 * c) << 2);
+        const qc = blk + q4kQuantAt(lane, c, 0);
+        for (let l = 0; l < 32; l += 4) {
+          // Bytes l..l+3 of this row sit together (rows 4 bytes apart, byte groups 32).
+          const word = load<u32>(qc + (<usize>(l >> 2) << 5));
+          const ol = o + (<usize>l << 2);
+          store<f32>(ol, dl * <f32>(word & 15) - ml);
+          store<f32>(ol, dl * <f32>((word >> 8) & 15) - ml, 4);
+          store<f32>(ol, dl * <f32>((word >> 16) & 15) - ml, 8);
+          store<f32>(ol, dl * <f32>((word >> 24) & 15) - ml, 12);
+          store<f32>(ol, dh * <f32>((word >> 4) & 15) - mh, 128);
+          store<f32>(ol, dh * <f32>((word >> 12) & 15) - mh, 132);
+          store<f32>(ol, dh * <f32>((word >> 20) & 15) - mh, 136);
+          store<f32>(ol, dh * <f32>(word >> 28) - mh, 140);
+        }
+      }
+    }
   } else {
     decodeRowOther(fmt, w + <usize>r * rowBytes, dst, n);
   }
@@ -227,10 +257,9 @@ function decodeRowOther(fmt: i32, q: usize, dst: usize, n: i32): void {
         store<f32>(o + ((j + 16) << 2), <f32>load<i8>(grid + (byte >> 4)) * d);
       }
     }
-  } else if (fmt == Q4_K || fmt == Q5_K) {
-    const bpb: i32 = fmt == Q4_K ? 144 : 176;
+  } else if (fmt == Q5_K) {
     for (let b = 0; b < n >> 8; b++) {
-      const p = q + b * bpb;
+      const p = q + b * 176;
       const d = h2f(load<u16>(p));
       const dmin = h2f(load<u16>(p + 2));
       for (let c = 0; c < 4; c++) {
@@ -239,21 +268,12 @@ function decodeRowOther(fmt: i32, q: usize, dst: usize, n: i32): void {
         const dh = d * <f32>q4kScale(p + 4, 2 * c + 1);
         const mh = dmin * <f32>q4kMin(p + 4, 2 * c + 1);
         const o = dst + ((b * 256 + 64 * c) << 2);
-        if (fmt == Q4_K) {
-          const qs = p + 16 + 32 * c;
-          for (let l = 0; l < 32; l++) {
-            const byte = u8at(qs + l);
-            store<f32>(o + (l << 2), dl * <f32>(byte & 15) - ml);
-            store<f32>(o + ((32 + l) << 2), dh * <f32>(byte >> 4) - mh);
-          }
-        } else {
-          const qs = p + 48 + 32 * c;
-          for (let l = 0; l < 32; l++) {
-            const byte = <u32>u8at(qs + l);
-            const qh = <u32>u8at(p + 16 + l);
-            store<f32>(o + (l << 2), dl * <f32>((byte & 15) | (((qh >> (2 * c)) & 1) << 4)) - ml);
-            store<f32>(o + ((32 + l) << 2), dh * <f32>((byte >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)) - mh);
-          }
+        const qs = p + 48 + 32 * c;
+        for (let l = 0; l < 32; l++) {
+          const byte = <u32>u8at(qs + l);
+          const qh = <u32>u8at(p + 16 + l);
+          store<f32>(o + (l << 2), dl * <f32>((byte & 15) | (((qh >> (2 * c)) & 1) << 4)) - ml);
+          store<f32>(o + ((32 + l) << 2), dh * <f32>((byte >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)) - mh);
         }
       }
     }
@@ -564,8 +584,12 @@ export function quantQ8_0(
 /**
  * Blocks [b0, b1) (of 256) of x to ggml's q8_K (`quantize_row_q8_K_ref`: iscale = -127/max of the signed largest
  * value, q = nearest_int(iscale·x) capped at 127, d = 1/iscale): i16 quants at `q` (512 bytes per block), d at `d`,
- * and the sums of each 16 quants at `bsum` (64 bytes per block). `layout` 2 permutes and scales each 64-value chunk
- * for the Q4_K kernel. `deq` as in {@link quantQ8_0}.
+ * and the sums of each 16 quants at `bsum` (64 bytes per block). `layout` 5 is the Q4_K kernel's
+ * ({@link matmulQ4_K}): per 64-value chunk c and 4-byte group i of a Q4_K row's quants (elements 64c + 4i..4i+3 in
+ * the low nibbles, 64c + 32 + 4i.. in the high ones), four words of two i16 at 128c + 16i: elements (0, 2) times
+ * 256, (32, 34) times 16, (1, 3) times 1, (33, 35) times 256, the factors that make every product of the nibble
+ * masks q·a·256; and instead of the 16 sums of 16, the 8 sums of 32 as i16 (|sum| <= 32·127). `deq` as in
+ * {@link quantQ8_0}.
  */
 export function quantQ8_K(x: usize, b0: i32, b1: i32, q: usize, d: usize, bsum: usize, layout: i32, deq: usize): void {
   for (let k = b0; k < b1; k++) {
@@ -596,21 +620,19 @@ export function quantQ8_K(x: usize, b0: i32, b1: i32, q: usize, d: usize, bsum: 
       let v = nearest(iscale * load<f32>(src + (j << 2)));
       if (v > 127) v = 127;
       store<i32>(bs + ((j >> 4) << 2), load<i32>(bs + ((j >> 4) << 2)) + v);
-      if (layout == 2) {
-        // chunk c of 64: byte l < 32 holds elements l (low nibble) and 32 + l (high); loads of 16 bytes (g)
-        const c = j >> 6;
+      if (layout == 5) {
         const e = j & 63;
-        const hi = e >> 5;
         const l = e & 31;
-        const gg = l >> 4;
-        const odd = l & 1;
-        const kk = (l & 15) >> 1;
-        const vec = hi ? (odd ? 3 : 1) : odd ? 2 : 0;
-        const scale: i32 = vec == 0 || vec == 3 ? 16 : 1;
-        store<i16>(blk + (c << 7) + (gg << 6) + (vec << 4) + (kk << 1), <i16>(v * scale));
+        const bb = l & 3;
+        const hi = e >> 5;
+        const word = hi ? (bb & 1 ? 3 : 1) : bb & 1 ? 2 : 0;
+        const scale: i32 = word == 2 ? 1 : word == 1 ? 16 : 256;
+        store<i16>(blk + ((j >> 6) << 7) + ((l >> 2) << 4) + (word << 2) + ((bb >> 1) << 1), <i16>(v * scale));
       } else store<i16>(blk + (j << 1), <i16>v);
       if (deq) store<f32>(deq + ((<usize>(k << 8) + j) << 2), dd * <f32>v);
     }
+    // In place: sum j (i16 at byte 2j) is written after sums of 16 2j and 2j + 1 (bytes 8j..8j+7) were read.
+    if (layout == 5) for (let j = 0; j < 8; j++) store<i16>(bs + (j << 1), <i16>(load<i32>(bs + (j << 3)) + load<i32>(bs + (j << 3) + 4)));
     store<f32>(d + (<usize>k << 2), dd);
   }
 }
@@ -624,22 +646,6 @@ export function roundRows(x: usize, dst: usize, e0: i32, e1: i32, bf: i32): void
 }
 
 // ---- matmul, integer dot products (ggml mode) ----------------------------------------------------------------------
-
-/** Sums of each of four i32x4 vectors, as the lanes of one. */
-@inline function reduce4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
-  const t0 = i32x4.add(
-    i8x16.shuffle(s0, s1, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
-    i8x16.shuffle(s0, s1, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31),
-  );
-  const t1 = i32x4.add(
-    i8x16.shuffle(s2, s3, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
-    i8x16.shuffle(s2, s3, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31),
-  );
-  return i32x4.add(
-    i8x16.shuffle(t0, t1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
-    i8x16.shuffle(t0, t1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31),
-  );
-}
 
 /** The four fp16 scales at `p` as f32 lanes. */
 @inline function scales4(p: usize): v128 {
@@ -1346,123 +1352,178 @@ export function matmulQ8_0(w: usize, a: usize, ad: usize, y: usize, n: i32, outF
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
+// ---- Q4_K in 8-row groups ------------------------------------------------------------------------------------------
+
+/** Bytes of one 8-row group's super-block (256 columns) of Q4_K, regrouped by {@link repackQ4K}. */
+const G8_Q4_K: i32 = 1248;
+
+/** Offset, in a {@link repackQ4K} super-block, of the i16 min of sub-block j of row `lane` (0..7). */
+@inline function q4kMinAt(lane: i32, j: i32): i32 {
+  return 96 + ((lane >> 2) << 6) + ((j >> 1) << 4) + ((lane & 3) << 2) + ((j & 1) << 1);
+}
+/** Offset, in a {@link repackQ4K} super-block, of quant byte l (0..31) of 64-value chunk c of row `lane`. */
+@inline function q4kQuantAt(lane: i32, c: i32, l: i32): i32 {
+  return 224 + (c << 8) + ((l >> 2) << 5) + ((lane >> 2) << 4) + ((lane & 3) << 2) + (l & 3);
+}
+
 /**
- * Q4_K's 6-bit scales and mins unpacked at upload, so the dot products read them as bytes: per super-block of the
- * `nsb` at `src` (144 bytes each), 8 scales then 8 mins at `dst` (16 bytes).
+ * Q4_K regrouped by 8 rows (`back` 0: `src` in the file layout, `dst` regrouped) or back (1), per super-block of 256
+ * columns in 1248 bytes: [0, 16) the 8 rows' d (f16), [16, 32) their dmin, [32, 96) the 6-bit scales as bytes
+ * (sub-block j: rows 0-7 at 32 + 8j), [96, 224) the mins as i16 for pair dots ({@link q4kMinAt}: per half of 4 rows
+ * and pair of sub-blocks, row by row), [224, 1248) the quant bytes ({@link q4kQuantAt}: chunk c of 64 values, bytes
+ * 4i..4i+3 of rows 0-3, then of rows 4-7: {@link nibdot}'s 16-byte loads). Rows past `rows` are zero. The 12 bytes
+ * of packed scales hold exactly the 16 6-bit values, so `back` restores the file's bytes.
  */
-export function unpackQ4K(src: usize, dst: usize, nsb: i32): void {
-  for (let b = 0; b < nsb; b++) {
-    const s = src + <usize>b * 144 + 4;
-    const d = dst + (<usize>b << 4);
-    for (let j = 0; j < 8; j++) {
-      store<u8>(d + j, <u8>q4kScale(s, j));
-      store<u8>(d + 8 + j, <u8>q4kMin(s, j));
+export function repackQ4K(src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
+  const nb = n >> 8;
+  const groups = (rows + 7) >> 3;
+  for (let g = 0; g < groups; g++) {
+    for (let b = 0; b < nb; b++) {
+      const blk = (back ? src : dst) + (<usize>g * nb + b) * G8_Q4_K;
+      if (!back) memory.fill(blk, 0, G8_Q4_K);
+      for (let lane = 0; lane < 8; lane++) {
+        const r = 8 * g + lane;
+        if (r >= rows) continue;
+        const file = (back ? dst : src) + (<usize>r * nb + b) * 144;
+        if (back) {
+          store<u16>(file, load<u16>(blk + 2 * lane));
+          store<u16>(file + 2, load<u16>(blk + 16 + 2 * lane));
+          // ggml's get_scale_min_k4, inverted: bytes 0-3 scales 0-3, 4-7 mins 0-3, each with 2 high bits of the
+          // scale (min) j + 4 on top; bytes 8-11 the low 4 bits of scale and min j + 4.
+          for (let j = 0; j < 4; j++) {
+            const sc = <u32>u8at(blk + 32 + 8 * j + lane);
+            const sc4 = <u32>u8at(blk + 32 + 8 * (j + 4) + lane);
+            const mn = <u32>load<u16>(blk + q4kMinAt(lane, j));
+            const mn4 = <u32>load<u16>(blk + q4kMinAt(lane, j + 4));
+            store<u8>(file + 4 + j, <u8>(sc | ((sc4 >> 4) << 6)));
+            store<u8>(file + 8 + j, <u8>(mn | ((mn4 >> 4) << 6)));
+            store<u8>(file + 12 + j, <u8>((sc4 & 15) | ((mn4 & 15) << 4)));
+          }
+          for (let c = 0; c < 4; c++)
+            for (let l = 0; l < 32; l += 4) store<u32>(file + 16 + 32 * c + l, load<u32>(blk + q4kQuantAt(lane, c, l)));
+        } else {
+          store<u16>(blk + 2 * lane, load<u16>(file));
+          store<u16>(blk + 16 + 2 * lane, load<u16>(file + 2));
+          for (let j = 0; j < 8; j++) {
+            store<u8>(blk + 32 + 8 * j + lane, <u8>q4kScale(file + 4, j));
+            store<u16>(blk + q4kMinAt(lane, j), <u16>q4kMin(file + 4, j));
+          }
+          for (let c = 0; c < 4; c++)
+            for (let l = 0; l < 32; l += 4) store<u32>(blk + q4kQuantAt(lane, c, l), load<u32>(file + 16 + 32 * c + l));
+        }
+      }
     }
   }
 }
 
-/** Low nibbles of the 32 quant bytes at `q` (one Q4_K sub-block) against layout-2 activations at `ac`: Σ q·a·16. */
-@inline function q4kLo(q: usize, ac: usize): v128 {
-  const v0 = v128.load(q);
-  const v1 = v128.load(q, 16);
-  return i32x4.add(
-    i32x4.add(
-      i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x000f)), v128.load(ac)),
-      i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v0, i16x8.splat(0x0f00)), 4), v128.load(ac, 32)),
-    ),
-    i32x4.add(
-      i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x000f)), v128.load(ac, 64)),
-      i32x4.dot_i16x8_s(i16x8.shr_u(v128.and(v1, i16x8.splat(0x0f00)), 4), v128.load(ac, 96)),
-    ),
-  );
-}
-/** High nibbles: the next sub-block. */
-@inline function q4kHi(q: usize, ac: usize): v128 {
-  const v0 = v128.load(q);
-  const v1 = v128.load(q, 16);
-  return i32x4.add(
-    i32x4.add(
-      i32x4.dot_i16x8_s(v128.and(v0, i16x8.splat(0x00f0)), v128.load(ac, 16)),
-      i32x4.dot_i16x8_s(i16x8.shr_u(v0, 12), v128.load(ac, 48)),
-    ),
-    i32x4.add(
-      i32x4.dot_i16x8_s(v128.and(v1, i16x8.splat(0x00f0)), v128.load(ac, 80)),
-      i32x4.dot_i16x8_s(i16x8.shr_u(v1, 12), v128.load(ac, 112)),
-    ),
-  );
-}
-
-/** Eight bytes at `p` as two i32x4 vectors (lanes 0-3, 4-7). */
-@inline function bytes8lo(p: usize): v128 {
-  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load64_zero(p)));
-}
-@inline function bytes8hi(p: usize): v128 {
-  return i32x4.extend_high_i16x8_u(i16x8.extend_low_i8x16_u(v128.load64_zero(p)));
-}
-
 /**
- * Q4_K x Q8_K (ggml's vec_dot_q4_K_q8_K): per super-block d·Σ_j sc_j Σ q·a - dmin·Σ_j m_j Σ a, the sums in
- * integers, times the activation's d. `aux`: the unpacked scales of {@link unpackQ4K}. a: layout 2 quants, ad
- * [nTok, n/256], bs [nTok, n/16] sums of 16.
+ * Q4_K x Q8_K (ggml's vec_dot_q4_K_q8_K) on the 8-row groups of {@link repackQ4K}, rows [r0, r1) (r0 a multiple of
+ * 8), activations in layout 5 of {@link quantQ8_K}. Per super-block and row: d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j Σ a,
+ * the sums in integers, d and dmin times the activation's d. Each 16-byte load holds 4 bytes of 4 rows: the masks of
+ * {@link nibdot} give the low nibbles (sub-block 2c) and the high ones (2c + 1) as separate sums, times 256 (exact;
+ * shifted back before the scales, so a super-block's Σ sc·Σ q·a < 2^25). A group's weights stay in cache over the
+ * tokens. Rows past `outF` are computed on the zero rows and dropped.
  */
-export function matmulQ4_K(
-  w: usize,
-  rowBytes: i32,
-  aux: usize,
-  a: usize,
-  ad: usize,
-  bs: usize,
-  y: usize,
-  n: i32,
-  outF: i32,
-  nTok: i32,
-  r0: i32,
-  r1: i32,
-): void {
+export function matmulQ4_K(w: usize, a: usize, ad: usize, bs: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
   const nb = n >> 8;
-  for (let o = r0; o < r1; o++) {
-    const row = w + <usize>o * rowBytes;
-    const arow = aux + ((<usize>o * nb) << 4);
+  const m0 = v128.load(G8K);
+  const m1 = v128.load(G8K, 16);
+  const m2 = v128.load(G8K, 32);
+  const hm = v128.load(G8K, 48);
+  const h112 = v128.load(G8K, 64);
+  const zero = i32x4.splat(0);
+  for (let g = r0 >> 3; g << 3 < r1; g++) {
+    const gw = w + <usize>g * nb * G8_Q4_K;
     for (let t = 0; t < nTok; t++) {
-      const at = a + ((<usize>t * n) << 1);
-      let sum: f32 = 0;
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let blk = gw;
+      let ab = a + ((<usize>t * n) << 1);
+      let bsb = bs + ((<usize>t * (n >> 4)) << 2);
+      let dp = ad + ((<usize>t * nb) << 2);
       for (let b = 0; b < nb; b++) {
-        const p = row + b * 144;
-        const ab = at + (b << 9);
-        const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
-        // per sub-block j (low nibbles of chunk c: j = 2c, high: 2c + 1), Σ q·a·16 as i32x4 partial sums
-        const s0 = q4kLo(p + 16, ab);
-        const s1 = q4kHi(p + 16, ab);
-        const s2 = q4kLo(p + 48, ab + 128);
-        const s3 = q4kHi(p + 48, ab + 128);
-        const s4 = q4kLo(p + 80, ab + 256);
-        const s5 = q4kHi(p + 80, ab + 256);
-        const s6 = q4kLo(p + 112, ab + 384);
-        const s7 = q4kHi(p + 112, ab + 384);
-        const sb = arow + (<usize>b << 4);
-        const h0 = reduce4(s0, s1, s2, s3);
-        const h1 = reduce4(s4, s5, s6, s7);
-        const isum = hsumI(i32x4.add(i32x4.mul(h0, bytes8lo(sb)), i32x4.mul(h1, bytes8hi(sb))));
-        // Σ a per 32 from the sums of 16
-        const b0 = v128.load(bsb);
-        const b1 = v128.load(bsb, 16);
-        const b2 = v128.load(bsb, 32);
-        const b3 = v128.load(bsb, 48);
-        const p0 = i32x4.add(
-          i8x16.shuffle(b0, b1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
-          i8x16.shuffle(b0, b1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+        let is0 = zero;
+        let is1 = zero;
+        for (let c = 0; c < 4; c++) {
+          let lo0 = zero;
+          let hi0 = zero;
+          let lo1 = zero;
+          let hi1 = zero;
+          let q = blk + 224 + (<usize>c << 8);
+          let px = ab + (<usize>c << 7);
+          const qend = q + 256;
+          for (; q < qend; q += 32) {
+            const x0 = v128.load32_splat(px);
+            const x1 = v128.load32_splat(px, 4);
+            const x2 = v128.load32_splat(px, 8);
+            const x3 = v128.load32_splat(px, 12);
+            const v = v128.load(q);
+            const u = v128.load(q, 16);
+            lo0 = i32x4.add(lo0, i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m0), x0), i32x4.dot_i16x8_s(v128.and(v, m2), x2)));
+            hi0 = i32x4.add(hi0, i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m1), x1), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3)));
+            lo1 = i32x4.add(lo1, i32x4.add(i32x4.dot_i16x8_s(v128.and(u, m0), x0), i32x4.dot_i16x8_s(v128.and(u, m2), x2)));
+            hi1 = i32x4.add(hi1, i32x4.add(i32x4.dot_i16x8_s(v128.and(u, m1), x1), i32x4.dot_i16x8_s(i16x8.shr_u(u, 12), x3)));
+            px += 16;
+          }
+          // The scales of sub-blocks 2c (bytes 0-7: rows 0-7) and 2c + 1 (bytes 8-15).
+          const sc = v128.load(blk + 32 + (<usize>c << 4));
+          const sl = i16x8.extend_low_i8x16_u(sc);
+          const sh = i16x8.extend_high_i8x16_u(sc);
+          is0 = i32x4.add(
+            is0,
+            i32x4.add(
+              i32x4.mul(i32x4.shr_s(lo0, 8), i32x4.extend_low_i16x8_u(sl)),
+              i32x4.mul(i32x4.shr_s(hi0, 8), i32x4.extend_low_i16x8_u(sh)),
+            ),
+          );
+          is1 = i32x4.add(
+            is1,
+            i32x4.add(
+              i32x4.mul(i32x4.shr_s(lo1, 8), i32x4.extend_high_i16x8_u(sl)),
+              i32x4.mul(i32x4.shr_s(hi1, 8), i32x4.extend_high_i16x8_u(sh)),
+            ),
+          );
+        }
+        // Σ_j m_j Σ a: the sums of 32 (i16, layout 5) in pairs against each row's pair of mins.
+        const bv = v128.load(bsb);
+        const b0 = i8x16.shuffle(bv, bv, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+        const b1 = i8x16.shuffle(bv, bv, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+        const b2 = i8x16.shuffle(bv, bv, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11);
+        const b3 = i8x16.shuffle(bv, bv, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15);
+        const mn0 = i32x4.add(
+          i32x4.add(i32x4.dot_i16x8_s(v128.load(blk, 96), b0), i32x4.dot_i16x8_s(v128.load(blk, 112), b1)),
+          i32x4.add(i32x4.dot_i16x8_s(v128.load(blk, 128), b2), i32x4.dot_i16x8_s(v128.load(blk, 144), b3)),
         );
-        const p1 = i32x4.add(
-          i8x16.shuffle(b2, b3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
-          i8x16.shuffle(b2, b3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+        const mn1 = i32x4.add(
+          i32x4.add(i32x4.dot_i16x8_s(v128.load(blk, 160), b0), i32x4.dot_i16x8_s(v128.load(blk, 176), b1)),
+          i32x4.add(i32x4.dot_i16x8_s(v128.load(blk, 192), b2), i32x4.dot_i16x8_s(v128.load(blk, 208), b3)),
         );
-        const mins = hsumI(i32x4.add(i32x4.mul(p0, bytes8lo(sb + 8)), i32x4.mul(p1, bytes8hi(sb + 8))));
-        const da = load<f32>(ad + ((<usize>t * nb + b) << 2));
-        const d = h2f(load<u16>(p)) * da;
-        const dmin = h2f(load<u16>(p + 2)) * da;
-        sum += d * (<f32>isum * 0.0625) - dmin * <f32>mins;
+        // sum += (d·d_a)·Σ sc·Σ q·a − (dmin·d_a)·Σ m·Σ a per row, in f32 as a scalar loop over the rows would.
+        const da = v128.load32_splat(dp);
+        const dd = v128.load(blk);
+        const dm = v128.load(blk, 16);
+        acc0 = f32x4.add(
+          acc0,
+          f32x4.sub(
+            f32x4.mul(f32x4.mul(scalesF32(dd, 0, zero, hm, h112), da), f32x4.convert_i32x4_s(is0)),
+            f32x4.mul(f32x4.mul(scalesF32(dm, 0, zero, hm, h112), da), f32x4.convert_i32x4_s(mn0)),
+          ),
+        );
+        acc1 = f32x4.add(
+          acc1,
+          f32x4.sub(
+            f32x4.mul(f32x4.mul(scalesF32(dd, 1, zero, hm, h112), da), f32x4.convert_i32x4_s(is1)),
+            f32x4.mul(f32x4.mul(scalesF32(dm, 1, zero, hm, h112), da), f32x4.convert_i32x4_s(mn1)),
+          ),
+        );
+        blk += G8_Q4_K;
+        ab += 512;
+        bsb += 64;
+        dp += 4;
       }
-      store<f32>(y + ((<usize>t * outF + o) << 2), sum);
+      const yt = y + ((<usize>t * outF) << 2);
+      storeRows4(yt, g << 3, outF, acc0);
+      storeRows4(yt, (g << 3) + 4, outF, acc1);
     }
   }
 }

@@ -12,7 +12,7 @@ export interface Kernels {
   relaxedDecodeTokens(): number;
   decodeRow(fmt: number, w: number, r: number, rowBytes: number, dst: number, n: number): void;
   repack8(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
-  unpackQ4K(src: number, dst: number, nsb: number): void;
+  repackQ4K(src: number, dst: number, rows: number, n: number, back: number): void;
   matmulF32(...a: number[]): void;
   matmulQ4_0(...a: number[]): void;
   matmulQ8_0(...a: number[]): void;
@@ -91,8 +91,6 @@ type OpBody =
       readonly kernel: MatmulKernel;
       readonly fmt: number;
       readonly w: number;
-      /** Side data of the weight (q4_K's unpacked scales). */
-      readonly aux: number;
       readonly rowBytes: number;
       readonly x: number;
       readonly y: number;
@@ -298,7 +296,7 @@ function runMatmul(
       k.matmulQ8_0(op.w, op.aq, op.ad, op.y, op.n, op.outF, nTok, r0, r1, expand);
       break;
     case 'q4_K':
-      k.matmulQ4_K(op.w, op.rowBytes, op.aux, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
+      k.matmulQ4_K(op.w, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
       break;
     case 'rows':
       k.matmulRows(

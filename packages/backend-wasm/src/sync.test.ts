@@ -10,7 +10,6 @@ const matmul = (x: number, y: number, reuse: boolean): Op => ({
   kernel: 'q4_0',
   fmt: 2,
   w: 0,
-  aux: 0,
   rowBytes: 36,
   x,
   y,
