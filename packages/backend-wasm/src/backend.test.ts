@@ -61,8 +61,8 @@ describe('wasm backend', () => {
     const b = await createBackend('wasm', { threads: 1 });
     try {
       for (const dtype of ['q4_0', 'q8_0', 'q4_K', 'q6_K', 'f16', 'tq1_0'] as DTypeName[]) {
-        const rows = 7;
-        const cols = 256;
+        const rows = 13;
+        const cols = 512;
         const src = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.7));
         const bytes = formats[dtype].quantize(src, { rowLength: cols });
         const t = await b.upload(hostTensor(dtype, [rows, cols], bytes));
