@@ -206,6 +206,29 @@ export function decodeRow(fmt: i32, w: usize, r: i32, rowBytes: i32, dst: usize,
         }
       }
     }
+  } else if (fmt == Q6_K) {
+    // Regrouped by repackQ6K: the file layout's decode of the same values, operation for operation.
+    const lane = r & 7;
+    const g = w + <usize>(r >> 3) * (n >> 8) * G8_Q6_K;
+    for (let b = 0; b < n >> 8; b++) {
+      const blk = g + b * G8_Q6_K;
+      const d = h2f(load<u16>(blk + 2 * lane));
+      for (let h = 0; h < 2; h++) {
+        const sc = blk + 16 + 64 * h + lane;
+        const o = dst + ((b * 256 + 128 * h) << 2);
+        for (let l = 0; l < 32; l++) {
+          const is = l >> 4;
+          const q = blk + q6kAt(lane, h, l >> 2, 0, l & 3);
+          const a = <i32>u8at(q);
+          const c = <i32>u8at(q + 16);
+          const hb = <i32>u8at(q + 32);
+          store<f32>(o + (l << 2), d * <f32>load<i8>(sc + 8 * is) * <f32>(((a & 15) | ((hb & 3) << 4)) - 32));
+          store<f32>(o + ((l + 32) << 2), d * <f32>load<i8>(sc + 8 * (is + 2)) * <f32>(((c & 15) | (((hb >> 2) & 3) << 4)) - 32));
+          store<f32>(o + ((l + 64) << 2), d * <f32>load<i8>(sc + 8 * (is + 4)) * <f32>(((a >> 4) | (((hb >> 4) & 3) << 4)) - 32));
+          store<f32>(o + ((l + 96) << 2), d * <f32>load<i8>(sc + 8 * (is + 6)) * <f32>(((c >> 4) | (((hb >> 6) & 3) << 4)) - 32));
+        }
+      }
+    }
   } else {
     decodeRowOther(fmt, w + <usize>r * rowBytes, dst, n);
   }
@@ -274,27 +297,6 @@ function decodeRowOther(fmt: i32, q: usize, dst: usize, n: i32): void {
           const qh = <u32>u8at(p + 16 + l);
           store<f32>(o + (l << 2), dl * <f32>((byte & 15) | (((qh >> (2 * c)) & 1) << 4)) - ml);
           store<f32>(o + ((32 + l) << 2), dh * <f32>((byte >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)) - mh);
-        }
-      }
-    }
-  } else if (fmt == Q6_K) {
-    for (let b = 0; b < n >> 8; b++) {
-      const p = q + b * 210;
-      const d = h2f(load<u16>(p + 208));
-      for (let h = 0; h < 2; h++) {
-        const ql = p + 64 * h;
-        const qh = p + 128 + 32 * h;
-        const sc = p + 192 + 8 * h;
-        const o = dst + ((b * 256 + 128 * h) << 2);
-        for (let l = 0; l < 32; l++) {
-          const is = l >> 4;
-          const a = <i32>u8at(ql + l);
-          const c = <i32>u8at(ql + l + 32);
-          const hb = <i32>u8at(qh + l);
-          store<f32>(o + (l << 2), d * <f32>load<i8>(sc + is) * <f32>(((a & 15) | ((hb & 3) << 4)) - 32));
-          store<f32>(o + ((l + 32) << 2), d * <f32>load<i8>(sc + is + 2) * <f32>(((c & 15) | (((hb >> 2) & 3) << 4)) - 32));
-          store<f32>(o + ((l + 64) << 2), d * <f32>load<i8>(sc + is + 4) * <f32>(((a >> 4) | (((hb >> 4) & 3) << 4)) - 32));
-          store<f32>(o + ((l + 96) << 2), d * <f32>load<i8>(sc + is + 6) * <f32>(((c >> 4) | (((hb >> 6) & 3) << 4)) - 32));
         }
       }
     }
@@ -588,7 +590,8 @@ export function quantQ8_0(
  * ({@link matmulQ4_K}): per 64-value chunk c and 4-byte group i of a Q4_K row's quants (elements 64c + 4i..4i+3 in
  * the low nibbles, 64c + 32 + 4i.. in the high ones), four words of two i16 at 128c + 16i: elements (0, 2) times
  * 256, (32, 34) times 16, (1, 3) times 1, (33, 35) times 256, the factors that make every product of the nibble
- * masks q·a·256; and instead of the 16 sums of 16, the 8 sums of 32 as i16 (|sum| <= 32·127). `deq` as in
+ * masks q·a·256; and instead of the 16 sums of 16, the 8 sums of 32 as i16 (|sum| <= 32·127). `layout` 6 is the
+ * Q6_K kernel's ({@link matmulQ6_K}): each 4 values in the order 0, 2, 1, 3, the sums of 16 times 32. `deq` as in
  * {@link quantQ8_0}.
  */
 export function quantQ8_K(x: usize, b0: i32, b1: i32, q: usize, d: usize, bsum: usize, layout: i32, deq: usize): void {
@@ -620,7 +623,11 @@ export function quantQ8_K(x: usize, b0: i32, b1: i32, q: usize, d: usize, bsum: 
       let v = nearest(iscale * load<f32>(src + (j << 2)));
       if (v > 127) v = 127;
       store<i32>(bs + ((j >> 4) << 2), load<i32>(bs + ((j >> 4) << 2)) + v);
-      if (layout == 5) {
+      if (layout == 6) {
+        // Each 4 values as a0, a2, a1, a3: bytes 0, 2 and 1, 3 of a row's 4-byte group meet their words.
+        const r = j & 3;
+        store<i16>(blk + (<usize>((j & ~3) + (r == 1 ? 2 : r == 2 ? 1 : r)) << 1), <i16>v);
+      } else if (layout == 5) {
         const e = j & 63;
         const l = e & 31;
         const bb = l & 3;
@@ -631,6 +638,7 @@ export function quantQ8_K(x: usize, b0: i32, b1: i32, q: usize, d: usize, bsum: 
       } else store<i16>(blk + (j << 1), <i16>v);
       if (deq) store<f32>(deq + ((<usize>(k << 8) + j) << 2), dd * <f32>v);
     }
+    if (layout == 6) for (let j = 0; j < 16; j++) store<i32>(bs + (j << 2), load<i32>(bs + (j << 2)) << 5);
     // In place: sum j (i16 at byte 2j) is written after sums of 16 2j and 2j + 1 (bytes 8j..8j+7) were read.
     if (layout == 5) for (let j = 0; j < 8; j++) store<i16>(bs + (j << 1), <i16>(load<i32>(bs + (j << 3)) + load<i32>(bs + (j << 3) + 4)));
     store<f32>(d + (<usize>k << 2), dd);
@@ -1528,89 +1536,155 @@ export function matmulQ4_K(w: usize, a: usize, ad: usize, bs: usize, y: usize, n
   }
 }
 
+// ---- Q6_K in 8-row groups ------------------------------------------------------------------------------------------
+
+/** Bytes of one 8-row group's super-block (256 columns) of Q6_K, regrouped by {@link repackQ6K}: 8 file blocks. */
+const G8_Q6_K: i32 = 1680;
+
 /**
- * Q6_K x Q8_K (ggml's vec_dot_q6_K_q8_K): Σ_g sc_g Σ (q - 32)·a per 16 values, as Σ q·a - 32 Σ a, times d_w·d_a.
- * a: layout 0 quants, ad [nTok, n/256], bs [nTok, n/16].
+ * Offset, in a {@link repackQ6K} super-block, of byte j (0..3) of 4-byte group i (0..7) of half n of row `lane`:
+ * `vec` 0 the low quants ql[64n + 4i + j], 1 ql[64n + 32 + 4i + j], 2 the high bits qh[32n + 4i + j].
  */
-export function matmulQ6_K(
-  w: usize,
-  rowBytes: i32,
-  a: usize,
-  ad: usize,
-  bs: usize,
-  y: usize,
-  n: i32,
-  outF: i32,
-  nTok: i32,
-  r0: i32,
-  r1: i32,
-): void {
+@inline function q6kAt(lane: i32, n: i32, i: i32, vec: i32, j: i32): i32 {
+  return 144 + ((((n << 3) + i) << 1) + (lane >> 2)) * 48 + (vec << 4) + ((lane & 3) << 2) + j;
+}
+
+/**
+ * Q6_K regrouped by 8 rows (`back` 0: `src` in the file layout, `dst` regrouped) or back (1), per super-block of 256
+ * columns in 1680 bytes (the file's 8 blocks, reordered): [0, 16) the 8 rows' d (f16), [16, 144) the int8 scales
+ * (sub-block g: rows 0-7 at 16 + 8g), [144, 1680) the quant bytes ({@link q6kAt}): per half, 4-byte group and 4 rows,
+ * three 16-byte vectors (ql low, ql high, qh), so that one load holds 4 bytes of 4 rows. Rows past `rows` are zero.
+ */
+export function repackQ6K(src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
   const nb = n >> 8;
-  const m0f = i8x16.splat(0x0f);
-  const m30 = i8x16.splat(0x30);
-  for (let o = r0; o < r1; o++) {
-    const row = w + <usize>o * rowBytes;
-    for (let t = 0; t < nTok; t++) {
-      const at = a + ((<usize>t * n) << 1);
-      let sum: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const p = row + b * 210;
-        const ab = at + (b << 9);
-        const bsb = bs + ((<usize>t * (n >> 4) + (b << 4)) << 2);
-        let acc = i32x4.splat(0);
-        let corr: i32 = 0;
+  const groups = (rows + 7) >> 3;
+  for (let g = 0; g < groups; g++) {
+    for (let b = 0; b < nb; b++) {
+      const blk = (back ? src : dst) + (<usize>g * nb + b) * G8_Q6_K;
+      if (!back) memory.fill(blk, 0, G8_Q6_K);
+      for (let lane = 0; lane < 8; lane++) {
+        const r = 8 * g + lane;
+        if (r >= rows) continue;
+        const file = (back ? dst : src) + (<usize>r * nb + b) * 210;
+        if (back) {
+          store<u16>(file + 208, load<u16>(blk + 2 * lane));
+          for (let s = 0; s < 16; s++) store<u8>(file + 192 + s, load<u8>(blk + 16 + 8 * s + lane));
+        } else {
+          store<u16>(blk + 2 * lane, load<u16>(file + 208));
+          for (let s = 0; s < 16; s++) store<u8>(blk + 16 + 8 * s + lane, load<u8>(file + 192 + s));
+        }
         for (let h = 0; h < 2; h++) {
-          const ql = p + 64 * h;
-          const qh = p + 128 + 32 * h;
-          const sc = p + 192 + 8 * h;
-          const ah = ab + (h << 8);
-          for (let is = 0; is < 2; is++) {
-            const l = is << 4;
-            const la = v128.load(ql + l);
-            const lb = v128.load(ql + l + 32);
-            const hb = v128.load(qh + l);
-            const q1 = v128.or(v128.and(la, m0f), v128.and(i16x8.shl(hb, 4), m30));
-            const q2 = v128.or(v128.and(lb, m0f), v128.and(i16x8.shl(hb, 2), m30));
-            const q3 = v128.or(v128.and(i16x8.shr_u(la, 4), m0f), v128.and(hb, m30));
-            const q4 = v128.or(v128.and(i16x8.shr_u(lb, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30));
-            // values l.., 32 + l.., 64 + l.., 96 + l.. of this half; scale index (e / 16)
-            const d1 = dotU8(q1, ah + (l << 1));
-            const d2 = dotU8(q2, ah + ((32 + l) << 1));
-            const d3 = dotU8(q3, ah + ((64 + l) << 1));
-            const d4 = dotU8(q4, ah + ((96 + l) << 1));
-            const s1 = <i32>load<i8>(sc + is);
-            const s2 = <i32>load<i8>(sc + is + 2);
-            const s3 = <i32>load<i8>(sc + is + 4);
-            const s4 = <i32>load<i8>(sc + is + 6);
-            acc = i32x4.add(
-              acc,
-              i32x4.add(
-                i32x4.add(i32x4.mul(d1, i32x4.splat(s1)), i32x4.mul(d2, i32x4.splat(s2))),
-                i32x4.add(i32x4.mul(d3, i32x4.splat(s3)), i32x4.mul(d4, i32x4.splat(s4))),
-              ),
-            );
-            const g = (h << 3) + is;
-            corr +=
-              s1 * load<i32>(bsb + (g << 2)) +
-              s2 * load<i32>(bsb + ((g + 2) << 2)) +
-              s3 * load<i32>(bsb + ((g + 4) << 2)) +
-              s4 * load<i32>(bsb + ((g + 6) << 2));
+          for (let i = 0; i < 8; i++) {
+            const f0 = file + 64 * h + 4 * i;
+            const f1 = f0 + 32;
+            const f2 = file + 128 + 32 * h + 4 * i;
+            const g0 = blk + q6kAt(lane, h, i, 0, 0);
+            if (back) {
+              store<u32>(f0, load<u32>(g0));
+              store<u32>(f1, load<u32>(g0 + 16));
+              store<u32>(f2, load<u32>(g0 + 32));
+            } else {
+              store<u32>(g0, load<u32>(f0));
+              store<u32>(g0 + 16, load<u32>(f1));
+              store<u32>(g0 + 32, load<u32>(f2));
+            }
           }
         }
-        const d = h2f(load<u16>(p + 208)) * load<f32>(ad + ((<usize>t * nb + b) << 2));
-        sum += d * <f32>(hsumI(acc) - 32 * corr);
       }
-      store<f32>(y + ((<usize>t * outF + o) << 2), sum);
     }
   }
 }
 
-/** 16 unsigned bytes (< 128) against 16 i16 activations. */
-@inline function dotU8(v: v128, a: usize): v128 {
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v), v128.load(a)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v), v128.load(a, 16)),
-  );
+/** Sub-block g's int8 scales of rows 0-3 (`hi` 0) or 4-7 (1) at `p` (8 bytes, rows 0-7) as i32 lanes. */
+@inline function scales8to32(p: usize): v128 {
+  return i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p)));
+}
+
+/**
+ * Q6_K x Q8_K (ggml's vec_dot_q6_K_q8_K) on the 8-row groups of {@link repackQ6K}, rows [r0, r1) (r0 a multiple of
+ * 8), activations in layout 6 of {@link quantQ8_K} (each 4 values as a0, a2, a1, a3; sums of 16 times 32). Per 4 rows
+ * and 4-byte group: the 6-bit quants of 4 sub-blocks built from ql and qh in bytes as the file decode does, bytes
+ * 0, 2 and 1, 3 of each row as i16 lanes against the two activation words. Per super-block and row:
+ * d_w·d_a·Σ_g sc_g (Σ q·a − 32 Σ a), the integer sum exact: the previous row kernel's value bit for bit.
+ */
+export function matmulQ6_K(w: usize, a: usize, ad: usize, bs: usize, y: usize, n: i32, outF: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = n >> 8;
+  const m0f = i8x16.splat(0x0f);
+  const m30 = i8x16.splat(0x30);
+  const mlo = i16x8.splat(0x00ff);
+  const hm = v128.load(G8K, 48);
+  const h112 = v128.load(G8K, 64);
+  const zero = i32x4.splat(0);
+  for (let g = r0 >> 3; g << 3 < r1; g++) {
+    const gw = w + <usize>g * nb * G8_Q6_K;
+    for (let t = 0; t < nTok; t++) {
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let blk = gw;
+      let ab = a + ((<usize>t * n) << 1);
+      let bsb = bs + ((<usize>t * (n >> 4)) << 2);
+      let dp = ad + ((<usize>t * nb) << 2);
+      for (let b = 0; b < nb; b++) {
+        let is0 = zero;
+        let is1 = zero;
+        for (let h = 0; h < 2; h++) {
+          for (let ih = 0; ih < 2; ih++) {
+            // Sub-blocks g1 + 0, 2, 4, 6 (values 128h + 16ih + 32k ..+15); 4-byte groups i = 4ih .. 4ih + 3.
+            const g1 = (h << 3) + ih;
+            for (let rh = 0; rh < 2; rh++) {
+              let s1 = zero;
+              let s2 = zero;
+              let s3 = zero;
+              let s4 = zero;
+              let q = blk + 144 + ((((h << 3) + (ih << 2)) << 1) + rh) * 48;
+              let px = ab + (<usize>((h << 7) + (ih << 4)) << 1);
+              const qend = q + 4 * 96;
+              for (; q < qend; q += 96) {
+                const la = v128.load(q);
+                const lb = v128.load(q, 16);
+                const hb = v128.load(q, 32);
+                const q1 = v128.or(v128.and(la, m0f), v128.and(i16x8.shl(hb, 4), m30));
+                const q2 = v128.or(v128.and(lb, m0f), v128.and(i16x8.shl(hb, 2), m30));
+                const q3 = v128.or(v128.and(i16x8.shr_u(la, 4), m0f), v128.and(hb, m30));
+                const q4 = v128.or(v128.and(i16x8.shr_u(lb, 4), m0f), v128.and(i16x8.shr_u(hb, 2), m30));
+                s1 = i32x4.add(s1, i32x4.add(i32x4.dot_i16x8_s(v128.and(q1, mlo), v128.load32_splat(px)), i32x4.dot_i16x8_s(i16x8.shr_u(q1, 8), v128.load32_splat(px, 4))));
+                s2 = i32x4.add(s2, i32x4.add(i32x4.dot_i16x8_s(v128.and(q2, mlo), v128.load32_splat(px, 64)), i32x4.dot_i16x8_s(i16x8.shr_u(q2, 8), v128.load32_splat(px, 68))));
+                s3 = i32x4.add(s3, i32x4.add(i32x4.dot_i16x8_s(v128.and(q3, mlo), v128.load32_splat(px, 128)), i32x4.dot_i16x8_s(i16x8.shr_u(q3, 8), v128.load32_splat(px, 132))));
+                s4 = i32x4.add(s4, i32x4.add(i32x4.dot_i16x8_s(v128.and(q4, mlo), v128.load32_splat(px, 192)), i32x4.dot_i16x8_s(i16x8.shr_u(q4, 8), v128.load32_splat(px, 196))));
+                px += 8;
+              }
+              // Σ_g sc_g (Σ q·a − 32 Σ a), the 32 Σ a of layout 6's sums.
+              const sc = blk + 16 + (<usize>g1 << 3) + (<usize>rh << 2);
+              const bg = bsb + (<usize>g1 << 2);
+              let v = i32x4.add(
+                i32x4.add(
+                  i32x4.mul(i32x4.sub(s1, v128.load32_splat(bg)), scales8to32(sc)),
+                  i32x4.mul(i32x4.sub(s2, v128.load32_splat(bg, 8)), scales8to32(sc + 16)),
+                ),
+                i32x4.add(
+                  i32x4.mul(i32x4.sub(s3, v128.load32_splat(bg, 16)), scales8to32(sc + 32)),
+                  i32x4.mul(i32x4.sub(s4, v128.load32_splat(bg, 24)), scales8to32(sc + 48)),
+                ),
+              );
+              if (rh) is1 = i32x4.add(is1, v);
+              else is0 = i32x4.add(is0, v);
+            }
+          }
+        }
+        const da = v128.load32_splat(dp);
+        const dd = v128.load(blk);
+        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(scalesF32(dd, 0, zero, hm, h112), da), f32x4.convert_i32x4_s(is0)));
+        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(scalesF32(dd, 1, zero, hm, h112), da), f32x4.convert_i32x4_s(is1)));
+        blk += G8_Q6_K;
+        ab += 512;
+        bsb += 64;
+        dp += 4;
+      }
+      const yt = y + ((<usize>t * outF) << 2);
+      storeRows4(yt, g << 3, outF, acc0);
+      storeRows4(yt, (g << 3) + 4, outF, acc1);
+    }
+  }
 }
 
 // ---- integer kernels on the file layout (the other formats) -------------------------------------------------------

@@ -64,8 +64,8 @@ const fmtCode: Partial<Record<DTypeName, number>> = {
   iq4_xs: 14,
   mxfp4: 15,
 };
-/** Formats stored in 8-row groups (see kernels.ts), and their group bytes per block (q4_K: per 256 columns). */
-const groupBytes: Partial<Record<DTypeName, number>> = { q4_0: 144, q4_1: 160, q8_0: 272, q4_K: 1248 };
+/** Formats stored in 8-row groups (see kernels.ts), and their group bytes per block (q4_K, q6_K: per 256 columns). */
+const groupBytes: Partial<Record<DTypeName, number>> = { q4_0: 144, q4_1: 160, q8_0: 272, q4_K: 1248, q6_K: 1680 };
 /** Formats whose ggml-mode matmul has an integer kernel. */
 const intKernel: Partial<Record<DTypeName, MatmulKernel>> = {
   q4_0: 'q4_0',
@@ -131,7 +131,7 @@ export interface WasmEnvironment {
 
 /**
  * The weight formats this backend multiplies: every codec of `@nibble/formats`. Those with kernels here are read in
- * their stored bytes (q4_0, q4_1, q8_0 and q4_K regrouped by 8 rows); the others are decoded to f32 once at upload.
+ * their stored bytes (q4_0, q4_1, q8_0, q4_K and q6_K regrouped by 8 rows); the others are decoded to f32 once at upload.
  */
 function weightDTypes(): DTypeName[] {
   return Object.keys(formats).filter((k) => Object.hasOwn(dtypes, k)) as DTypeName[];
@@ -330,12 +330,13 @@ export class WasmBackend extends KernelBackend<Prepared> {
         return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, false, 0));
       }
       // Regroup by 8 rows: the file bytes go to a staging block, the kernels repack them into place.
-      const perGroup = t.dtype === 'q4_K' ? 256 : 32;
+      const perGroup = t.dtype === 'q4_K' || t.dtype === 'q6_K' ? 256 : 32;
       const packed = Math.ceil(rows / 8) * (cols / perGroup) * gb;
       const ptr = heap.alloc(Math.max(packed, 1), name);
       const staging = heap.alloc(t.data.byteLength, name);
       this.#u8(staging, t.data.byteLength).set(t.data);
       if (t.dtype === 'q4_K') this.#k.repackQ4K(staging, ptr, rows, cols, 0);
+      else if (t.dtype === 'q6_K') this.#k.repackQ6K(staging, ptr, rows, cols, 0);
       else this.#k.repack8(code, staging, ptr, rows, cols, 0);
       heap.free(staging);
       return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, true, 0));
@@ -373,6 +374,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
     if (!t.grouped) return hostTensor(t.dtype, t.shape, this.#u8(t.ptr, bytes).slice());
     const staging = this.#heap.alloc(bytes, t.name);
     if (t.dtype === 'q4_K') this.#k.repackQ4K(t.ptr, staging, t.rows, t.cols, 1);
+    else if (t.dtype === 'q6_K') this.#k.repackQ6K(t.ptr, staging, t.rows, t.cols, 1);
     else this.#k.repack8(t.fmt, t.ptr, staging, t.rows, t.cols, 1);
     const out = this.#u8(staging, bytes).slice();
     this.#heap.free(staging);
@@ -481,10 +483,10 @@ export class WasmBackend extends KernelBackend<Prepared> {
               quant = vdt === 'q8_0' ? 1 : vdt === 'q8_K' ? 2 : vdt === 'q8_1' ? 3 : 0;
               if (quant === 0) throw new GraphError(node.name, `wasm backend: no ${vdt} activations for ${w.dtype}`);
               kernel = intKernel[w.dtype] ?? 'f32';
-              layout = kernel === 'q4_0' || kernel === 'q4_1' ? 3 : kernel === 'q4_K' ? 5 : 0;
+              layout = kernel === 'q4_0' || kernel === 'q4_1' ? 3 : kernel === 'q4_K' ? 5 : kernel === 'q6_K' ? 6 : 0;
             }
             rowScratch = Math.max(rowScratch, n);
-            if (groupBytes[w.dtype] !== undefined && kernel !== 'f32' && kernel !== 'q4_K' && nMax >= 4) {
+            if (groupBytes[w.dtype] !== undefined && kernel !== 'f32' && kernel !== 'q4_K' && kernel !== 'q6_K' && nMax >= 4) {
               expandScratch = Math.max(expandScratch, (n / 32) * expandedBlock);
             }
             const key = `${quant}/${layout}/${kernel === 'f32' ? 'deq' : 'int'}`;

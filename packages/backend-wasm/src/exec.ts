@@ -13,6 +13,7 @@ export interface Kernels {
   decodeRow(fmt: number, w: number, r: number, rowBytes: number, dst: number, n: number): void;
   repack8(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
   repackQ4K(src: number, dst: number, rows: number, n: number, back: number): void;
+  repackQ6K(src: number, dst: number, rows: number, n: number, back: number): void;
   matmulF32(...a: number[]): void;
   matmulQ4_0(...a: number[]): void;
   matmulQ8_0(...a: number[]): void;
@@ -315,7 +316,7 @@ function runMatmul(
       );
       break;
     case 'q6_K':
-      k.matmulQ6_K(op.w, op.rowBytes, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
+      k.matmulQ6_K(op.w, op.aq, op.ad, op.as, op.y, op.n, op.outF, nTok, r0, r1);
       break;
     default:
       k.matmulF32(op.fmt, op.w, op.rowBytes, op.deq || op.x, op.y, op.n, op.outF, nTok, r0, r1, scratch);
