@@ -6,6 +6,7 @@
  *   npx tsx --conditions=source benchmarks/e2e/bench.ts [--threads 1,2] [--runs 3] [--decode 64] [--models a,b]
  *     [--prompts 32,128] [--engines nibble-wasm,nibble-wasm-relaxed,llama.cpp,nibble-js] [--merge]
  *
+ * `--models Q4_K_M` adds the TinyLlama-shaped file requantized to Q4_K_M (made on first use, a few minutes).
  * --merge keeps the rows of the existing results file that this run does not measure (other models or threads).
  * With NIBBLE_BENCH_QUICK=1 (`pnpm bench --quick`): 1 thread, 1 run, 32 decode steps, a 32-token prompt, stories260K
  * only.
@@ -16,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tinyLlamaQ4_0Path } from '../gguf/generate.js';
+import { tinyLlamaQ4_0Path, tinyLlamaQ4_K_MPath } from '../gguf/generate.js';
 import { type BenchFile, quick, resultsDir, writeResults } from '../lib/results.js';
 import { type E2eDetails, e2eCases, e2eMethod, e2eTitle, isE2eRecord } from './cases.js';
 
@@ -42,12 +43,17 @@ const engines = flag(
 
 const only = flag('models', quick ? 'stories260K' : '');
 const big = 'TinyLlama-shaped synthetic (Q4_0, 620 MB)';
+const bigK = 'TinyLlama-shaped synthetic (Q4_K_M, 668 MB)';
 const candidates = [
   { name: 'stories260K (F32)', path: join(root, 'fixtures/models/stories260K.gguf'), decode, runs, js: true },
   { name: 'stories260K (Q4_0)', path: join(root, 'fixtures/models/stories260K-Q4_0.gguf'), decode, runs, js: true },
   // The 620 MB file is made only when this run measures it.
   ...(only === '' || only.split(',').some((o) => big.includes(o))
     ? [{ name: big, path: await tinyLlamaQ4_0Path(), decode, runs, js: false }]
+    : []),
+  // The K-quant mix only when asked for (--models Q4_K_M): making it takes minutes.
+  ...(only.split(',').some((o) => o !== '' && bigK.includes(o))
+    ? [{ name: bigK, path: await tinyLlamaQ4_K_MPath(), decode, runs, js: false }]
     : []),
 ];
 const models = candidates.filter(

@@ -170,6 +170,26 @@ export async function tinyLlamaQ4_0Path(): Promise<string> {
   return path;
 }
 
+/**
+ * The Q4_K_M benchmark model: the Q4_0 one requantized by llama-quantize's Q4_K_M rules (`@nibble/quantize`, byte for
+ * byte what llama.cpp would write: q4_K with q6_K for the output and half the attn_v / ffn_down), about 640 MB under
+ * benchmarks/.cache/, made on first use (a few minutes on two threads).
+ *
+ * @example
+ * ```ts
+ * import { tinyLlamaQ4_K_MPath } from '../gguf/generate.js';
+ * const path = await tinyLlamaQ4_K_MPath();
+ * ```
+ */
+export async function tinyLlamaQ4_K_MPath(): Promise<string> {
+  const path = join(here, '..', '.cache', 'tinyllama-shape-q4_k_m.gguf');
+  if (!existsSync(path)) {
+    const { quantizeFile } = await import('@nibble/quantize/node');
+    await quantizeFile(await tinyLlamaQ4_0Path(), path, { preset: 'Q4_K_M', allowRequantize: true, threads: 2 });
+  }
+  return path;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const t0 = performance.now();
   const path = await tinyLlamaQ4_0Path();
