@@ -486,7 +486,8 @@ export class WasmBackend extends KernelBackend<Prepared> {
               layout = kernel === 'q4_0' || kernel === 'q4_1' ? 3 : kernel === 'q4_K' ? 5 : kernel === 'q6_K' ? 6 : 0;
             }
             rowScratch = Math.max(rowScratch, n);
-            if (groupBytes[w.dtype] !== undefined && kernel !== 'f32' && kernel !== 'q4_K' && kernel !== 'q6_K' && nMax >= 4) {
+            // The prompt path of the 32-column groups expands them per thread (the K-quant groups are read as they are).
+            if ((kernel === 'q4_0' || kernel === 'q4_1' || kernel === 'q8_0') && nMax >= 4) {
               expandScratch = Math.max(expandScratch, (n / 32) * expandedBlock);
             }
             const key = `${quant}/${layout}/${kernel === 'f32' ? 'deq' : 'int'}`;
