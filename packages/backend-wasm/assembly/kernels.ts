@@ -364,10 +364,13 @@ function decodeRowOther(fmt: i32, q: usize, dst: usize, n: i32): void {
 // ---- repacking ----------------------------------------------------------------------------------------------------
 
 /**
- * File layout (rows x rowBytes at `src`) to the 8-row group layout at `dst` (q4_0 / q4_1 / q8_0), rows padded to a
- * multiple of 8 with zero blocks; `back` != 0 goes the other way.
+ * File layout (rows x rowBytes at `src`) to the 8-row group layout at `dst` (q4_0 / q4_1 / q8_0 here; q4_K and q6_K
+ * by {@link repackQ4K}, {@link repackQ6K}), rows padded to a multiple of 8 with zero blocks; `back` != 0 goes the
+ * other way.
  */
 export function repack8(fmt: i32, src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
+  if (fmt == Q4_K) return repackQ4K(src, dst, rows, n, back);
+  if (fmt == Q6_K) return repackQ6K(src, dst, rows, n, back);
   const nb = n >> 5;
   const bpb: i32 = fmt == Q4_0 ? 18 : fmt == Q4_1 ? 20 : 34;
   const head: i32 = fmt == Q4_1 ? 4 : 2;
@@ -683,6 +686,13 @@ export function roundRows(x: usize, dst: usize, e0: i32, e1: i32, bf: i32): void
   }
 }
 
+/** Token t's outputs of 8-row group g: rows 0-3 in the lanes of `acc0`, rows 4-7 in `acc1`. */
+@inline function storeGroup(y: usize, t: i32, outF: i32, g: i32, acc0: v128, acc1: v128): void {
+  const yt = y + ((<usize>t * outF) << 2);
+  storeRows4(yt, g << 3, outF, acc0);
+  storeRows4(yt, (g << 3) + 4, outF, acc1);
+}
+
 /**
  * The integer sums `s` (rows 0-3 of a group) and `t` (rows 4-7) of one 32-block, scaled and added to the row sums:
  * q4_0 Σ (q - 8)·a = Σ q·a - 8 Σ a; q4_1 adds its min times the q8_1 sum s (ggml's d·Σ q·a + m·s); the nibble
@@ -789,9 +799,7 @@ const E_BLOCK: i32 = 576;
         dp += 4;
         sp += 4;
       }
-      const yt = y + ((<usize>t * outF) << 2);
-      storeRows4(yt, g << 3, outF, acc0);
-      storeRows4(yt, (g << 3) + 4, outF, acc1);
+      storeGroup(y, t, outF, g, acc0, acc1);
     }
   }
 }
@@ -872,9 +880,7 @@ function g8DecodeQ4_0(w: usize, a: usize, ad: usize, sp0: usize, y: usize, n: i3
         dp += 4;
         sp += 4;
       }
-      const yt = y + ((<usize>t * outF) << 2);
-      storeRows4(yt, g << 3, outF, acc0);
-      storeRows4(yt, (g << 3) + 4, outF, acc1);
+      storeGroup(y, t, outF, g, acc0, acc1);
     }
   }
 }
@@ -976,9 +982,7 @@ export function relaxedProbe(): i32 {
         dp += 4;
         sp += 4;
       }
-      const yt = y + ((<usize>t * outF) << 2);
-      storeRows4(yt, g << 3, outF, acc0);
-      storeRows4(yt, (g << 3) + 4, outF, acc1);
+      storeGroup(y, t, outF, g, acc0, acc1);
     }
   }
 }
@@ -1382,7 +1386,7 @@ const G8_Q4_K: i32 = 1248;
  * 4i..4i+3 of rows 0-3, then of rows 4-7: {@link nibdot}'s 16-byte loads). Rows past `rows` are zero. The 12 bytes
  * of packed scales hold exactly the 16 6-bit values, so `back` restores the file's bytes.
  */
-export function repackQ4K(src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
+function repackQ4K(src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
   const nb = n >> 8;
   const groups = (rows + 7) >> 3;
   for (let g = 0; g < groups; g++) {
@@ -1529,9 +1533,7 @@ export function matmulQ4_K(w: usize, a: usize, ad: usize, bs: usize, y: usize, n
         bsb += 64;
         dp += 4;
       }
-      const yt = y + ((<usize>t * outF) << 2);
-      storeRows4(yt, g << 3, outF, acc0);
-      storeRows4(yt, (g << 3) + 4, outF, acc1);
+      storeGroup(y, t, outF, g, acc0, acc1);
     }
   }
 }
@@ -1555,7 +1557,7 @@ const G8_Q6_K: i32 = 1680;
  * (sub-block g: rows 0-7 at 16 + 8g), [144, 1680) the quant bytes ({@link q6kAt}): per half, 4-byte group and 4 rows,
  * three 16-byte vectors (ql low, ql high, qh), so that one load holds 4 bytes of 4 rows. Rows past `rows` are zero.
  */
-export function repackQ6K(src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
+function repackQ6K(src: usize, dst: usize, rows: i32, n: i32, back: i32): void {
   const nb = n >> 8;
   const groups = (rows + 7) >> 3;
   for (let g = 0; g < groups; g++) {
@@ -1680,9 +1682,7 @@ export function matmulQ6_K(w: usize, a: usize, ad: usize, bs: usize, y: usize, n
         bsb += 64;
         dp += 4;
       }
-      const yt = y + ((<usize>t * outF) << 2);
-      storeRows4(yt, g << 3, outF, acc0);
-      storeRows4(yt, (g << 3) + 4, outF, acc1);
+      storeGroup(y, t, outF, g, acc0, acc1);
     }
   }
 }

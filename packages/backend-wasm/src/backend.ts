@@ -330,14 +330,11 @@ export class WasmBackend extends KernelBackend<Prepared> {
         return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, false, 0));
       }
       // Regroup by 8 rows: the file bytes go to a staging block, the kernels repack them into place.
-      const perGroup = t.dtype === 'q4_K' || t.dtype === 'q6_K' ? 256 : 32;
-      const packed = Math.ceil(rows / 8) * (cols / perGroup) * gb;
+      const packed = Math.ceil(rows / 8) * (cols / dtypes[t.dtype].blockSize) * gb;
       const ptr = heap.alloc(Math.max(packed, 1), name);
       const staging = heap.alloc(t.data.byteLength, name);
       this.#u8(staging, t.data.byteLength).set(t.data);
-      if (t.dtype === 'q4_K') this.#k.repackQ4K(staging, ptr, rows, cols, 0);
-      else if (t.dtype === 'q6_K') this.#k.repackQ6K(staging, ptr, rows, cols, 0);
-      else this.#k.repack8(code, staging, ptr, rows, cols, 0);
+      this.#k.repack8(code, staging, ptr, rows, cols, 0);
       heap.free(staging);
       return this.adopt(new WasmTensor(name, t.dtype, t.shape, ptr, code, rb, rows, cols, true, 0));
     }
@@ -373,9 +370,7 @@ export class WasmBackend extends KernelBackend<Prepared> {
     if (t.raw !== 0) return hostTensor(t.dtype, t.shape, this.#u8(t.raw, bytes).slice());
     if (!t.grouped) return hostTensor(t.dtype, t.shape, this.#u8(t.ptr, bytes).slice());
     const staging = this.#heap.alloc(bytes, t.name);
-    if (t.dtype === 'q4_K') this.#k.repackQ4K(t.ptr, staging, t.rows, t.cols, 1);
-    else if (t.dtype === 'q6_K') this.#k.repackQ6K(t.ptr, staging, t.rows, t.cols, 1);
-    else this.#k.repack8(t.fmt, t.ptr, staging, t.rows, t.cols, 1);
+    this.#k.repack8(t.fmt, t.ptr, staging, t.rows, t.cols, 1);
     const out = this.#u8(staging, bytes).slice();
     this.#heap.free(staging);
     return hostTensor(t.dtype, t.shape, out);

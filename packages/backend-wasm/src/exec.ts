@@ -12,8 +12,6 @@ export interface Kernels {
   relaxedDecodeTokens(): number;
   decodeRow(fmt: number, w: number, r: number, rowBytes: number, dst: number, n: number): void;
   repack8(fmt: number, src: number, dst: number, rows: number, n: number, back: number): void;
-  repackQ4K(src: number, dst: number, rows: number, n: number, back: number): void;
-  repackQ6K(src: number, dst: number, rows: number, n: number, back: number): void;
   matmulF32(...a: number[]): void;
   matmulQ4_0(...a: number[]): void;
   matmulQ8_0(...a: number[]): void;
